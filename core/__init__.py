@@ -1,0 +1,68 @@
+"""stepstream: typed Python workflows with LLM-agent steps, streamed as Mastra's events.
+
+Every stream event is first a pluggy hook call (:func:`hookspecs.on_event`); ``Run.stream()``
+is the built-in ``stream`` plugin's queue. Start with :class:`Workflow` and :func:`step`.
+"""
+
+from __future__ import annotations
+
+from . import events, hookspecs
+from .channel import EventChannel
+from .context import RuntimeContext, StepContext
+from .errors import (
+    InputValidationError,
+    OutputValidationError,
+    PluginError,
+    PluginHookError,
+    PluginLoadError,
+    RunCanceledError,
+    RunError,
+    RunStateError,
+    StepExecutionError,
+    StepstreamError,
+    StreamError,
+    ValidationError,
+    WorkflowDefinitionError,
+)
+from .events import Event
+from .hookspecs import hookimpl
+from .plugin_manager import PluginManager, get_plugin_manager
+from .result import StepRecord, WorkflowResult
+from .run import Run, RunStream, SyncRunStream
+from .steps import Step, step
+from .workflow import Workflow
+
+__all__ = [
+    "Event",
+    "EventChannel",
+    "InputValidationError",
+    "OutputValidationError",
+    "PluginError",
+    "PluginHookError",
+    "PluginLoadError",
+    "PluginManager",
+    "Run",
+    "RunCanceledError",
+    "RunError",
+    "RunStateError",
+    "RunStream",
+    "RuntimeContext",
+    "Step",
+    "StepContext",
+    "StepExecutionError",
+    "StepRecord",
+    "StepstreamError",
+    "StreamError",
+    "SyncRunStream",
+    "ValidationError",
+    "Workflow",
+    "WorkflowDefinitionError",
+    "WorkflowResult",
+    "events",
+    "get_plugin_manager",
+    "hookimpl",
+    "hookspecs",
+    "step",
+]
+
+__version__ = "0.1.0"

@@ -1,0 +1,114 @@
+"""Per-run dispatch: stamps events with the run id and sequence number and calls the hooks.
+
+Every event of a run goes through :meth:`Dispatcher.emit`: one ``on_event`` call on the
+engine's plugin manager (and one on the run's own manager, when the workflow or the run has
+plugins of their own), then the backpressure waiters those calls returned are awaited.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any, TypeVar
+
+from .errors import describe_error
+from .events import PluginErrorEvent, _EventBase
+from .plugin_manager import PluginManager
+from .result import PluginErrorInfo
+
+EventT = TypeVar("EventT", bound=_EventBase)
+
+
+class Dispatcher:
+    """Fans one run's events and lifecycle calls out to its plugin managers."""
+
+    def __init__(self, run_id: str, pm: PluginManager, local: PluginManager | None) -> None:
+        self.run_id = run_id
+        self.pm = pm
+        self.local = local
+        self.seq = 0
+        self.pending_errors: list[tuple[str, str, Exception]] = []
+        self.plugin_errors: list[PluginErrorInfo] = []
+        self._managers = (pm,) if local is None else (pm, local)
+        self._on_event = pm.hook.on_event
+        self._flushing = False
+
+    def attach(self, local: PluginManager) -> None:
+        """Give the run a manager of its own (for run plugins and watchers)."""
+        self.local = local
+        self._managers = (self.pm, local)
+
+    async def emit(self, cls: type[EventT], **fields: Any) -> EventT:
+        """Build the next event of the run, call ``on_event`` with it, honour backpressure."""
+        if self.pending_errors:
+            await self._flush_errors()
+        event = cls(run_id=self.run_id, seq=self.seq, **fields)
+        self.seq += 1
+        waiters = self._on_event(event=event)
+        if self.local is not None:
+            waiters += self.local.hook.on_event(event=event)
+        if self.pending_errors:
+            await self._flush_errors()
+        for waiter in waiters:
+            await waiter
+        return event
+
+    def notify(self, hook: str, **kwargs: Any) -> None:
+        """Call an observer hook on every manager of the run (errors are isolated per plugin)."""
+        for pm in self._managers:
+            getattr(pm.hook, hook)(**kwargs)
+
+    @contextlib.contextmanager
+    def wrap_step(self, step_id: str, input_data: Any) -> Iterator[None]:
+        """Enter the context managers returned by ``wrap_step_run`` around a step."""
+        managers: list[tuple[PluginManager, Any]] = []
+        for pm in self._managers:
+            for cm in pm.hook.wrap_step_run(
+                run_id=self.run_id, step_id=step_id, input_data=input_data
+            ):
+                managers.append((pm, cm))
+        if not managers:
+            yield
+            return
+        with contextlib.ExitStack() as stack:
+            for pm, cm in managers:
+                stack.enter_context(_Isolated(pm, cm))
+            yield
+
+    async def _flush_errors(self) -> None:
+        # Errors raised while dispatching a plugin-error event are recorded, not re-emitted.
+        pending, self.pending_errors[:] = list(self.pending_errors), []
+        for plugin, hook, error in pending:
+            info = PluginErrorInfo(plugin=plugin, hook=hook, error=describe_error(error))
+            self.plugin_errors.append(info)
+            if self._flushing:
+                continue
+            self._flushing = True
+            try:
+                await self.emit(PluginErrorEvent, plugin=plugin, hook=hook, error=info.error)
+            finally:
+                self._flushing = False
+
+
+class _Isolated:
+    """Enter and exit a plugin's context manager, reporting (not raising) its errors."""
+
+    def __init__(self, pm: PluginManager, cm: Any) -> None:
+        self.pm, self.cm, self.entered = pm, cm, False
+
+    def _plugin_name(self) -> str:
+        return type(self.cm).__module__ + "." + type(self.cm).__qualname__
+
+    def __enter__(self) -> None:
+        try:
+            self.cm.__enter__()
+            self.entered = True
+        except Exception as exc:
+            self.pm.report_plugin_error(self._plugin_name(), "wrap_step_run", exc)
+
+    def __exit__(self, *exc_info: Any) -> None:
+        if self.entered:
+            try:
+                self.cm.__exit__(*exc_info)
+            except Exception as exc:
+                self.pm.report_plugin_error(self._plugin_name(), "wrap_step_run", exc)

@@ -1,0 +1,160 @@
+"""What a step sees: :class:`RuntimeContext` (per-run values) and :class:`StepContext`."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Generic, NoReturn, TypeVar
+
+if TYPE_CHECKING:
+    from .steps import Step
+
+__all__ = ["RuntimeContext", "StepContext", "Suspend"]
+
+InputT = TypeVar("InputT")
+
+
+class RuntimeContext:
+    """Values the caller hands to every step of a run (Mastra's ``RuntimeContext``).
+
+    A small mutable mapping with Mastra's method names (``get``, ``set``, ``has``, ``delete``)
+    and Python's (``ctx["k"]``, ``in``, iteration).
+    """
+
+    __slots__ = ("_values",)
+
+    def __init__(self, values: Mapping[str, Any] | None = None) -> None:
+        self._values: dict[str, Any] = dict(values or {})
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """Return the value for ``key``, or ``default``."""
+        return self._values.get(key, default)
+
+    def set(self, key: str, value: Any) -> None:
+        """Set ``key`` to ``value``."""
+        self._values[key] = value
+
+    def has(self, key: str) -> bool:
+        """Whether ``key`` is set."""
+        return key in self._values
+
+    def delete(self, key: str) -> bool:
+        """Remove ``key``; return whether it was set."""
+        return self._values.pop(key, _MISSING) is not _MISSING
+
+    def to_dict(self) -> dict[str, Any]:
+        """A copy of the values."""
+        return dict(self._values)
+
+    def __getitem__(self, key: str) -> Any:
+        return self._values[key]
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self._values[key] = value
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._values
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __repr__(self) -> str:
+        return f"RuntimeContext({self._values!r})"
+
+
+_MISSING = object()
+
+
+class Suspend(BaseException):
+    """Raised by :meth:`StepContext.suspend` to stop the step; the engine catches it.
+
+    It derives from ``BaseException`` so that a step's ``except Exception`` does not swallow it.
+    """
+
+    def __init__(self, payload: Any) -> None:
+        super().__init__("step suspended")
+        self.payload = payload
+
+
+class StepContext(Generic[InputT]):
+    """The argument of every step function, condition and ``map`` function.
+
+    :ivar input_data: The step's input, an instance of its input schema when it has one.
+    :ivar runtime_context: The run's :class:`RuntimeContext`.
+    :ivar run_id: The run's id.
+    :ivar workflow_id: The id of the workflow the step belongs to.
+    :ivar step_id: The step's id as it appears in the stream.
+    :ivar resume_data: The data given to ``run.resume()`` when this step is being resumed.
+    """
+
+    __slots__ = (
+        "_cancel_event",
+        "_init_data",
+        "_lookup",
+        "_writer",
+        "input_data",
+        "resume_data",
+        "run_id",
+        "runtime_context",
+        "step_id",
+        "suspend_payload",
+        "workflow_id",
+    )
+
+    def __init__(
+        self,
+        *,
+        input_data: InputT,
+        runtime_context: RuntimeContext,
+        run_id: str,
+        workflow_id: str,
+        step_id: str,
+        lookup: Callable[[str | Step[Any, Any]], Any],
+        init_data: Callable[[], Any],
+        writer: Callable[[Any], Awaitable[None]],
+        is_canceled: Callable[[], bool],
+        resume_data: Any = None,
+        suspend_payload: Any = None,
+    ) -> None:
+        self.input_data = input_data
+        self.runtime_context = runtime_context
+        self.run_id = run_id
+        self.workflow_id = workflow_id
+        self.step_id = step_id
+        self.resume_data = resume_data
+        self.suspend_payload = suspend_payload
+        self._lookup = lookup
+        self._init_data = init_data
+        self._writer = writer
+        self._cancel_event = is_canceled
+
+    def get_step_result(self, step: str | Step[Any, Any]) -> Any:
+        """Return the output of an earlier step (by object or id) of the same workflow.
+
+        The output is an instance of that step's output schema when it has one; ``None`` if
+        the step has not run.
+        """
+        return self._lookup(step)
+
+    def get_init_data(self) -> Any:
+        """Return the workflow's input (an instance of its input schema when it has one)."""
+        return self._init_data()
+
+    def suspend(self, payload: Any = None) -> NoReturn:
+        """Suspend the run at this step with ``payload``; the step stops here.
+
+        Both ``ctx.suspend(p)`` and ``await ctx.suspend(p)`` work. The step runs again from the
+        start when the run is resumed, with ``ctx.resume_data`` set.
+        """
+        raise Suspend(payload)
+
+    async def write(self, data: Any) -> None:
+        """Emit ``data`` to the run's stream as a ``step-output`` event (waits on backpressure)."""
+        await self._writer(data)
+
+    @property
+    def is_canceled(self) -> bool:
+        """Whether the run has been canceled; long steps may check it to stop early."""
+        return self._cancel_event()

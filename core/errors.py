@@ -1,0 +1,131 @@
+"""The one exception tree of stepstream.
+
+Every error stepstream raises derives from :class:`StepstreamError` and carries the context
+needed to act on it (run id, step id, plugin, hook). Errors that wrap another exception chain
+it with ``raise ... from``.
+
+::
+
+    StepstreamError
+    ├── WorkflowDefinitionError      invalid graph, found at commit() (or when building it)
+    ├── ValidationError              data does not match a schema
+    │   ├── InputValidationError     workflow input or a step's input
+    │   └── OutputValidationError    a step's output
+    ├── StepExecutionError           a step raised; wraps the step's exception
+    ├── PluginError                  a plugin misbehaved
+    │   ├── PluginLoadError          an entry-point plugin failed to import
+    │   └── PluginHookError          a hook implementation raised (re-raised in strict mode)
+    ├── RunError                     a run was used wrongly
+    │   ├── RunStateError            e.g. resume() of a run that is not suspended
+    │   └── StreamError              Run.stream() cannot be served or is consumed twice
+    └── RunCanceledError             the run was canceled while a caller waited on it
+
+Failures inside a run are reported as data (a failed ``step-result`` and a failed
+``WorkflowResult``); these exceptions appear there as ``"<ExceptionType>: <message>"``.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "InputValidationError",
+    "OutputValidationError",
+    "PluginError",
+    "PluginHookError",
+    "PluginLoadError",
+    "RunCanceledError",
+    "RunError",
+    "RunStateError",
+    "StepExecutionError",
+    "StepstreamError",
+    "StreamError",
+    "ValidationError",
+    "WorkflowDefinitionError",
+    "describe_error",
+]
+
+
+class StepstreamError(Exception):
+    """The root of every error stepstream raises."""
+
+
+class WorkflowDefinitionError(StepstreamError):
+    """A workflow graph is invalid: raised by the builder methods and by ``commit()``."""
+
+    def __init__(self, message: str, *, workflow_id: str | None = None) -> None:
+        super().__init__(message)
+        self.workflow_id = workflow_id
+
+
+class ValidationError(StepstreamError):
+    """Data did not match a pydantic schema; ``errors`` holds pydantic's error list."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        step_id: str | None = None,
+        errors: list[dict[str, object]] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.step_id = step_id
+        self.errors = errors or []
+
+
+class InputValidationError(ValidationError):
+    """The workflow's input data or a step's input does not match its input schema."""
+
+
+class OutputValidationError(ValidationError):
+    """A step returned output that does not match its output schema."""
+
+
+class StepExecutionError(StepstreamError):
+    """A step raised; the original exception is ``__cause__``."""
+
+    def __init__(self, message: str, *, run_id: str, step_id: str) -> None:
+        super().__init__(message)
+        self.run_id = run_id
+        self.step_id = step_id
+
+
+class PluginError(StepstreamError):
+    """A plugin could not be loaded or one of its hook implementations raised."""
+
+    def __init__(self, message: str, *, plugin: str | None = None, hook: str | None = None) -> None:
+        super().__init__(message)
+        self.plugin = plugin
+        self.hook = hook
+
+
+class PluginLoadError(PluginError):
+    """An entry-point plugin failed to load; the message names the entry point."""
+
+
+class PluginHookError(PluginError):
+    """A hook implementation raised: re-raised only in strict mode, else reported."""
+
+
+class RunError(StepstreamError):
+    """A run was used in a way its state does not allow."""
+
+    def __init__(self, message: str, *, run_id: str | None = None) -> None:
+        super().__init__(message)
+        self.run_id = run_id
+
+
+class RunStateError(RunError):
+    """The run is not in a state that allows the call (resume a run that is not suspended...)."""
+
+
+class StreamError(RunError):
+    """``Run.stream()`` cannot be served (no stream plugin) or was consumed twice."""
+
+
+class RunCanceledError(RunError):
+    """The run was canceled."""
+
+
+def describe_error(exc: BaseException) -> str:
+    """Return the wire form of an error: ``"<ExceptionType>: <message>"``."""
+    message = str(exc)
+    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__

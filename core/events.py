@@ -1,0 +1,355 @@
+"""The stream's events: a closed, frozen, discriminated union on ``type``.
+
+Each event is an immutable pydantic model with snake_case attributes. ``to_wire()`` (and so
+``model_dump()`` / ``model_dump_json()``) gives Mastra's JSON shape with camelCase keys in
+Mastra's key order, as recorded in ``shared/conformance``. Beside its wire fields every event
+carries ``run_id`` and ``seq``, the per-run sequence number (0 for ``start``), which never
+appear on the wire: they let a consumer resume watching a run where it left off.
+
+Mastra's types: ``start``, ``step-start``, ``tool-call-streaming-start``, ``tool-call-delta``,
+``tool-call``, ``tool-result``, ``step-result``, ``step-suspended``, ``step-finish``,
+``finish`` and ``error`` (a model error forwarded by an agent step). stepstream adds two:
+``step-output`` (data a step writes with ``ctx.write()``) and ``plugin-error`` (a plugin's hook
+raised; the run went on).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_serializer
+
+__all__ = [
+    "ErrorEvent",
+    "Event",
+    "EventType",
+    "FinishEvent",
+    "PluginErrorEvent",
+    "StartEvent",
+    "StepFinishEvent",
+    "StepOutputEvent",
+    "StepResultEvent",
+    "StepStartEvent",
+    "StepSuspendedEvent",
+    "ToolCallDeltaEvent",
+    "ToolCallEvent",
+    "ToolCallStreamingStartEvent",
+    "ToolResultEvent",
+    "event_adapter",
+    "event_from_wire",
+]
+
+StepStatus = Literal["success", "failed", "canceled"]
+
+
+class _EventBase(BaseModel):
+    """Fields and behaviour shared by every event; not part of the union."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    wire_type: ClassVar[str]
+
+    run_id: str
+    seq: int
+
+    def to_wire(self) -> dict[str, Any]:
+        """Return the event as Mastra's JSON object (camelCase keys, Mastra's key order)."""
+        raise NotImplementedError
+
+    @model_serializer
+    def _serialize(self) -> dict[str, Any]:
+        return self.to_wire()
+
+
+class StartEvent(_EventBase):
+    """The run starts: always the first event of a run (``seq`` 0), exactly once."""
+
+    wire_type: ClassVar[str] = "start"
+    type: Literal["start"] = "start"
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"type": "start", "payload": {"runId": self.run_id}}
+
+
+class FinishEvent(_EventBase):
+    """The run ended (success, failed or canceled): always the last event, exactly once."""
+
+    wire_type: ClassVar[str] = "finish"
+    type: Literal["finish"] = "finish"
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"type": "finish", "payload": {"runId": self.run_id}}
+
+
+class StepStartEvent(_EventBase):
+    """A step starts; a resumed step also carries its suspend and resume fields."""
+
+    wire_type: ClassVar[str] = "step-start"
+    type: Literal["step-start"] = "step-start"
+    step_id: str
+    input_data: Any
+    started_at: int
+    suspend_payload: Any = None
+    suspended_at: int | None = None
+    resume_payload: Any = None
+    resumed_at: int | None = None
+
+    def to_wire(self) -> dict[str, Any]:
+        payload: dict[str, Any] = {
+            "id": self.step_id,
+            "payload": self.input_data,
+            "startedAt": self.started_at,
+            "status": "running",
+        }
+        if self.resumed_at is not None:
+            payload["suspendPayload"] = self.suspend_payload
+            payload["suspendedAt"] = self.suspended_at
+            payload["resumePayload"] = self.resume_payload
+            payload["resumedAt"] = self.resumed_at
+        return {"type": "step-start", "payload": payload}
+
+
+class StepResultEvent(_EventBase):
+    """A step ended: ``output`` on success, ``error`` (``"Type: message"``) otherwise."""
+
+    wire_type: ClassVar[str] = "step-result"
+    type: Literal["step-result"] = "step-result"
+    step_id: str
+    status: StepStatus
+    output: Any = None
+    error: str | None = None
+    ended_at: int
+
+    def to_wire(self) -> dict[str, Any]:
+        payload: dict[str, Any] = {"id": self.step_id, "status": self.status}
+        if self.status == "success":
+            payload["output"] = self.output
+        else:
+            payload["error"] = self.error
+        payload["endedAt"] = self.ended_at
+        return {"type": "step-result", "payload": payload}
+
+
+class StepSuspendedEvent(_EventBase):
+    """A step suspended itself with ``ctx.suspend(payload)``; no ``step-finish`` follows."""
+
+    wire_type: ClassVar[str] = "step-suspended"
+    type: Literal["step-suspended"] = "step-suspended"
+    step_id: str
+    suspend_payload: Any
+    suspended_at: int
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "type": "step-suspended",
+            "payload": {
+                "id": self.step_id,
+                "status": "suspended",
+                "suspendPayload": self.suspend_payload,
+                "suspendedAt": self.suspended_at,
+            },
+        }
+
+
+class StepFinishEvent(_EventBase):
+    """Closes a step after its ``step-result`` (also a failed one); ``metadata`` is ``{}``."""
+
+    wire_type: ClassVar[str] = "step-finish"
+    type: Literal["step-finish"] = "step-finish"
+    step_id: str
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"type": "step-finish", "payload": {"id": self.step_id, "metadata": self.metadata}}
+
+
+class ToolCallStreamingStartEvent(_EventBase):
+    """An agent step starts streaming its answer (one per agent step, after ``step-start``).
+
+    ``name`` is Mastra's field (the agent's name); ``tool_call_id`` and ``tool_name`` are the
+    seed page's, so consumers written against either work. ``args`` is the step's input.
+    """
+
+    wire_type: ClassVar[str] = "tool-call-streaming-start"
+    type: Literal["tool-call-streaming-start"] = "tool-call-streaming-start"
+    tool_call_id: str
+    tool_name: str
+    name: str
+    args: Any
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "type": "tool-call-streaming-start",
+            "toolCallId": self.tool_call_id,
+            "toolName": self.tool_name,
+            "name": self.name,
+            "args": self.args,
+        }
+
+
+class ToolCallDeltaEvent(_EventBase):
+    """One text chunk of an agent step's answer, in order; the deltas concatenated are the text."""
+
+    wire_type: ClassVar[str] = "tool-call-delta"
+    type: Literal["tool-call-delta"] = "tool-call-delta"
+    tool_call_id: str
+    tool_name: str
+    name: str
+    args: Any
+    args_text_delta: str
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "type": "tool-call-delta",
+            "toolCallId": self.tool_call_id,
+            "toolName": self.tool_name,
+            "name": self.name,
+            "args": self.args,
+            "argsTextDelta": self.args_text_delta,
+        }
+
+
+class ToolCallEvent(_EventBase):
+    """An agent's model calls a tool (arguments complete)."""
+
+    wire_type: ClassVar[str] = "tool-call"
+    type: Literal["tool-call"] = "tool-call"
+    tool_call_id: str
+    tool_name: str
+    args: Any
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "type": "tool-call",
+            "toolCallId": self.tool_call_id,
+            "toolName": self.tool_name,
+            "args": self.args,
+        }
+
+
+class ToolResultEvent(_EventBase):
+    """A tool called by an agent's model returned ``result``."""
+
+    wire_type: ClassVar[str] = "tool-result"
+    type: Literal["tool-result"] = "tool-result"
+    tool_call_id: str
+    tool_name: str
+    args: Any
+    result: Any
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "type": "tool-result",
+            "toolCallId": self.tool_call_id,
+            "toolName": self.tool_name,
+            "args": self.args,
+            "result": self.result,
+        }
+
+
+class ErrorEvent(_EventBase):
+    """A model error inside an agent step, forwarded as Mastra does (``error`` is its body)."""
+
+    wire_type: ClassVar[str] = "error"
+    type: Literal["error"] = "error"
+    error: Any
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"type": "error", "error": self.error}
+
+
+class StepOutputEvent(_EventBase):
+    """Data a running step wrote to the stream with ``ctx.write(data)`` (stepstream's own)."""
+
+    wire_type: ClassVar[str] = "step-output"
+    type: Literal["step-output"] = "step-output"
+    step_id: str
+    output: Any
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"type": "step-output", "payload": {"id": self.step_id, "output": self.output}}
+
+
+class PluginErrorEvent(_EventBase):
+    """A plugin's hook raised while the run went on (stepstream's own); the run is unaffected."""
+
+    wire_type: ClassVar[str] = "plugin-error"
+    type: Literal["plugin-error"] = "plugin-error"
+    plugin: str
+    hook: str
+    error: str
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "type": "plugin-error",
+            "payload": {"plugin": self.plugin, "hook": self.hook, "error": self.error},
+        }
+
+
+Event = Annotated[
+    StartEvent
+    | StepStartEvent
+    | ToolCallStreamingStartEvent
+    | ToolCallDeltaEvent
+    | ToolCallEvent
+    | ToolResultEvent
+    | StepResultEvent
+    | StepSuspendedEvent
+    | StepFinishEvent
+    | FinishEvent
+    | ErrorEvent
+    | StepOutputEvent
+    | PluginErrorEvent,
+    Field(discriminator="type"),
+]
+"""Any stream event; narrow on ``event.type``."""
+
+EventType = Literal[
+    "start",
+    "step-start",
+    "tool-call-streaming-start",
+    "tool-call-delta",
+    "tool-call",
+    "tool-result",
+    "step-result",
+    "step-suspended",
+    "step-finish",
+    "finish",
+    "error",
+    "step-output",
+    "plugin-error",
+]
+
+event_adapter: TypeAdapter[Event] = TypeAdapter(Event)
+"""Validates an event from its Python form (snake_case keys with ``type``)."""
+
+_CAMEL = {
+    "runId": "run_id",
+    "id": "step_id",
+    "payload": "input_data",
+    "startedAt": "started_at",
+    "endedAt": "ended_at",
+    "suspendPayload": "suspend_payload",
+    "suspendedAt": "suspended_at",
+    "resumePayload": "resume_payload",
+    "resumedAt": "resumed_at",
+    "toolCallId": "tool_call_id",
+    "toolName": "tool_name",
+    "argsTextDelta": "args_text_delta",
+}
+
+
+def event_from_wire(wire: dict[str, Any], *, run_id: str, seq: int) -> Event:
+    """Rebuild a typed event from its wire JSON (for storage, HTTP clients and tests)."""
+    fields: dict[str, Any] = {"type": wire["type"], "run_id": run_id, "seq": seq}
+    body = wire.get("payload")
+    items: dict[str, Any]
+    if isinstance(body, dict) and wire["type"] not in {"start", "finish"}:
+        items = dict(body)
+    else:
+        items = {k: v for k, v in wire.items() if k != "type"}
+    items.pop("runId", None)
+    if wire["type"] in {"step-suspended", "step-start"}:
+        items.pop("status", None)
+    for key, value in items.items():
+        fields[_CAMEL.get(key, key)] = value
+    return event_adapter.validate_python(fields)

@@ -1,0 +1,156 @@
+"""The nodes a workflow's graph is made of, and the ``map`` step (pure data, no execution)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from .context import StepContext
+from .errors import WorkflowDefinitionError
+from .steps import Step, to_jsonable
+
+if TYPE_CHECKING:
+    from .workflow import Workflow
+
+__all__ = [
+    "BranchNode",
+    "Condition",
+    "ForeachNode",
+    "LoopNode",
+    "MapStep",
+    "Node",
+    "ParallelNode",
+    "StepNode",
+]
+
+Condition = Callable[[StepContext[Any]], bool | Awaitable[bool]]
+"""A branch or loop condition: takes a :class:`StepContext`, may be sync or async."""
+
+
+@dataclass(frozen=True)
+class StepNode:
+    """Run one step (a nested workflow is a step too)."""
+
+    step: Step[Any, Any]
+
+
+@dataclass(frozen=True)
+class ParallelNode:
+    """Run steps concurrently on the same input; output is a dict keyed by step id."""
+
+    steps: tuple[Step[Any, Any], ...]
+
+
+@dataclass(frozen=True)
+class BranchNode:
+    """Run the steps whose condition holds, concurrently; output keyed by the taken ids."""
+
+    branches: tuple[tuple[Condition, Step[Any, Any]], ...]
+
+
+@dataclass(frozen=True)
+class LoopNode:
+    """Run ``step`` repeatedly: ``dowhile`` while the condition holds, ``dountil`` until it does."""
+
+    step: Step[Any, Any]
+    condition: Condition
+    until: bool
+
+
+@dataclass(frozen=True)
+class ForeachNode:
+    """Run ``step`` on every item of a list input, ``concurrency`` at a time; one step triple."""
+
+    step: Step[Any, Any]
+    concurrency: int
+
+
+Node = StepNode | ParallelNode | BranchNode | LoopNode | ForeachNode
+
+
+class MapStep(Step[Any, Any]):
+    """The visible step ``.map()`` adds (id ``mapping_<uuid>``, as in Mastra).
+
+    Its function receives the :class:`StepContext` whose ``input_data`` is the previous step's
+    output; a mapping spec is a dict of output keys to sources:
+    ``{"step": step, "path": "a.b"}``, ``{"init_data": workflow, "path": "a"}``,
+    ``{"runtime_context": "key"}`` or ``{"value": constant}``. A path of ``"."`` (or ``""``)
+    means the whole value.
+    """
+
+    def __init__(self, mapping: Callable[[StepContext[Any]], Any] | Mapping[str, Any]) -> None:
+        if callable(mapping):
+            fn = mapping
+        elif isinstance(mapping, Mapping):
+            fn = _spec_function(dict(mapping))
+        else:
+            raise WorkflowDefinitionError(f"map() takes a function or a dict, got {mapping!r}")
+        super().__init__(id=f"mapping_{uuid.uuid4()}", execute=fn)
+        # Map functions are expected to be cheap: they run on the event loop even when sync.
+        self.is_async = True
+
+
+def _spec_function(spec: dict[str, Any]) -> Callable[[StepContext[Any]], dict[str, Any]]:
+    for key, source in spec.items():
+        if not isinstance(source, Mapping) or not (
+            {"step", "init_data", "runtime_context", "value"} & set(source)
+        ):
+            raise WorkflowDefinitionError(
+                f"map() source for {key!r} must be a dict with one of 'step', 'init_data', "
+                f"'runtime_context' or 'value', got {source!r}"
+            )
+
+    def resolve(ctx: StepContext[Any]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, source in spec.items():
+            if "value" in source:
+                out[key] = source["value"]
+            elif "runtime_context" in source:
+                out[key] = ctx.runtime_context.get(source["runtime_context"])
+            elif "step" in source:
+                value = to_jsonable(ctx.get_step_result(source["step"]))
+                out[key] = _at_path(value, source.get("path", "."), key)
+            else:
+                value = to_jsonable(ctx.get_init_data())
+                out[key] = _at_path(value, source.get("path", "."), key)
+        return out
+
+    return resolve
+
+
+def _at_path(value: Any, path: str, key: str) -> Any:
+    if path in ("", "."):
+        return value
+    for part in path.split("."):
+        if isinstance(value, Mapping) and part in value:
+            value = value[part]
+        elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
+            value = value[int(part)]
+        else:
+            raise KeyError(f"map(): path {path!r} for {key!r} not found")
+    return value
+
+
+def node_steps(node: Node) -> tuple[Step[Any, Any], ...]:
+    """The steps a node runs directly."""
+    if isinstance(node, ParallelNode):
+        return node.steps
+    if isinstance(node, BranchNode):
+        return tuple(s for _, s in node.branches)
+    return (node.step,)
+
+
+def describe_node(node: Node) -> str:
+    """A short human description of a node for error messages."""
+    ids = ", ".join(repr(s.id) for s in node_steps(node))
+    kind = type(node).__name__.removesuffix("Node").lower()
+    return f"{kind}({ids})"
+
+
+def as_workflow(step: Step[Any, Any]) -> Workflow | None:
+    """``step`` as a nested workflow, or ``None`` if it is a plain step."""
+    from .workflow import Workflow
+
+    return step if isinstance(step, Workflow) else None

@@ -1,0 +1,203 @@
+"""Every hook stepstream calls, each documented as its contract.
+
+Plugins implement hooks with functions (or methods) named like the specs below and marked with
+:data:`stepstream.hookimpl`. An implementation may take any subset of a spec's arguments, so
+specs can grow without breaking plugins. Plugins are registered by name; see
+:func:`stepstream.get_plugin_manager`.
+
+There are two kinds of hooks:
+
+* **Observer hooks** (``on_*``, ``before_*``, ``after_*``) are called synchronously on the event
+  loop and must not block: hand I/O to a thread or task of your own. Each implementation is
+  isolated: if it raises, the error is logged (logger ``stepstream.plugins``), counted, passed
+  to :func:`on_plugin_error` and recorded in the run's result and stream as a ``plugin-error``
+  event; the run and the other plugins go on. In strict mode (``get_plugin_manager(strict=True)``)
+  the error is re-raised as :class:`~stepstream.errors.PluginHookError` instead, which fails
+  the caller: meant for tests.
+* **Decision hooks** (``open_event_stream``) return a value the engine acts on; they are
+  ``firstresult`` and their errors propagate to the caller, never isolated.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:
+    from .channel import EventChannel
+    from .events import Event
+    from .result import WorkflowResult
+
+__all__ = [
+    "PROJECT_NAME",
+    "after_step_run",
+    "after_workflow_run",
+    "before_step_run",
+    "before_workflow_run",
+    "hookimpl",
+    "hookspec",
+    "on_event",
+    "on_plugin_error",
+    "on_step_error",
+    "open_event_stream",
+    "wrap_step_run",
+]
+
+PROJECT_NAME = "stepstream"
+hookspec = pluggy.HookspecMarker(PROJECT_NAME)
+hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
+
+
+# --------------------------------------------------------------------------------------------
+# Stream events
+# --------------------------------------------------------------------------------------------
+
+
+@hookspec
+def on_event(event: Event) -> Awaitable[None] | None:
+    """Receive one stream event; called once for every event of every run, in stream order.
+
+    The engine calls this hook before the event is visible to any ``Run.stream()`` consumer
+    (the built-in ``stream`` plugin is itself an implementation), so every plugin sees exactly
+    the sequence a stream yields.
+
+    :param event: The event, a frozen model of the :data:`stepstream.events.Event` union; it
+        carries ``run_id`` and ``seq``.
+    :return: ``None``, or an awaitable to ask the engine to wait for it before producing the
+        run's next event (backpressure: the ``stream`` plugin returns one when its buffer is
+        full). Never block inside the call itself.
+
+    Observer hook: a raise is isolated (see the module docstring).
+    """
+
+
+# --------------------------------------------------------------------------------------------
+# Run and step lifecycle
+# --------------------------------------------------------------------------------------------
+
+
+@hookspec
+def before_workflow_run(run_id: str, workflow_id: str, input_data: Any) -> None:
+    """Called when a run starts or resumes, before its first event of that execution.
+
+    :param run_id: The run's id.
+    :param workflow_id: The top-level workflow's id.
+    :param input_data: The workflow's input as given to ``start()``/``stream()`` (JSON form).
+
+    Observer hook: a raise is isolated.
+    """
+
+
+@hookspec
+def after_workflow_run(run_id: str, workflow_id: str, result: WorkflowResult) -> None:
+    """Called when an execution of a run ends (success, failed, suspended or canceled).
+
+    It is called before the run's ``finish`` event (and, for a suspended run, when the
+    execution pauses), so exporters can flush what they hold for the run.
+
+    :param run_id: The run's id.
+    :param workflow_id: The top-level workflow's id.
+    :param result: The run's :class:`~stepstream.result.WorkflowResult` at that point.
+
+    Observer hook: a raise is isolated.
+    """
+
+
+@hookspec
+def before_step_run(run_id: str, step_id: str, input_data: Any) -> None:
+    """Called just before a step executes, right after its ``step-start`` event.
+
+    :param run_id: The run's id.
+    :param step_id: The step's id as it appears in the stream (nested steps are prefixed
+        ``<workflow-id>.``).
+    :param input_data: The step's input (JSON form).
+
+    Observer hook: a raise is isolated.
+    """
+
+
+@hookspec
+def after_step_run(run_id: str, step_id: str, status: str, output: Any) -> None:
+    """Called when a step has ended, before its ``step-result`` (or ``step-suspended``) event.
+
+    :param run_id: The run's id.
+    :param step_id: The step's id as it appears in the stream.
+    :param status: ``"success"``, ``"failed"``, ``"suspended"`` or ``"canceled"``.
+    :param output: The step's output on success (JSON form), else ``None``.
+
+    Observer hook: a raise is isolated.
+    """
+
+
+@hookspec
+def on_step_error(run_id: str, step_id: str, error: BaseException) -> None:
+    """Called when a step fails, with the exception, before its failed ``step-result``.
+
+    :param run_id: The run's id.
+    :param step_id: The step's id as it appears in the stream.
+    :param error: What the step raised (or the validation error of its input or output).
+
+    Observer hook: a raise is isolated.
+    """
+
+
+@hookspec
+def wrap_step_run(
+    run_id: str, step_id: str, input_data: Any
+) -> AbstractContextManager[None] | None:
+    """Return a context manager to wrap one step's execution (spans, timing), or ``None``.
+
+    Every returned context manager is entered just before the step's function runs and exited
+    when it has returned, raised, suspended or been canceled, on the event loop, in the step's
+    task (so context variables set on enter are visible to the step). Managers are entered in
+    hook-call order and exited in reverse.
+
+    :param run_id: The run's id.
+    :param step_id: The step's id as it appears in the stream.
+    :param input_data: The step's input (JSON form).
+    :return: A synchronous context manager, or ``None``.
+
+    Observer hook: a raise while creating, entering or exiting is isolated.
+    """
+
+
+# --------------------------------------------------------------------------------------------
+# Plugin errors
+# --------------------------------------------------------------------------------------------
+
+
+@hookspec
+def on_plugin_error(plugin_name: str, hook_name: str, error: BaseException) -> None:
+    """Called when an observer hook implementation raised (non-strict mode).
+
+    :param plugin_name: The name the failing plugin is registered under.
+    :param hook_name: The hook it was running.
+    :param error: What it raised.
+
+    A raise in this hook is only logged, never reported again.
+    """
+
+
+# --------------------------------------------------------------------------------------------
+# Decision hooks
+# --------------------------------------------------------------------------------------------
+
+
+@hookspec(firstresult=True)
+def open_event_stream(run_id: str, buffer_size: int) -> EventChannel | None:
+    """Open the channel that ``Run.stream()`` reads a run's events from.
+
+    The built-in ``stream`` plugin implements it; if that plugin is blocked and no other
+    implementation answers, ``Run.stream()`` raises :class:`~stepstream.errors.StreamError`.
+
+    :param run_id: The run to stream.
+    :param buffer_size: How many events the channel may hold before the run waits for its
+        consumer (backpressure); at least 1.
+    :return: An :class:`~stepstream.channel.EventChannel` that receives every later event of the run
+        through :func:`on_event`, or ``None`` to let another plugin answer.
+
+    Decision hook (firstresult): errors propagate to the caller of ``Run.stream()``.
+    """

@@ -1,0 +1,203 @@
+"""The plugin manager factory: the one place where plugins are wired.
+
+:func:`get_plugin_manager` makes a fresh manager (there is no global one): it adds the hook
+specs, registers the built-in plugins by name, then loads the entry-point group ``stepstream``
+(third-party packages), unless switched off by argument or by the environment variable
+``STEPSTREAM_DISABLE_PLUGIN_AUTOLOAD``. Any plugin, built-in or not, can be blocked by name.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import logging
+import os
+from collections.abc import Callable, Iterable
+from contextvars import ContextVar
+from typing import Any
+
+import pluggy
+
+from . import hookspecs
+from .errors import PluginHookError, PluginLoadError
+
+__all__ = [
+    "AUTOLOAD_ENV",
+    "DEFAULT_PLUGINS",
+    "ENTRY_POINT_GROUP",
+    "PluginManager",
+    "current_error_collector",
+    "get_plugin_manager",
+]
+
+log = logging.getLogger("stepstream.plugins")
+
+ENTRY_POINT_GROUP = "stepstream"
+AUTOLOAD_ENV = "STEPSTREAM_DISABLE_PLUGIN_AUTOLOAD"
+
+DEFAULT_PLUGINS: tuple[tuple[str, str], ...] = (
+    ("stream", "stepstream.plugins.stream:StreamPlugin"),
+)
+"""The built-in plugins: (canonical name, ``module:factory``). Each manager gets fresh instances."""
+
+# Hooks whose implementations are isolated from each other (see hookspecs' module docstring).
+_OBSERVER_HOOKS = frozenset(
+    {
+        "on_event",
+        "before_workflow_run",
+        "after_workflow_run",
+        "before_step_run",
+        "after_step_run",
+        "on_step_error",
+        "wrap_step_run",
+    }
+)
+
+current_error_collector: ContextVar[list[tuple[str, str, Exception]] | None] = ContextVar(
+    "stepstream_plugin_errors", default=None
+)
+"""Where isolated hook errors go for the run executing in this context (set by the engine)."""
+
+
+class PluginManager(pluggy.PluginManager):
+    """A pluggy manager whose observer hook implementations are isolated from each other.
+
+    Each observer implementation is wrapped at registration, so a single pluggy hook call
+    still serves every event while a raise in one plugin neither stops the run nor the
+    plugins after it. ``strict=True`` re-raises instead, as :class:`PluginHookError`.
+    """
+
+    def __init__(self, *, strict: bool = False) -> None:
+        super().__init__(hookspecs.PROJECT_NAME)
+        self.add_hookspecs(hookspecs)
+        self.strict = strict
+        self.error_count = 0
+        self._sources: dict[str, str] = {}
+
+    # -- registration ---------------------------------------------------------------------
+
+    def register(self, plugin: object, name: str | None = None, source: str = "api") -> str | None:
+        """Register ``plugin`` under ``name``; ``source`` says where it came from."""
+        registered = super().register(plugin, name)
+        if registered is None:  # blocked by name
+            return None
+        self._sources[registered] = source
+        for hook_caller in self.get_hookcallers(plugin) or ():
+            if hook_caller.name not in _OBSERVER_HOOKS:
+                continue
+            for impl in hook_caller.get_hookimpls():
+                if impl.plugin is plugin and not getattr(impl.function, "_isolated", False):
+                    # pluggy marks ``function`` Final; wrapping it in place keeps one hook call.
+                    impl.function = self._isolate(  # type: ignore[misc]
+                        impl.function, registered, hook_caller.name
+                    )
+        return registered
+
+    def unregister(self, plugin: object | None = None, name: str | None = None) -> Any:
+        """Unregister a plugin by object or name (pluggy's semantics)."""
+        if name is None and plugin is not None:
+            name = self.get_name(plugin)
+        removed = super().unregister(plugin, name)
+        self._sources.pop(name or "", None)
+        return removed
+
+    def source_of(self, name: str) -> str | None:
+        """Where plugin ``name`` came from: ``default``, ``entrypoint:<dist>`` or ``api``."""
+        return self._sources.get(name)
+
+    def list_plugins(self) -> list[tuple[str, str]]:
+        """The registered plugins as ``(name, source)`` pairs, in registration order."""
+        return [(name, self._sources.get(name, "api")) for name, _ in self.list_name_plugin()]
+
+    # -- error isolation --------------------------------------------------------------------
+
+    def _isolate(self, function: Callable[..., Any], plugin: str, hook: str) -> Callable[..., Any]:
+        def isolated(*args: Any) -> Any:
+            try:
+                return function(*args)
+            except Exception as exc:
+                self.report_plugin_error(plugin, hook, exc)
+                return None
+
+        isolated._isolated = True  # type: ignore[attr-defined]
+        isolated.__wrapped__ = function  # type: ignore[attr-defined]
+        return isolated
+
+    def report_plugin_error(self, plugin: str, hook: str, error: Exception) -> None:
+        """Handle a raise in an observer hook: re-raise in strict mode, else log and report."""
+        if self.strict:
+            raise PluginHookError(
+                f"plugin {plugin!r} raised in hook {hook!r}: {type(error).__name__}: {error}",
+                plugin=plugin,
+                hook=hook,
+            ) from error
+        self.error_count += 1
+        log.error("plugin %r raised in hook %r", plugin, hook, exc_info=error)
+        collector = current_error_collector.get()
+        if collector is not None:
+            collector.append((plugin, hook, error))
+        try:
+            self.hook.on_plugin_error(plugin_name=plugin, hook_name=hook, error=error)
+        except Exception:
+            log.exception("on_plugin_error raised while reporting plugin %r", plugin)
+
+    # -- loading ------------------------------------------------------------------------------
+
+    def load_entrypoint_plugins(self, group: str = ENTRY_POINT_GROUP) -> int:
+        """Load and register every entry point of ``group``; return how many were registered.
+
+        A plugin that fails to import raises :class:`PluginLoadError` naming the entry point.
+        Blocked names are skipped without importing them.
+        """
+        count = 0
+        for ep in importlib.metadata.entry_points(group=group):
+            if self.is_blocked(ep.name) or self.has_plugin(ep.name):
+                continue
+            try:
+                plugin = ep.load()
+            except Exception as exc:
+                raise PluginLoadError(
+                    f"plugin {ep.name!r} from entry point {ep.value!r} failed to load: "
+                    f"{type(exc).__name__}: {exc}",
+                    plugin=ep.name,
+                ) from exc
+            dist = ep.dist.name if ep.dist is not None else "?"
+            if self.register(plugin, ep.name, source=f"entrypoint:{dist}") is not None:
+                count += 1
+        return count
+
+
+def get_plugin_manager(
+    *,
+    plugins: Iterable[object | tuple[str, object]] = (),
+    block: Iterable[str] = (),
+    load_entrypoints: bool | None = None,
+    strict: bool = False,
+) -> PluginManager:
+    """Make a fresh plugin manager: hook specs, built-ins, entry points, then ``plugins``.
+
+    :param plugins: Extra plugins to register, each an object or a ``(name, object)`` pair.
+    :param block: Plugin names to keep out (built-in or third-party), e.g. ``["stream"]``.
+    :param load_entrypoints: Load the ``stepstream`` entry-point group. ``None`` (default) loads
+        it unless the environment variable ``STEPSTREAM_DISABLE_PLUGIN_AUTOLOAD`` is set to a
+        non-empty value.
+    :param strict: Re-raise errors of observer hooks instead of isolating them (for tests).
+    """
+    pm = PluginManager(strict=strict)
+    for name in block:
+        pm.set_blocked(name)
+    for name, target in DEFAULT_PLUGINS:
+        if not pm.is_blocked(name):
+            module_path, _, factory = target.partition(":")
+            plugin = getattr(importlib.import_module(module_path), factory)()
+            pm.register(plugin, name, source="default")
+    if load_entrypoints is None:
+        load_entrypoints = not os.environ.get(AUTOLOAD_ENV)
+    if load_entrypoints:
+        pm.load_entrypoint_plugins()
+    for item in plugins:
+        if isinstance(item, tuple):
+            pm.register(item[1], item[0])
+        else:
+            pm.register(item)
+    return pm

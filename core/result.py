@@ -1,0 +1,120 @@
+"""Run state: per-step records and the :class:`WorkflowResult` a run ends with."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+__all__ = ["RunStatus", "StepRecord", "StepRecordStatus", "WorkflowResult", "now_ms"]
+
+RunStatus = Literal["running", "success", "failed", "suspended", "canceled"]
+StepRecordStatus = Literal["running", "success", "failed", "suspended", "canceled"]
+
+
+def now_ms() -> int:
+    """Milliseconds since the epoch, as Mastra's ``*At`` fields."""
+    return time.time_ns() // 1_000_000
+
+
+@dataclass
+class StepRecord:
+    """What the state keeps of one step (the last execution of it, for loops).
+
+    ``error_detail`` (the traceback) stays out of the wire form.
+    """
+
+    payload: Any
+    started_at: int
+    status: StepRecordStatus = "running"
+    output: Any = None
+    error: str | None = None
+    error_detail: str | None = None
+    ended_at: int | None = None
+    suspend_payload: Any = None
+    suspended_at: int | None = None
+    resume_payload: Any = None
+    resumed_at: int | None = None
+
+    def to_wire(self) -> dict[str, Any]:
+        """Mastra's step record: ``{payload, startedAt, status, ..., output|error, endedAt}``."""
+        wire: dict[str, Any] = {
+            "payload": self.payload,
+            "startedAt": self.started_at,
+            "status": self.status,
+        }
+        if self.suspended_at is not None:
+            wire["suspendPayload"] = self.suspend_payload
+            wire["suspendedAt"] = self.suspended_at
+        if self.resumed_at is not None:
+            wire["resumePayload"] = self.resume_payload
+            wire["resumedAt"] = self.resumed_at
+        if self.status == "success":
+            wire["output"] = self.output
+        elif self.status in ("failed", "canceled"):
+            wire["error"] = self.error
+        if self.ended_at is not None and self.status != "suspended":
+            wire["endedAt"] = self.ended_at
+        return wire
+
+
+@dataclass
+class PluginErrorInfo:
+    """A plugin's hook raised during the run (the run went on)."""
+
+    plugin: str
+    hook: str
+    error: str
+
+
+@dataclass(frozen=True)
+class WorkflowResult:
+    """The state of a run when an execution of it ended; Mastra's ``getWorkflowState()``.
+
+    :ivar status: ``success``, ``failed``, ``suspended`` or ``canceled``.
+    :ivar result: The last step's output (JSON form) on success.
+    :ivar error: ``"<ExceptionType>: <message>"`` when failed or canceled.
+    :ivar error_detail: The traceback of the error, never on the wire.
+    :ivar suspended: The suspended steps' id paths (``[["approve"]]``).
+    :ivar steps: Records of the top-level steps, in completion order.
+    :ivar input: The workflow's input data, as given.
+    :ivar plugin_errors: Hooks that raised during the run (isolated, the run went on).
+    """
+
+    run_id: str
+    status: RunStatus
+    input: Any
+    steps: dict[str, StepRecord]
+    result: Any = None
+    error: str | None = None
+    error_detail: str | None = None
+    suspended: list[list[str]] = field(default_factory=list)
+    plugin_errors: list[PluginErrorInfo] = field(default_factory=list)
+
+    def to_wire(self) -> dict[str, Any]:
+        """Mastra's ``getWorkflowState()`` object (see ``conformance/traces/*.state.json``)."""
+        steps: dict[str, Any] = {"input": self.input}
+        for step_id, record in self.steps.items():
+            steps[step_id] = record.to_wire()
+        wire: dict[str, Any] = {"status": self.status, "steps": steps}
+        if self.status == "success":
+            wire["result"] = self.result
+        elif self.status in ("failed", "canceled"):
+            wire["error"] = self.error
+        elif self.status == "suspended":
+            wire["suspended"] = [list(p) for p in self.suspended]
+        return wire
+
+
+@dataclass
+class RunState:
+    """The mutable state of one (possibly nested) workflow's execution, kept across resumes."""
+
+    input: Any = None
+    steps: dict[str, StepRecord] = field(default_factory=dict)
+    nested: dict[str, RunState] = field(default_factory=dict)
+
+    def snapshot_steps(self) -> dict[str, StepRecord]:
+        """Copies of the records, in completion order."""
+        return {k: dataclasses.replace(v) for k, v in self.steps.items()}

@@ -1,0 +1,445 @@
+"""Runs: start, stream, watch, resume and cancel one execution of a workflow."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Literal
+
+from ._dispatch import Dispatcher
+from ._engine import Execution, ResumeRequest
+from .channel import EventChannel
+from .context import RuntimeContext
+from .errors import RunStateError, StreamError
+from .events import Event, FinishEvent
+from .hookspecs import hookimpl
+from .plugin_manager import PluginManager
+from .result import RunState, WorkflowResult
+from .steps import Step, to_jsonable
+
+if TYPE_CHECKING:
+    from .workflow import Workflow
+
+__all__ = ["DEFAULT_BUFFER_SIZE", "Run", "RunStream", "SyncRunStream"]
+
+DEFAULT_BUFFER_SIZE = 256
+"""Events a stream holds before its run waits for the consumer."""
+
+StepRef = str | Step[Any, Any] | Sequence[str]
+
+
+class Run:
+    """One run of a committed workflow; made by ``workflow.create_run()``.
+
+    A run executes once from its input (``start()`` or ``stream()``) and again from each
+    suspended step with ``resume()``. Its events go through the plugin hooks and to the
+    consumer of ``stream()``; ``result`` holds the latest :class:`WorkflowResult`.
+    """
+
+    def __init__(
+        self,
+        workflow: Workflow,
+        *,
+        run_id: str | None = None,
+        plugin_manager: PluginManager,
+        plugins: Sequence[object] = (),
+    ) -> None:
+        self.run_id = run_id or str(uuid.uuid4())
+        self.workflow = workflow
+        self.plugin_manager = plugin_manager
+        local = None
+        if plugins:
+            local = PluginManager(strict=plugin_manager.strict)
+            for plugin in plugins:
+                local.register(plugin)
+        self._dispatcher = Dispatcher(self.run_id, plugin_manager, local)
+        self._state = RunState()
+        self._runtime_context = RuntimeContext()
+        self._task: asyncio.Task[WorkflowResult] | None = None
+        self._result: WorkflowResult | None = None
+        self._started = False
+        self._cancel_requested = False
+        self._stream: RunStream | None = None
+
+    # -- state ----------------------------------------------------------------------------------
+
+    @property
+    def status(self) -> Literal["pending", "running", "success", "failed", "suspended", "canceled"]:
+        """``pending`` before it starts, ``running`` while an execution is under way."""
+        if self._task is not None and not self._task.done():
+            return "running"
+        if self._result is not None:
+            return self._result.status
+        return "running" if self._started else "pending"
+
+    @property
+    def result(self) -> WorkflowResult | None:
+        """The result of the latest finished execution, if any."""
+        return self._result
+
+    # -- starting -------------------------------------------------------------------------------
+
+    async def start(
+        self, input_data: Any = None, runtime_context: RuntimeContext | None = None
+    ) -> WorkflowResult:
+        """Run the workflow to its end (or its suspension) and return the result."""
+        return await self._begin(input_data, runtime_context)
+
+    def stream(
+        self,
+        input_data: Any = None,
+        runtime_context: RuntimeContext | None = None,
+        *,
+        buffer_size: int = DEFAULT_BUFFER_SIZE,
+        close_on_suspend: bool = False,
+    ) -> RunStream:
+        """Return the run's live event stream; iterating it starts the run (if not started).
+
+        The stream is an async iterator and an async context manager, consumable once. It
+        holds at most about ``buffer_size`` events: a slower consumer pauses the run. A
+        suspended run's stream stays open for the events of ``resume()``, unless
+        ``close_on_suspend``. Leaving the stream early (``break``, ``aclose()``, leaving the
+        ``async with`` block) cancels a running run.
+
+        :raises StreamError: if no plugin provides streams (the ``stream`` plugin is blocked)
+            or the run is already being streamed.
+        """
+        if self._stream is not None and not self._stream.ended:
+            raise StreamError(f"run {self.run_id} is already being streamed", run_id=self.run_id)
+        channel = self.plugin_manager.hook.open_event_stream(
+            run_id=self.run_id, buffer_size=buffer_size
+        )
+        if channel is None:
+            raise StreamError(
+                "Run.stream() needs a plugin answering 'open_event_stream'; the built-in "
+                "'stream' plugin is blocked or missing from this plugin manager",
+                run_id=self.run_id,
+            )
+        start = None if self._started else (input_data, runtime_context)
+        self._stream = RunStream(self, channel, start, close_on_suspend)
+        return self._stream
+
+    def watch(self, callback: Callable[[Event], Awaitable[None] | None]) -> Callable[[], None]:
+        """Call ``callback(event)`` for each later event of this run; returns an unwatch function.
+
+        The callback is an ``on_event`` hook of its own (sync; an awaitable it returns is awaited
+        before the run goes on). It sees only this run's events.
+        """
+        local = self._dispatcher.local
+        if local is None:
+            local = PluginManager(strict=self.plugin_manager.strict)
+            self._dispatcher.attach(local)
+        watcher = _Watcher(callback)
+        local.register(watcher)
+
+        def unwatch() -> None:
+            if local.is_registered(watcher):
+                local.unregister(watcher)
+
+        return unwatch
+
+    def _begin(
+        self, input_data: Any, runtime_context: RuntimeContext | None
+    ) -> asyncio.Task[WorkflowResult]:
+        if self._started:
+            raise RunStateError(f"run {self.run_id} has already started", run_id=self.run_id)
+        self._started = True
+        self._state.input = to_jsonable(input_data)
+        if runtime_context is not None:
+            self._runtime_context = runtime_context
+        return self._launch(None)
+
+    def _launch(self, resume: ResumeRequest | None) -> asyncio.Task[WorkflowResult]:
+        execution = Execution(
+            workflow=self.workflow,
+            state=self._state,
+            dispatcher=self._dispatcher,
+            runtime_context=self._runtime_context,
+            resume=resume,
+            is_canceled=lambda: self._cancel_requested,
+        )
+        self._task = asyncio.get_running_loop().create_task(
+            execution.execute(cancel_requested=lambda: self._cancel_requested),
+            name=f"stepstream-run-{self.run_id}",
+        )
+        self._task.add_done_callback(self._on_done)
+        return self._task
+
+    def _on_done(self, task: asyncio.Task[WorkflowResult]) -> None:
+        if task.cancelled():
+            error: BaseException | None = asyncio.CancelledError()
+        else:
+            error = task.exception()
+            if error is None:
+                self._result = task.result()
+        stream = self._stream
+        if stream is None:
+            return
+        if error is not None:
+            stream.fail(error)
+        elif (
+            self._result is not None
+            and self._result.status == "suspended"
+            and stream.close_on_suspend
+        ):
+            stream.channel.end()
+
+    # -- resume and cancel -------------------------------------------------------------------
+
+    async def resume(
+        self,
+        step: StepRef | None = None,
+        resume_data: Any = None,
+        runtime_context: RuntimeContext | None = None,
+    ) -> WorkflowResult:
+        """Resume the suspended ``step`` (id, step object or id path) with ``resume_data``.
+
+        Without ``step``, the only suspended step is resumed. The run's open stream (if any)
+        receives the resumed events; a stream opened after ``resume()`` picks up from there.
+
+        :raises RunStateError: if the run is not suspended or ``step`` is not suspended.
+        """
+        result = self._result
+        if result is None or result.status != "suspended" or self.status == "running":
+            raise RunStateError(
+                f"run {self.run_id} is not suspended (status {self.status!r})", run_id=self.run_id
+            )
+        path = _resolve_path(step, result.suspended, self.run_id)
+        if runtime_context is not None:
+            self._runtime_context = runtime_context
+        return await self._launch(ResumeRequest(path=path, data=resume_data))
+
+    async def cancel(self) -> WorkflowResult | None:
+        """Cancel the run: running steps see cancellation, the stream ends with ``finish``.
+
+        Returns the canceled result (``None`` if the run never started).
+        """
+        if not self._started:
+            return None
+        self._cancel_requested = True
+        task = self._task
+        if task is not None and not task.done():
+            task.cancel()
+            await asyncio.wait([task])
+            return self._result
+        if self._result is not None and self._result.status == "suspended":
+            self._result = _canceled(self._result)
+            await self._dispatcher.emit(FinishEvent)
+        return self._result
+
+    # -- waiting --------------------------------------------------------------------------------
+
+    async def wait(self) -> WorkflowResult:
+        """Wait for the current execution to end (or suspend) and return its result."""
+        if self._task is None:
+            raise RunStateError(f"run {self.run_id} has not started", run_id=self.run_id)
+        return await asyncio.shield(self._task)
+
+    # -- sync twins -----------------------------------------------------------------------------
+
+    def start_sync(
+        self, input_data: Any = None, runtime_context: RuntimeContext | None = None
+    ) -> WorkflowResult:
+        """The sync twin of :meth:`start` (for scripts; not inside a running event loop)."""
+        with asyncio.Runner() as runner:
+            return runner.run(self.start(input_data, runtime_context))
+
+    def stream_sync(
+        self,
+        input_data: Any = None,
+        runtime_context: RuntimeContext | None = None,
+        *,
+        buffer_size: int = DEFAULT_BUFFER_SIZE,
+        close_on_suspend: bool = True,
+    ) -> SyncRunStream:
+        """The sync twin of :meth:`stream`; iterate it with a plain ``for``.
+
+        It closes on suspend by default, since nothing else can resume the run meanwhile in
+        the same thread.
+        """
+        return SyncRunStream(
+            self.stream(
+                input_data,
+                runtime_context,
+                buffer_size=buffer_size,
+                close_on_suspend=close_on_suspend,
+            )
+        )
+
+    def resume_sync(
+        self,
+        step: StepRef | None = None,
+        resume_data: Any = None,
+        runtime_context: RuntimeContext | None = None,
+    ) -> WorkflowResult:
+        """The sync twin of :meth:`resume`."""
+        with asyncio.Runner() as runner:
+            return runner.run(self.resume(step, resume_data, runtime_context))
+
+    def cancel_sync(self) -> WorkflowResult | None:
+        """The sync twin of :meth:`cancel`."""
+        with asyncio.Runner() as runner:
+            return runner.run(self.cancel())
+
+
+class RunStream:
+    """The events of one run for one consumer: an async iterator and async context manager.
+
+    ``get_workflow_state()`` waits for the run's current execution and returns its
+    :class:`WorkflowResult`. Consume the stream (or leave it) while waiting: a full buffer
+    pauses the run.
+    """
+
+    def __init__(
+        self,
+        run: Run,
+        channel: EventChannel,
+        start: tuple[Any, RuntimeContext | None] | None,
+        close_on_suspend: bool,
+    ) -> None:
+        self.run = run
+        self.channel = channel
+        self.close_on_suspend = close_on_suspend
+        self._start = start
+        self._iterated = False
+        self.ended = False
+        self._error: BaseException | None = None
+
+    def _ensure_started(self) -> None:
+        if self._start is not None:
+            input_data, runtime_context = self._start
+            self._start = None
+            self.run._begin(input_data, runtime_context)
+
+    def fail(self, error: BaseException) -> None:
+        """The run's execution died with ``error``: end the stream and raise it to the consumer."""
+        self._error = error
+        self.channel.end()
+
+    def __aiter__(self) -> AsyncIterator[Event]:
+        if self._iterated:
+            raise StreamError("a run's stream can be consumed once", run_id=self.run.run_id)
+        self._iterated = True
+        self._ensure_started()
+        return self._events()
+
+    async def _events(self) -> AsyncIterator[Event]:
+        complete = False
+        try:
+            while True:
+                try:
+                    event = await self.channel.receive()
+                except StopAsyncIteration:
+                    break
+                yield event
+            complete = True
+            if self._error is not None and not isinstance(self._error, asyncio.CancelledError):
+                raise self._error
+        finally:
+            self.ended = True
+            if not complete:
+                await self._leave()
+
+    async def _leave(self) -> None:
+        self.channel.close()
+        if self.run.status == "running":
+            await self.run.cancel()
+
+    async def __aenter__(self) -> RunStream:
+        self._ensure_started()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        if not self.ended:
+            self.ended = True
+            await self._leave()
+
+    async def aclose(self) -> None:
+        """Leave the stream: later events are not kept for it; a running run is canceled."""
+        await self.__aexit__(None, None, None)
+
+    async def get_workflow_state(self) -> WorkflowResult:
+        """Wait for the current execution's end (or suspension) and return its result."""
+        self._ensure_started()
+        return await self.run.wait()
+
+
+class SyncRunStream:
+    """A :class:`RunStream` driven from sync code by a private event loop."""
+
+    def __init__(self, stream: RunStream) -> None:
+        self._stream = stream
+        self._runner = asyncio.Runner()
+        self._iterated = False
+
+    def __iter__(self) -> Iterator[Event]:
+        if self._iterated:
+            raise StreamError("a run's stream can be consumed once", run_id=self._stream.run.run_id)
+        self._iterated = True
+        events = self._stream.__aiter__()
+        try:
+            while True:
+                try:
+                    yield self._runner.run(anext(events))  # type: ignore[arg-type]
+                except StopAsyncIteration:
+                    return
+        finally:
+            self._runner.run(events.aclose())  # type: ignore[attr-defined]
+
+    def get_workflow_state(self) -> WorkflowResult:
+        """Wait for the run's current execution and return its result."""
+        return self._runner.run(self._stream.get_workflow_state())
+
+    def close(self) -> None:
+        """Leave the stream and release its event loop."""
+        try:
+            if not self._stream.ended:
+                self._runner.run(self._stream.aclose())
+        finally:
+            self._runner.close()
+
+    def __enter__(self) -> SyncRunStream:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+class _Watcher:
+    def __init__(self, callback: Callable[[Event], Awaitable[None] | None]) -> None:
+        self.callback = callback
+
+    @hookimpl
+    def on_event(self, event: Event) -> Awaitable[None] | None:
+        return self.callback(event)
+
+
+def _resolve_path(step: StepRef | None, suspended: list[list[str]], run_id: str) -> tuple[str, ...]:
+    if step is None:
+        if len(suspended) != 1:
+            raise RunStateError(
+                f"run {run_id} has {len(suspended)} suspended steps {suspended}; name one",
+                run_id=run_id,
+            )
+        return tuple(suspended[0])
+    if isinstance(step, Step):
+        wanted: tuple[str, ...] = (step.id,)
+    elif isinstance(step, str):
+        wanted = (step,)
+    else:
+        wanted = tuple(step)
+    for path in suspended:
+        if tuple(path) == wanted or tuple(path[-len(wanted) :]) == wanted:
+            return tuple(path)
+    raise RunStateError(
+        f"run {run_id}: step {'.'.join(wanted)!r} is not suspended (suspended: {suspended})",
+        run_id=run_id,
+    )
+
+
+def _canceled(result: WorkflowResult) -> WorkflowResult:
+    return dataclasses.replace(
+        result, status="canceled", error="RunCanceledError: the run was canceled"
+    )

@@ -1,0 +1,259 @@
+"""Steps: typed units of work, made with :func:`step` or :class:`Step`."""
+
+from __future__ import annotations
+
+import inspect
+import typing
+from collections.abc import Awaitable, Callable
+from typing import Any, Generic, TypeVar, overload
+
+from pydantic import BaseModel
+from pydantic import ValidationError as PydanticValidationError
+
+from .context import StepContext
+from .errors import InputValidationError, OutputValidationError, WorkflowDefinitionError
+
+__all__ = ["Step", "StepFunction", "step"]
+
+InputT = TypeVar("InputT")
+OutputT = TypeVar("OutputT")
+
+StepFunction = Callable[[StepContext[Any]], Awaitable[Any] | Any]
+"""A step's function: takes the :class:`StepContext`, returns (or awaits to) the output."""
+
+
+class Step(Generic[InputT, OutputT]):
+    """A unit of work with an id, optional pydantic schemas and an ``execute`` function.
+
+    ``execute`` may be sync or async. Async functions run on the event loop; sync ones run in
+    a worker thread so that blocking I/O does not stall other runs.
+
+    :param id: Unique within its workflow; it is the step's id in the stream and the state.
+    :param execute: The step's function, taking a :class:`StepContext`.
+    :param input_schema: Pydantic model the input is validated into (``ctx.input_data``).
+    :param output_schema: Pydantic model the output is validated against.
+    :param resume_schema: Pydantic model ``resume_data`` is validated into on resume.
+    :param suspend_schema: Pydantic model the suspend payload is validated against.
+    :param description: Free text for humans and tools.
+    """
+
+    def __init__(
+        self,
+        *,
+        id: str,
+        execute: StepFunction | None = None,
+        input_schema: type[BaseModel] | None = None,
+        output_schema: type[BaseModel] | None = None,
+        resume_schema: type[BaseModel] | None = None,
+        suspend_schema: type[BaseModel] | None = None,
+        description: str | None = None,
+    ) -> None:
+        if not isinstance(id, str) or not id:
+            raise WorkflowDefinitionError(f"a step id must be a non-empty string, got {id!r}")
+        for name, schema in (
+            ("input_schema", input_schema),
+            ("output_schema", output_schema),
+            ("resume_schema", resume_schema),
+            ("suspend_schema", suspend_schema),
+        ):
+            if schema is not None and not (
+                isinstance(schema, type) and issubclass(schema, BaseModel)
+            ):
+                raise WorkflowDefinitionError(
+                    f"step {id!r}: {name} must be a pydantic BaseModel subclass, got {schema!r}"
+                )
+        self.id = id
+        self.description = description
+        self.input_schema = input_schema
+        self.output_schema = output_schema
+        self.resume_schema = resume_schema
+        self.suspend_schema = suspend_schema
+        self._execute = execute
+        self.is_async = execute is None or inspect.iscoroutinefunction(execute)
+
+    async def run(self, ctx: StepContext[Any]) -> Any:
+        """Run the step's function with ``ctx`` (the engine calls this; override to customise)."""
+        if self._execute is None:
+            raise NotImplementedError(f"step {self.id!r} has no execute function")
+        result = self._execute(ctx)
+        if inspect.isawaitable(result):
+            result = await result
+        return result
+
+    def call_sync(self, ctx: StepContext[Any]) -> Any:
+        """Call a sync step's function (the engine runs this in a worker thread)."""
+        if self._execute is None:
+            raise NotImplementedError(f"step {self.id!r} has no execute function")
+        return self._execute(ctx)
+
+    # -- validation (pure) ------------------------------------------------------------------
+
+    def parse_input(self, data: Any) -> Any:
+        """Validate JSON-form ``data`` into the input schema (unchanged without a schema)."""
+        if self.input_schema is None:
+            return data
+        try:
+            return self.input_schema.model_validate(data)
+        except PydanticValidationError as exc:
+            raise InputValidationError(
+                f"step {self.id!r} input does not match {self.input_schema.__name__}: "
+                f"{_summarise(exc)}",
+                step_id=self.id,
+                errors=_errors(exc),
+            ) from exc
+
+    def dump_output(self, value: Any) -> Any:
+        """Validate ``value`` against the output schema and return its JSON form."""
+        if self.output_schema is None:
+            return to_jsonable(value)
+        try:
+            if isinstance(value, self.output_schema):
+                model = value
+            elif isinstance(value, BaseModel):
+                model = self.output_schema.model_validate(value.model_dump())
+            else:
+                model = self.output_schema.model_validate(value)
+        except PydanticValidationError as exc:
+            raise OutputValidationError(
+                f"step {self.id!r} returned output that does not match "
+                f"{self.output_schema.__name__}: {_summarise(exc)}",
+                step_id=self.id,
+                errors=_errors(exc),
+            ) from exc
+        return model.model_dump(mode="json", by_alias=True)
+
+    def parse_output(self, data: Any) -> Any:
+        """Turn stored JSON-form output back into an output-schema instance, when there is one."""
+        if self.output_schema is None or data is None:
+            return data
+        return self.output_schema.model_validate(data)
+
+    def parse_resume(self, data: Any) -> Any:
+        """Validate resume data into the resume schema (unchanged without one)."""
+        if self.resume_schema is None or data is None:
+            return data
+        try:
+            return self.resume_schema.model_validate(data)
+        except PydanticValidationError as exc:
+            raise InputValidationError(
+                f"step {self.id!r} resume data does not match {self.resume_schema.__name__}: "
+                f"{_summarise(exc)}",
+                step_id=self.id,
+                errors=_errors(exc),
+            ) from exc
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(id={self.id!r})"
+
+
+def to_jsonable(value: Any) -> Any:
+    """The JSON form of a value: pydantic models are dumped, other values pass through."""
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json", by_alias=True)
+    return value
+
+
+def _errors(exc: PydanticValidationError) -> list[dict[str, object]]:
+    return [dict(e) for e in exc.errors(include_url=False, include_context=False)]
+
+
+def _summarise(exc: PydanticValidationError) -> str:
+    parts = []
+    for err in exc.errors(include_url=False):
+        loc = ".".join(str(p) for p in err["loc"]) or "(root)"
+        parts.append(f"{loc}: {err['msg']}")
+    return "; ".join(parts)
+
+
+def _infer_schemas(fn: Callable[..., Any]) -> tuple[type[BaseModel] | None, type[BaseModel] | None]:
+    """Read ``StepContext[Model]`` and a ``-> Model`` return annotation, when given."""
+    try:
+        hints = typing.get_type_hints(fn)
+    except Exception:
+        return None, None
+    input_schema = output_schema = None
+    ret = hints.get("return")
+    if isinstance(ret, type) and issubclass(ret, BaseModel):
+        output_schema = ret
+    params = [h for k, h in hints.items() if k != "return"]
+    if params:
+        args = typing.get_args(params[0])
+        if (
+            typing.get_origin(params[0]) is StepContext
+            and args
+            and isinstance(args[0], type)
+            and issubclass(args[0], BaseModel)
+        ):
+            input_schema = args[0]
+    return input_schema, output_schema
+
+
+class _StepDecorator:
+    """The :func:`step` decorator; ``step.from_agent(agent)`` makes an agent-backed step."""
+
+    @overload
+    def __call__(self, fn: StepFunction, /) -> Step[Any, Any]: ...
+
+    @overload
+    def __call__(
+        self,
+        fn: None = None,
+        /,
+        *,
+        id: str | None = None,
+        input_schema: type[BaseModel] | None = None,
+        output_schema: type[BaseModel] | None = None,
+        resume_schema: type[BaseModel] | None = None,
+        suspend_schema: type[BaseModel] | None = None,
+        description: str | None = None,
+    ) -> Callable[[StepFunction], Step[Any, Any]]: ...
+
+    def __call__(
+        self,
+        fn: StepFunction | None = None,
+        /,
+        *,
+        id: str | None = None,
+        input_schema: type[BaseModel] | None = None,
+        output_schema: type[BaseModel] | None = None,
+        resume_schema: type[BaseModel] | None = None,
+        suspend_schema: type[BaseModel] | None = None,
+        description: str | None = None,
+    ) -> Step[Any, Any] | Callable[[StepFunction], Step[Any, Any]]:
+        """Turn a function taking a :class:`StepContext` into a :class:`Step`.
+
+        Use bare (``@step``) or with arguments (``@step(id="fetch-weather", ...)``). The id
+        defaults to the function's name; schemas not given are read from the annotations
+        ``ctx: StepContext[InputModel]`` and ``-> OutputModel``.
+        """
+
+        def make(func: StepFunction) -> Step[Any, Any]:
+            inferred_in, inferred_out = _infer_schemas(func)
+            return Step(
+                id=id or func.__name__,
+                execute=func,
+                input_schema=input_schema or inferred_in,
+                output_schema=output_schema or inferred_out,
+                resume_schema=resume_schema,
+                suspend_schema=suspend_schema,
+                description=description or inspect.getdoc(func),
+            )
+
+        return make(fn) if fn is not None else make
+
+    def from_agent(self, agent: Any) -> Step[Any, Any]:
+        """Mastra's ``createStep(agent)``: a step whose input is ``{prompt}``, output ``{text}``.
+
+        The agent provides the step through its ``as_step()`` method.
+        """
+        as_step = getattr(agent, "as_step", None)
+        if as_step is None:
+            raise WorkflowDefinitionError(f"{agent!r} cannot be used as a step (no as_step())")
+        made = as_step()
+        if not isinstance(made, Step):
+            raise WorkflowDefinitionError(f"{agent!r}.as_step() did not return a Step")
+        return made
+
+
+step = _StepDecorator()
+"""Decorator making a :class:`Step` from a function; see :meth:`_StepDecorator.__call__`."""

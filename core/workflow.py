@@ -1,0 +1,259 @@
+"""Workflows: a graph of steps built with ``then``/``parallel``/``branch``/... and committed."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel
+
+from .context import StepContext
+from .errors import WorkflowDefinitionError
+from .graph import (
+    BranchNode,
+    Condition,
+    ForeachNode,
+    LoopNode,
+    MapStep,
+    Node,
+    ParallelNode,
+    StepNode,
+    describe_node,
+    node_steps,
+)
+from .steps import Step
+
+if TYPE_CHECKING:
+    from .plugin_manager import PluginManager
+    from .run import Run
+
+__all__ = ["Workflow"]
+
+
+class Workflow(Step[Any, Any]):
+    """A workflow of typed steps; once committed it can run, and is itself a step (nesting).
+
+    :param id: The workflow's id (a nested workflow's step id).
+    :param input_schema: Pydantic model the run's input data is validated against.
+    :param output_schema: Pydantic model describing the result (documentation and graph checks).
+    :param plugins: Plugins for every run of this workflow only (each run gets its own
+        registration, so they never see other runs' events).
+    :param plugin_manager: The manager whose plugins see every run; by default the workflow
+        makes its own with :func:`~stepstream.get_plugin_manager` on its first run.
+    """
+
+    def __init__(
+        self,
+        *,
+        id: str,
+        input_schema: type[BaseModel] | None = None,
+        output_schema: type[BaseModel] | None = None,
+        description: str | None = None,
+        plugins: Iterable[object] = (),
+        plugin_manager: PluginManager | None = None,
+    ) -> None:
+        super().__init__(
+            id=id, input_schema=input_schema, output_schema=output_schema, description=description
+        )
+        self.nodes: list[Node] = []
+        self.plugins = tuple(plugins)
+        self._plugin_manager = plugin_manager
+        self.committed = False
+
+    # -- building -----------------------------------------------------------------------------
+
+    def _add(self, node: Node) -> Workflow:
+        if self.committed:
+            raise WorkflowDefinitionError(
+                f"workflow {self.id!r} is committed; build a new one to change it",
+                workflow_id=self.id,
+            )
+        for s in node_steps(node):
+            if not isinstance(s, Step):
+                raise WorkflowDefinitionError(
+                    f"workflow {self.id!r}: {s!r} is not a Step (use @step or Step(...))",
+                    workflow_id=self.id,
+                )
+        self.nodes.append(node)
+        return self
+
+    def then(self, step: Step[Any, Any]) -> Workflow:
+        """Run ``step`` on the previous step's output."""
+        return self._add(StepNode(step))
+
+    def parallel(self, steps: Sequence[Step[Any, Any]]) -> Workflow:
+        """Run ``steps`` concurrently; the output is ``{step_id: output}`` in declaration order."""
+        if not steps:
+            raise WorkflowDefinitionError(f"workflow {self.id!r}: parallel() needs steps")
+        return self._add(ParallelNode(tuple(steps)))
+
+    def branch(self, branches: Sequence[tuple[Condition, Step[Any, Any]]]) -> Workflow:
+        """Run the steps whose condition holds; the output is keyed by the taken step ids."""
+        if not branches:
+            raise WorkflowDefinitionError(f"workflow {self.id!r}: branch() needs branches")
+        for item in branches:
+            if not (isinstance(item, tuple) and len(item) == 2 and callable(item[0])):
+                raise WorkflowDefinitionError(
+                    f"workflow {self.id!r}: branch() takes (condition, step) pairs, got {item!r}"
+                )
+        return self._add(BranchNode(tuple(branches)))
+
+    def dowhile(self, step: Step[Any, Any], condition: Condition) -> Workflow:
+        """Run ``step``, then again on its own output while ``condition`` holds."""
+        return self._add(LoopNode(step, condition, until=False))
+
+    def dountil(self, step: Step[Any, Any], condition: Condition) -> Workflow:
+        """Run ``step``, then again on its own output until ``condition`` holds."""
+        return self._add(LoopNode(step, condition, until=True))
+
+    def foreach(self, step: Step[Any, Any], *, concurrency: int = 1) -> Workflow:
+        """Run ``step`` on each item of the (list) input; the output is the list of outputs."""
+        if concurrency < 1:
+            raise WorkflowDefinitionError(
+                f"workflow {self.id!r}: foreach() concurrency must be >= 1, got {concurrency}"
+            )
+        return self._add(ForeachNode(step, concurrency))
+
+    def map(self, mapping: Callable[[StepContext[Any]], Any] | Mapping[str, Any]) -> Workflow:
+        """Reshape data between steps with a function or a mapping spec (see :class:`MapStep`)."""
+        return self._add(StepNode(MapStep(mapping)))
+
+    def commit(self) -> Workflow:
+        """Check the graph and freeze it; raise :class:`WorkflowDefinitionError` if invalid.
+
+        Checks: the workflow has steps; step ids are unique among its nodes; where two
+        consecutive nodes both declare schemas, every required input field of the second is
+        an output field of the first with a compatible JSON type.
+        """
+        if not self.nodes:
+            raise WorkflowDefinitionError(f"workflow {self.id!r} has no steps", workflow_id=self.id)
+        seen: dict[str, str] = {}
+        for node in self.nodes:
+            for s in node_steps(node):
+                where = describe_node(node)
+                if s.id in seen:
+                    raise WorkflowDefinitionError(
+                        f"workflow {self.id!r}: duplicate step id {s.id!r} "
+                        f"(in {seen[s.id]} and {where})",
+                        workflow_id=self.id,
+                    )
+                seen[s.id] = where
+                if isinstance(s, Workflow) and not s.committed:
+                    raise WorkflowDefinitionError(
+                        f"workflow {self.id!r}: nested workflow {s.id!r} is not committed",
+                        workflow_id=self.id,
+                    )
+        produced: tuple[str, type[BaseModel] | None, tuple[str, ...]] = (
+            "the workflow input",
+            self.input_schema,
+            (),
+        )
+        for node in self.nodes:
+            for consumer in _input_schemas(node):
+                if consumer is not None:
+                    problem = _mismatch(produced, consumer)
+                    if problem:
+                        raise WorkflowDefinitionError(
+                            f"workflow {self.id!r}: {describe_node(node)} expects {problem}",
+                            workflow_id=self.id,
+                        )
+            produced = _output_of(node)
+        self.committed = True
+        return self
+
+    # -- running ------------------------------------------------------------------------------
+
+    @property
+    def plugin_manager(self) -> PluginManager:
+        """The manager used for runs that are not given one (made on first use)."""
+        if self._plugin_manager is None:
+            from .plugin_manager import get_plugin_manager
+
+            self._plugin_manager = get_plugin_manager()
+        return self._plugin_manager
+
+    async def create_run(
+        self,
+        run_id: str | None = None,
+        *,
+        plugin_manager: PluginManager | None = None,
+        plugins: Iterable[object] = (),
+    ) -> Run:
+        """Create a run of this workflow (Mastra's ``createRunAsync()``)."""
+        return self.create_run_sync(run_id, plugin_manager=plugin_manager, plugins=plugins)
+
+    def create_run_sync(
+        self,
+        run_id: str | None = None,
+        *,
+        plugin_manager: PluginManager | None = None,
+        plugins: Iterable[object] = (),
+    ) -> Run:
+        """The sync twin of :meth:`create_run`."""
+        from .run import Run
+
+        if not self.committed:
+            raise WorkflowDefinitionError(
+                f"workflow {self.id!r} must be committed before it runs", workflow_id=self.id
+            )
+        return Run(
+            self,
+            run_id=run_id,
+            plugin_manager=plugin_manager or self.plugin_manager,
+            plugins=(*self.plugins, *plugins),
+        )
+
+
+# -- graph checks (pure) --------------------------------------------------------------------
+
+
+def _input_schemas(node: Node) -> list[type[BaseModel] | None]:
+    if isinstance(node, ForeachNode):
+        return []  # its step sees the items, not the list
+    return [s.input_schema for s in node_steps(node)]
+
+
+def _output_of(node: Node) -> tuple[str, type[BaseModel] | None, tuple[str, ...]]:
+    if isinstance(node, StepNode | LoopNode):
+        return (f"step {node.step.id!r}", node.step.output_schema, ())
+    if isinstance(node, ParallelNode | BranchNode):
+        ids = tuple(s.id for s in node_steps(node))
+        return (describe_node(node), None, ids)
+    return (describe_node(node), None, ())
+
+
+@functools.cache
+def _properties(schema: type[BaseModel]) -> tuple[dict[str, Any], frozenset[str]]:
+    js = schema.model_json_schema()
+    return js.get("properties", {}), frozenset(js.get("required", ()))
+
+
+def _mismatch(
+    produced: tuple[str, type[BaseModel] | None, tuple[str, ...]], consumer: type[BaseModel]
+) -> str | None:
+    where, producer, keys = produced
+    if producer is None:
+        if keys:  # parallel/branch output: keyed by step id
+            missing = sorted(_properties(consumer)[1] - set(keys))
+            if missing:
+                return f"fields {missing} that {where} does not produce (it gives {list(keys)})"
+        return None
+    if producer is consumer:
+        return None
+    out_props, _ = _properties(producer)
+    in_props, required = _properties(consumer)
+    missing = sorted(required - set(out_props))
+    if missing:
+        return (
+            f"{consumer.__name__} with fields {missing} that {where} "
+            f"({producer.__name__}) does not produce"
+        )
+    for name in sorted(set(in_props) & set(out_props)):
+        want, got = in_props[name].get("type"), out_props[name].get("type")
+        if want and got and want != got and not (want == "number" and got == "integer"):
+            return (
+                f"{consumer.__name__}.{name} of type {want!r}, but {where} "
+                f"({producer.__name__}) produces {got!r}"
+            )
+    return None
