@@ -8,11 +8,11 @@ plugins of their own), then the backpressure waiters those calls returned are aw
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Awaitable, Iterator
 from typing import Any, TypeVar
 
 from .errors import describe_error
-from .events import PluginErrorEvent, _EventBase
+from .events import FinishEvent, PluginErrorEvent, _EventBase
 from .plugin_manager import PluginManager
 from .result import PluginErrorInfo
 
@@ -39,16 +39,20 @@ class Dispatcher:
         self._managers = (self.pm, local)
 
     async def emit(self, cls: type[EventT], **fields: Any) -> EventT:
-        """Build the next event of the run, call ``on_event`` with it, honour backpressure."""
-        if self.pending_errors:
-            await self._flush_errors()
+        """Build the run's next event, call ``on_event`` with it, then honour backpressure.
+
+        The event is dispatched before anything is awaited, so a cancellation during the wait
+        never loses it.
+        """
+        waiters = self._flush_errors() if self.pending_errors else []
         event = cls(run_id=self.run_id, seq=self.seq, **fields)
         self.seq += 1
-        waiters = self._on_event(event=event)
+        waiters += self._on_event(event=event)
         if self.local is not None:
             waiters += self.local.hook.on_event(event=event)
         if self.pending_errors:
-            await self._flush_errors()
+            # Nothing follows ``finish``: errors raised while dispatching it are only recorded.
+            waiters += self._flush_errors(record_only=cls is FinishEvent)
         for waiter in waiters:
             await waiter
         return event
@@ -75,19 +79,29 @@ class Dispatcher:
                 stack.enter_context(_Isolated(pm, cm))
             yield
 
-    async def _flush_errors(self) -> None:
-        # Errors raised while dispatching a plugin-error event are recorded, not re-emitted.
+    def _flush_errors(self, *, record_only: bool = False) -> list[Awaitable[None]]:
+        """Record pending plugin errors and dispatch a ``plugin-error`` event for each.
+
+        Errors raised while dispatching those events are recorded but not re-emitted.
+        """
+        waiters: list[Awaitable[None]] = []
         pending, self.pending_errors[:] = list(self.pending_errors), []
         for plugin, hook, error in pending:
             info = PluginErrorInfo(plugin=plugin, hook=hook, error=describe_error(error))
             self.plugin_errors.append(info)
-            if self._flushing:
+            if self._flushing or record_only:
                 continue
             self._flushing = True
             try:
-                await self.emit(PluginErrorEvent, plugin=plugin, hook=hook, error=info.error)
+                event = PluginErrorEvent(
+                    run_id=self.run_id, seq=self.seq, plugin=plugin, hook=hook, error=info.error
+                )
+                self.seq += 1
+                for pm in self._managers:
+                    waiters += pm.hook.on_event(event=event)
             finally:
                 self._flushing = False
+        return waiters
 
 
 class _Isolated:

@@ -281,49 +281,53 @@ class Execution:
             self.resumed = target == path
             record.resume_payload, record.resumed_at = self.resume_payload(), now_ms()
             record.status = "running"
-            await self.d.emit(
-                StepStartEvent,
-                step_id=sid,
-                input_data=record.payload,
-                started_at=record.started_at,
-                suspend_payload=record.suspend_payload,
-                suspended_at=record.suspended_at,
-                resume_payload=record.resume_payload,
-                resumed_at=record.resumed_at,
-            )
         else:
             record = StepRecord(payload=cursor.value, started_at=now_ms())
-            await self.d.emit(
-                StepStartEvent, step_id=sid, input_data=record.payload, started_at=record.started_at
-            )
-        self.d.notify("before_step_run", run_id=self.run_id, step_id=sid, input_data=record.payload)
 
+        canceled = False
         try:
+            if resuming:
+                await self.d.emit(
+                    StepStartEvent,
+                    step_id=sid,
+                    input_data=record.payload,
+                    started_at=record.started_at,
+                    suspend_payload=record.suspend_payload,
+                    suspended_at=record.suspended_at,
+                    resume_payload=record.resume_payload,
+                    resumed_at=record.resumed_at,
+                )
+            else:
+                await self.d.emit(
+                    StepStartEvent,
+                    step_id=sid,
+                    input_data=record.payload,
+                    started_at=record.started_at,
+                )
+            self.d.notify(
+                "before_step_run", run_id=self.run_id, step_id=sid, input_data=record.payload
+            )
             with self.d.wrap_step(sid, record.payload):
                 outcome = await self._body(
                     scope, step, sid, path, record, cursor, foreach, resuming
                 )
         except asyncio.CancelledError:
-            record.status, record.error, record.ended_at = "canceled", _CANCELED, now_ms()
-            scope.state.steps[step.id] = record
-            self.d.notify(
-                "after_step_run", run_id=self.run_id, step_id=sid, status="canceled", output=None
-            )
-            await self.d.emit(
-                StepResultEvent,
-                step_id=sid,
-                status="canceled",
-                error=_CANCELED,
-                ended_at=record.ended_at,
-            )
-            await self.d.emit(StepFinishEvent, step_id=sid)
-            raise
+            canceled = True
+            outcome = Outcome("canceled", error=_CANCELED)
         except Suspend as signal:
             outcome = self._suspend(step, path, signal.payload)
         except Exception as exc:
             outcome = _failed(exc)
             self.d.notify("on_step_error", run_id=self.run_id, step_id=sid, error=exc)
-        return await self._finish_step(scope, step, sid, record, outcome)
+        # A step that started always ends with its events, even while the run is canceled.
+        canceled = await self._finish_step(scope, step, sid, record, outcome) or canceled
+        if canceled:
+            raise asyncio.CancelledError
+        return (
+            outcome
+            if outcome.status != "suspended"
+            else Outcome("suspended", suspended=outcome.suspended)
+        )
 
     def resume_payload(self) -> Any:
         assert self.resume is not None
@@ -367,7 +371,9 @@ class Execution:
 
     async def _finish_step(
         self, scope: Scope, step: Step[Any, Any], sid: str, record: StepRecord, outcome: Outcome
-    ) -> Outcome:
+    ) -> bool:
+        """Record the step's end and emit its closing events; return whether a cancellation
+        arrived while they were waiting on backpressure (they are all sent regardless)."""
         ended = now_ms()
         if outcome.status == "suspended":
             record.status = "suspended"
@@ -377,13 +383,16 @@ class Execution:
             self.d.notify(
                 "after_step_run", run_id=self.run_id, step_id=sid, status="suspended", output=None
             )
-            await self.d.emit(
-                StepSuspendedEvent,
-                step_id=sid,
-                suspend_payload=record.suspend_payload,
-                suspended_at=record.suspended_at,
+            return await self._emit_all(
+                (
+                    StepSuspendedEvent,
+                    {
+                        "step_id": sid,
+                        "suspend_payload": record.suspend_payload,
+                        "suspended_at": record.suspended_at,
+                    },
+                )
             )
-            return Outcome("suspended", suspended=outcome.suspended)
         record.status, record.ended_at = outcome.status, ended
         if outcome.status == "success":
             record.output = outcome.output
@@ -397,16 +406,28 @@ class Execution:
             status=record.status,
             output=record.output,
         )
-        await self.d.emit(
-            StepResultEvent,
-            step_id=sid,
-            status=outcome.status,
-            output=record.output,
-            error=record.error,
-            ended_at=ended,
+        return await self._emit_all(
+            (
+                StepResultEvent,
+                {
+                    "step_id": sid,
+                    "status": outcome.status,
+                    "output": record.output,
+                    "error": record.error,
+                    "ended_at": ended,
+                },
+            ),
+            (StepFinishEvent, {"step_id": sid}),
         )
-        await self.d.emit(StepFinishEvent, step_id=sid)
-        return outcome
+
+    async def _emit_all(self, *events: tuple[type[Any], dict[str, Any]]) -> bool:
+        canceled = False
+        for cls, fields in events:
+            try:
+                await self.d.emit(cls, **fields)
+            except asyncio.CancelledError:
+                canceled = True
+        return canceled
 
     async def _nested(
         self,

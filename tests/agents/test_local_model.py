@@ -12,6 +12,7 @@ import httpx
 import openai
 import pytest
 from openai.types.chat import ChatCompletionMessageParam, ChatCompletionToolParam
+
 from stepstream.agents import local_model as lm
 
 

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+
 from stepstream import RuntimeContext, Workflow, get_plugin_manager
 
 from . import workflows

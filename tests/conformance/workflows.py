@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 
 from pydantic import BaseModel
+
 from stepstream import StepContext, Workflow, step
 
 

@@ -1,0 +1,68 @@
+"""Shared fixtures: a fresh plugin manager per test, an event recorder, a task-leak check."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from stepstream import Event, PluginManager, get_plugin_manager, hookimpl
+
+
+class Recorder:
+    """A plugin that keeps every event and lifecycle call it sees, in order."""
+
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+
+    @hookimpl
+    def on_event(self, event: Event) -> None:
+        self.events.append(event)
+
+    @hookimpl
+    def before_workflow_run(self, run_id: str, workflow_id: str, input_data: Any) -> None:
+        self.calls.append(("before_workflow_run", {"workflow_id": workflow_id}))
+
+    @hookimpl
+    def after_workflow_run(self, run_id: str, workflow_id: str, result: Any) -> None:
+        self.calls.append(("after_workflow_run", {"status": result.status}))
+
+    @hookimpl
+    def before_step_run(self, run_id: str, step_id: str, input_data: Any) -> None:
+        self.calls.append(("before_step_run", {"step_id": step_id}))
+
+    @hookimpl
+    def after_step_run(self, run_id: str, step_id: str, status: str, output: Any) -> None:
+        self.calls.append(("after_step_run", {"step_id": step_id, "status": status}))
+
+    @hookimpl
+    def on_step_error(self, run_id: str, step_id: str, error: BaseException) -> None:
+        self.calls.append(("on_step_error", {"step_id": step_id, "error": error}))
+
+    def wire(self) -> list[dict[str, Any]]:
+        return [e.to_wire() for e in self.events]
+
+    def types(self) -> list[str]:
+        return [e.type for e in self.events]
+
+
+@pytest.fixture
+def recorder() -> Recorder:
+    return Recorder()
+
+
+@pytest.fixture
+def pm(recorder: Recorder) -> PluginManager:
+    """A fresh manager with the built-ins and the recorder; no entry points."""
+    return get_plugin_manager(load_entrypoints=False, plugins=[("recorder", recorder)])
+
+
+async def assert_no_tasks_left() -> None:
+    """No task but the test's own is still alive (after letting finished ones settle)."""
+    for _ in range(3):
+        await asyncio.sleep(0)  # let done-callbacks and finalizers run, not a timing wait
+    current = asyncio.current_task()
+    alive = [t for t in asyncio.all_tasks() if t is not current and not t.done()]
+    assert alive == [], f"tasks left running: {alive}"
