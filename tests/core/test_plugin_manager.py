@@ -1,0 +1,170 @@
+"""The plugin manager factory: defaults, entry points, the off switch, blocking, run plugins."""
+
+from __future__ import annotations
+
+import importlib
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from stepstream import (
+    Event,
+    PluginLoadError,
+    StepContext,
+    Workflow,
+    get_plugin_manager,
+    hookimpl,
+    step,
+)
+from stepstream.plugin_manager import AUTOLOAD_ENV
+
+
+def _install_fake_dist(root: Path, name: str, module_source: str, entry: str) -> None:
+    """Write a module and a ``.dist-info`` declaring it in the ``stepstream`` group."""
+    (root / f"{name}.py").write_text(textwrap.dedent(module_source))
+    info = root / f"{name}-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text(f"[stepstream]\n{entry}\n")
+
+
+@pytest.fixture
+def fake_plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    _install_fake_dist(
+        tmp_path,
+        "fake_exporter",
+        """
+        from stepstream import hookimpl
+        SEEN = []
+
+        @hookimpl
+        def on_event(event):
+            SEEN.append(event.type)
+        """,
+        "fake = fake_exporter",
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delenv(AUTOLOAD_ENV, raising=False)
+    importlib.invalidate_caches()
+    return "fake"
+
+
+@step(id="one")
+async def one(ctx: StepContext[Any]) -> Any:
+    return ctx.input_data
+
+
+@pytest.mark.asyncio
+async def test_entry_point_plugins_are_loaded_automatically(fake_plugin: str) -> None:
+    pm = get_plugin_manager()
+    assert pm.has_plugin(fake_plugin)
+    assert pm.source_of(fake_plugin) == "entrypoint:fake_exporter"
+    run = await Workflow(id="wf").then(one).commit().create_run(plugin_manager=pm)
+    streamed = [e.type async for e in run.stream(input_data={})]
+    module = importlib.import_module("fake_exporter")
+    assert streamed == module.SEEN
+
+
+def test_autoload_off_by_argument_and_by_environment(
+    fake_plugin: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert not get_plugin_manager(load_entrypoints=False).has_plugin(fake_plugin)
+    monkeypatch.setenv(AUTOLOAD_ENV, "1")
+    assert not get_plugin_manager().has_plugin(fake_plugin)
+    assert get_plugin_manager(load_entrypoints=True).has_plugin(fake_plugin)
+
+
+def test_blocking_an_entry_point_plugin_by_name(fake_plugin: str) -> None:
+    pm = get_plugin_manager(block=[fake_plugin])
+    assert not pm.has_plugin(fake_plugin) and pm.is_blocked(fake_plugin)
+    assert pm.has_plugin("stream")
+
+
+def test_a_plugin_that_fails_to_load_is_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _install_fake_dist(
+        tmp_path, "broken_plugin", "raise ImportError('no numpy here')", "bad = broken_plugin"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delenv(AUTOLOAD_ENV, raising=False)
+    importlib.invalidate_caches()
+    with pytest.raises(
+        PluginLoadError, match="plugin 'bad' from entry point 'broken_plugin'"
+    ) as info:
+        get_plugin_manager()
+    assert info.value.plugin == "bad"
+    assert isinstance(info.value.__cause__, ImportError)
+    # Blocking the broken plugin lets everything else load.
+    assert get_plugin_manager(block=["bad"]).has_plugin("stream")
+
+
+def test_extra_plugins_by_object_or_name() -> None:
+    class P:
+        @hookimpl
+        def on_event(self, event: Event) -> None:
+            pass
+
+    pm = get_plugin_manager(load_entrypoints=False, plugins=[("mine", P()), P()])
+    names = [name for name, _ in pm.list_plugins()]
+    assert names[0] == "stream" and "mine" in names and len(names) == 3
+    assert pm.source_of("mine") == "api"
+    pm.unregister(name="mine")
+    assert pm.source_of("mine") is None
+
+
+class Collect:
+    def __init__(self) -> None:
+        self.run_ids: set[str] = set()
+        self.count = 0
+
+    @hookimpl
+    def on_event(self, event: Event) -> None:
+        self.run_ids.add(event.run_id)
+        self.count += 1
+
+
+@pytest.mark.asyncio
+async def test_run_and_workflow_plugins_see_only_their_run() -> None:
+    pm = get_plugin_manager(load_entrypoints=False)
+    wf_plugin, run_plugin = Collect(), Collect()
+    wf = Workflow(id="wf", plugins=[wf_plugin]).then(one).commit()
+    first = await wf.create_run(plugin_manager=pm, plugins=[run_plugin])
+    second = await wf.create_run(plugin_manager=pm)
+    await first.start({})
+    await second.start({})
+    assert run_plugin.run_ids == {first.run_id} and run_plugin.count == 5
+    assert wf_plugin.run_ids == {first.run_id, second.run_id} and wf_plugin.count == 10
+    # Neither is registered on the shared manager: other runs pay nothing for them.
+    assert not pm.is_registered(run_plugin) and not pm.is_registered(wf_plugin)
+
+
+@pytest.mark.asyncio
+async def test_watch_sees_this_runs_events_until_unwatched() -> None:
+    pm = get_plugin_manager(load_entrypoints=False)
+    wf = Workflow(id="wf").then(one).commit()
+    run = await wf.create_run(plugin_manager=pm)
+    seen: list[str] = []
+    received: list[str] = []
+
+    async def slow_watcher(event: Event) -> None:
+        received.append(event.type)
+
+    unwatch = run.watch(lambda e: seen.append(e.type))
+    run.watch(slow_watcher)
+    await run.start({})
+    assert seen == ["start", "step-start", "step-result", "step-finish", "finish"]
+    assert received == seen
+    unwatch()
+    unwatch()  # idempotent
+
+
+def test_default_workflow_manager_is_made_once_per_workflow(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(AUTOLOAD_ENV, "1")
+    wf = Workflow(id="wf").then(one).commit()
+    assert wf.plugin_manager is wf.plugin_manager
+    assert Workflow(id="other").then(one).commit().plugin_manager is not wf.plugin_manager
