@@ -226,20 +226,34 @@ class Floor:
 
 # -- timing -----------------------------------------------------------------------------------
 
-Body = Callable[[], Awaitable[None]]
+Unit = Callable[[int], Awaitable[None]]
 
 
 @dataclass
 class Workload:
-    """One row of the table: the engine's body and the floor's body, with their sizes."""
+    """One row of the table: the engine's and the floor's unit of work, and the block's size.
+
+    A block is ``units`` units (runs, or one batch of concurrent runs); floor and engine units
+    are timed alternately so that both see the same machine state (a noisy host's speed can
+    change by 2x for seconds at a time).
+    """
 
     name: str
     description: str
-    engine: Body
-    floor: Body
+    engine: Unit
+    floor: Unit
+    units: int
     steps_per_block: int
     events_per_block: int
     memory: bool = False
+
+    async def engine_block(self) -> None:
+        for i in range(self.units):
+            await self.engine(i)
+
+    async def floor_block(self) -> None:
+        for i in range(self.units):
+            await self.floor(i)
 
 
 def build(sizes: Sizes, pm: PluginManager) -> dict[str, Workload]:
@@ -253,70 +267,110 @@ def build(sizes: Sizes, pm: PluginManager) -> dict[str, Workload]:
     fan_events = events_per_run(sizes.width)
     small_events = events_per_run(sizes.concurrent_steps)
 
-    async def seq_engine() -> None:
-        for _ in range(sizes.runs):
-            await streamed_run(seq, pm, seq_events)
+    async def seq_engine(_: int) -> None:
+        await streamed_run(seq, pm, seq_events)
 
-    async def sch_engine() -> None:
-        for _ in range(sizes.runs):
-            await streamed_run(sch, pm, seq_events)
+    async def sch_engine(_: int) -> None:
+        await streamed_run(sch, pm, seq_events)
 
-    async def start_engine() -> None:
-        for _ in range(sizes.runs):
-            await started_run(seq, pm)
+    async def start_engine(_: int) -> None:
+        await started_run(seq, pm)
 
-    async def seq_floor() -> None:
-        for r in range(sizes.runs):
-            await floor.sequence(r, seq_events)
+    async def seq_floor(i: int) -> None:
+        await floor.sequence(i, seq_events)
 
-    async def fan_engine() -> None:
-        for _ in range(sizes.runs):
-            await streamed_run(fan, pm, fan_events)
+    async def fan_engine(_: int) -> None:
+        await streamed_run(fan, pm, fan_events)
 
-    async def fan_floor() -> None:
-        for r in range(sizes.runs):
-            await floor.fanout(r, sizes.width)
+    async def fan_floor(i: int) -> None:
+        await floor.fanout(i, sizes.width)
 
-    async def conc_engine() -> None:
+    async def conc_engine(_: int) -> None:
         await asyncio.gather(
             *(streamed_run(small, pm, small_events) for _ in range(sizes.concurrent_runs))
         )
 
-    async def conc_floor() -> None:
-        await asyncio.gather(*(floor.sequence(r, small_events) for r in range(sizes.concurrent_runs)))
+    async def conc_floor(_: int) -> None:
+        await asyncio.gather(
+            *(floor.sequence(r, small_events) for r in range(sizes.concurrent_runs))
+        )
 
-    seq_steps, seq_ev = sizes.runs * sizes.steps, sizes.runs * seq_events
+    runs = sizes.runs
+    seq_steps, seq_ev = runs * sizes.steps, runs * seq_events
     return {
         "seq": Workload(
-            "seq", f"{sizes.steps}-step sequence, stream", seq_engine, seq_floor, seq_steps, seq_ev
+            "seq",
+            f"{sizes.steps}-step sequence, stream",
+            seq_engine,
+            seq_floor,
+            runs,
+            seq_steps,
+            seq_ev,
         ),
         "fanout": Workload(
             "fanout",
             f"parallel x{sizes.width}, stream",
             fan_engine,
             fan_floor,
-            sizes.runs * sizes.width,
-            sizes.runs * fan_events,
+            runs,
+            runs * sizes.width,
+            runs * fan_events,
         ),
         "concurrent": Workload(
             "concurrent",
             f"{sizes.concurrent_runs} runs x {sizes.concurrent_steps} steps",
             conc_engine,
             conc_floor,
+            1,
             sizes.concurrent_runs * sizes.concurrent_steps,
             sizes.concurrent_runs * small_events,
             memory=True,
         ),
         "schemas": Workload(
-            "schemas", f"{sizes.steps}-step seq, pydantic io", sch_engine, seq_floor, seq_steps, seq_ev
+            "schemas",
+            f"{sizes.steps}-step seq, pydantic io",
+            sch_engine,
+            seq_floor,
+            runs,
+            seq_steps,
+            seq_ev,
         ),
         "start": Workload(
-            "start", f"{sizes.steps}-step seq, run.start()", start_engine, seq_floor, seq_steps, seq_ev
+            "start",
+            f"{sizes.steps}-step seq, run.start()",
+            start_engine,
+            seq_floor,
+            runs,
+            seq_steps,
+            seq_ev,
         ),
     }
 
 
-async def timed(body: Body) -> int:
+async def timed_pair(w: Workload) -> tuple[int, int]:
+    """Nanoseconds of one engine block and one floor block, their units interleaved."""
+    gc.collect()
+    engine = floor = 0
+    clock = time.perf_counter_ns
+    for i in range(w.units):
+        if i % 2:
+            t0 = clock()
+            await w.engine(i)
+            t1 = clock()
+            await w.floor(i)
+            t2 = clock()
+            engine, floor = engine + t1 - t0, floor + t2 - t1
+        else:
+            t0 = clock()
+            await w.floor(i)
+            t1 = clock()
+            await w.engine(i)
+            t2 = clock()
+            floor, engine = floor + t1 - t0, engine + t2 - t1
+    return engine, floor
+
+
+async def timed(body: Callable[[], Awaitable[None]]) -> int:
     """Nanoseconds one call of ``body`` takes, after a full collection."""
     gc.collect()
     t0 = time.perf_counter_ns()
@@ -324,7 +378,7 @@ async def timed(body: Body) -> int:
     return time.perf_counter_ns() - t0
 
 
-async def traced_peak(body: Body) -> int:
+async def traced_peak(body: Callable[[], Awaitable[None]]) -> int:
     """Peak bytes tracemalloc sees above its starting point while ``body`` runs (untimed)."""
     gc.collect()
     tracemalloc.start()
@@ -358,43 +412,53 @@ class Row:
 
 
 async def measure(w: Workload, repeat: int) -> Row:
-    """Warm up once, then time floor and engine alternately ``repeat`` times."""
+    """Warm up once, then time floor and engine (interleaved) ``repeat`` times."""
     rss0 = maxrss_kib()
-    await w.floor()
+    await w.floor_block()
     rss1 = maxrss_kib()
-    await w.engine()
+    await w.engine_block()
     rss2 = maxrss_kib()
     row = Row(w, [], [])
     if w.memory:
         row.rss_floor, row.rss_engine = rss1 - rss0, rss2 - rss1
     for _ in range(repeat):
-        row.floor_ns.append(await timed(w.floor))
-        row.engine_ns.append(await timed(w.engine))
+        engine, floor = await timed_pair(w)
+        row.engine_ns.append(engine)
+        row.floor_ns.append(floor)
     if w.memory:
-        row.mem_floor = await traced_peak(w.floor)
-        row.mem_engine = await traced_peak(w.engine)
+        row.mem_floor = await traced_peak(w.floor_block)
+        row.mem_engine = await traced_peak(w.engine_block)
     return row
 
 
 async def measure_components(sizes: Sizes, repeat: int) -> dict[str, float]:
-    """Floor parts per event in the ``seq`` shape: coroutine, hook, queue put/get, all three."""
-    n = sizes.runs * events_per_run(sizes.steps)
+    """Floor parts per event in the ``seq`` shape: coroutine, hook, queue put/get, all three.
+
+    The four variants are timed run by run in turn (like floor and engine), medians reported.
+    """
+    n_events = events_per_run(sizes.steps)
     parts = {
         "await f(ev)": Floor(hook=False, queue=False),
         "pluggy hook": Floor(coro=False, queue=False),
         "queue put+get": Floor(coro=False, hook=False),
         "all three": Floor(),
     }
-    out: dict[str, float] = {}
-    for label, floor in parts.items():
-
-        async def body(floor: Floor = floor) -> None:
-            for r in range(sizes.runs):
-                await floor.sequence(r, events_per_run(sizes.steps))
-
-        await body()
-        out[label] = statistics.median([await timed(body) for _ in range(repeat)]) / n / 1000
-    return out
+    for floor in parts.values():  # warm-up
+        await floor.sequence(0, n_events)
+    samples: dict[str, list[int]] = {label: [] for label in parts}
+    clock = time.perf_counter_ns
+    for _ in range(repeat):
+        gc.collect()
+        totals = dict.fromkeys(parts, 0)
+        for r in range(sizes.runs):
+            for label, floor in parts.items():
+                t0 = clock()
+                await floor.sequence(r, n_events)
+                totals[label] += clock() - t0
+        for label, total in totals.items():
+            samples[label].append(total)
+    n = sizes.runs * n_events
+    return {label: statistics.median(ts) / n / 1000 for label, ts in samples.items()}
 
 
 # -- output -----------------------------------------------------------------------------------
@@ -416,7 +480,8 @@ def header(sizes: Sizes, repeat: int) -> str:
 def table(rows: list[Row]) -> str:
     cols = (
         f"{'workload':<11}{'shape':<29}{'ms/block':>9}{'us/step':>9}{'us/event':>9}"
-        f"{'floor/ev':>9}{'floor/st':>9}{'ratio':>7}{'spread':>8}  {'target <=3x':<12}"
+        f"{'floor/ev':>9}{'floor/st':>9}{'ratio':>7}{'(min-max)':>12}{'spread':>8}  "
+        f"{'target <=3x':<11}"
     )
     lines = [cols, "-" * len(cols)]
     for row in rows:
@@ -427,12 +492,19 @@ def table(rows: list[Row]) -> str:
         per_event = eng / w.events_per_block / 1000
         floor_event = flo / w.events_per_block / 1000
         floor_step = 3 * floor_event
-        ratio = per_step / floor_step
+        # Engine and floor are timed side by side: each repeat gives its own ratio.
+        ratios = [
+            (e / w.steps_per_block) / (3 * f / w.events_per_block)
+            for e, f in zip(row.engine_ns, row.floor_ns, strict=True)
+        ]
+        ratio = statistics.median(ratios)
+        span = f"({min(ratios):.1f}-{max(ratios):.1f})"
         spread = (max(row.engine_ns) - min(row.engine_ns)) / eng * 100
         verdict = "met" if ratio <= TARGET_RATIO else "NOT met"
         lines.append(
             f"{w.name:<11}{w.description:<29}{eng / 1e6:>9.1f}{per_step:>9.2f}{per_event:>9.2f}"
-            f"{floor_event:>9.2f}{floor_step:>9.2f}{ratio:>6.1f}x{spread:>7.0f}%  {verdict:<12}"
+            f"{floor_event:>9.2f}{floor_step:>9.2f}{ratio:>6.1f}x{span:>12}{spread:>7.0f}%  "
+            f"{verdict:<11}"
         )
     return "\n".join(lines)
 
@@ -452,7 +524,7 @@ def notes(rows: list[Row], components: dict[str, float]) -> str:
     lines.append(f"floor components (seq shape, us/event): {parts}")
     lines.append(
         "us/step: engine wall time / executed steps; floor/st = 3 x floor/ev; "
-        "ratio = us/step / floor/st"
+        "ratio = median over repeats of (us/step / floor/st), engine and floor interleaved"
     )
     return "\n".join(lines)
 
@@ -476,12 +548,12 @@ async def run_all(sizes: Sizes, repeat: int) -> None:
 async def run_profile(sizes: Sizes, name: str) -> None:
     pm = get_plugin_manager(load_entrypoints=False)
     w = build(sizes, pm)[name]
-    await w.engine()  # warm-up
+    await w.engine_block()  # warm-up
     gc.collect()
     profiler = cProfile.Profile()
     profiler.enable()
     t0 = time.perf_counter_ns()
-    await w.engine()
+    await w.engine_block()
     elapsed = time.perf_counter_ns() - t0
     profiler.disable()
     print(header(sizes, 1))

@@ -161,30 +161,24 @@ class Run:
             is_canceled=lambda: self._cancel_requested,
         )
         self._task = asyncio.get_running_loop().create_task(
-            execution.execute(cancel_requested=lambda: self._cancel_requested),
-            name=f"stepstream-run-{self.run_id}",
+            self._execute(execution), name=f"stepstream-run-{self.run_id}"
         )
-        self._task.add_done_callback(self._on_done)
         return self._task
 
-    def _on_done(self, task: asyncio.Task[WorkflowResult]) -> None:
-        if task.cancelled():
-            error: BaseException | None = asyncio.CancelledError()
-        else:
-            error = task.exception()
-            if error is None:
-                self._result = task.result()
+    async def _execute(self, execution: Execution) -> WorkflowResult:
+        # The result is recorded here, inside the task, so that whoever awaits the task sees
+        # it at once (a done-callback would only run on a later loop iteration).
+        try:
+            result = await execution.execute(cancel_requested=lambda: self._cancel_requested)
+        except BaseException as exc:
+            if self._stream is not None:
+                self._stream.fail(exc)
+            raise
+        self._result = result
         stream = self._stream
-        if stream is None:
-            return
-        if error is not None:
-            stream.fail(error)
-        elif (
-            self._result is not None
-            and self._result.status == "suspended"
-            and stream.close_on_suspend
-        ):
+        if stream is not None and result.status == "suspended" and stream.close_on_suspend:
             stream.channel.end()
+        return result
 
     # -- resume and cancel -------------------------------------------------------------------
 

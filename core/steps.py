@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import sys
 import typing
 from collections.abc import Awaitable, Callable
 from typing import Any, Generic, TypeVar, overload
@@ -165,12 +166,21 @@ def _summarise(exc: PydanticValidationError) -> str:
     return "; ".join(parts)
 
 
-def _infer_schemas(fn: Callable[..., Any]) -> tuple[type[BaseModel] | None, type[BaseModel] | None]:
-    """Read ``StepContext[Model]`` and a ``-> Model`` return annotation, when given."""
+def _infer_schemas(
+    fn: Callable[..., Any], localns: dict[str, Any] | None
+) -> tuple[type[BaseModel] | None, type[BaseModel] | None]:
+    """Read ``StepContext[Model]`` and a ``-> Model`` return annotation, when given.
+
+    ``localns`` resolves models defined in the decorating scope (string annotations under
+    ``from __future__ import annotations`` only see module globals otherwise).
+    """
     try:
-        hints = typing.get_type_hints(fn)
-    except Exception:
-        return None, None
+        hints = typing.get_type_hints(fn, localns=localns)
+    except Exception as exc:
+        raise WorkflowDefinitionError(
+            f"step {getattr(fn, '__name__', fn)!r}: cannot resolve its annotations "
+            f"({type(exc).__name__}: {exc}); pass input_schema=/output_schema= explicitly"
+        ) from exc
     input_schema = output_schema = None
     ret = hints.get("return")
     if isinstance(ret, type) and issubclass(ret, BaseModel):
@@ -227,8 +237,11 @@ class _StepDecorator:
         ``ctx: StepContext[InputModel]`` and ``-> OutputModel``.
         """
 
+        localns = dict(sys._getframe(1).f_locals)
+
         def make(func: StepFunction) -> Step[Any, Any]:
-            inferred_in, inferred_out = _infer_schemas(func)
+            scope = {**localns, **dict(sys._getframe(1).f_locals)}
+            inferred_in, inferred_out = _infer_schemas(func, scope)
             return Step(
                 id=id or func.__name__,
                 execute=func,
