@@ -343,11 +343,12 @@ def event_from_wire(wire: dict[str, Any], *, run_id: str, seq: int) -> Event:
     fields: dict[str, Any] = {"type": wire["type"], "run_id": run_id, "seq": seq}
     body = wire.get("payload")
     items: dict[str, Any]
-    if isinstance(body, dict) and wire["type"] not in {"start", "finish"}:
+    if wire["type"] in {"start", "finish"}:
+        items = {}
+    elif isinstance(body, dict):
         items = dict(body)
     else:
         items = {k: v for k, v in wire.items() if k != "type"}
-    items.pop("runId", None)
     if wire["type"] in {"step-suspended", "step-start"}:
         items.pop("status", None)
     for key, value in items.items():

@@ -23,6 +23,9 @@ __all__ = [
     "Node",
     "ParallelNode",
     "StepNode",
+    "as_workflow",
+    "describe_node",
+    "node_steps",
 ]
 
 Condition = Callable[[StepContext[Any]], bool | Awaitable[bool]]

@@ -7,7 +7,15 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-__all__ = ["RunStatus", "StepRecord", "StepRecordStatus", "WorkflowResult", "now_ms"]
+__all__ = [
+    "PluginErrorInfo",
+    "RunState",
+    "RunStatus",
+    "StepRecord",
+    "StepRecordStatus",
+    "WorkflowResult",
+    "now_ms",
+]
 
 RunStatus = Literal["running", "success", "failed", "suspended", "canceled"]
 StepRecordStatus = Literal["running", "success", "failed", "suspended", "canceled"]

@@ -372,7 +372,7 @@ class SyncRunStream:
         if self._iterated:
             raise StreamError("a run's stream can be consumed once", run_id=self._stream.run.run_id)
         self._iterated = True
-        events = self._stream.__aiter__()
+        events = self._runner.run(self._open())
         try:
             while True:
                 try:
@@ -381,6 +381,10 @@ class SyncRunStream:
                     return
         finally:
             self._runner.run(events.aclose())  # type: ignore[attr-defined]
+
+    async def _open(self) -> AsyncIterator[Event]:
+        # Starting the run needs the private loop to be running.
+        return self._stream.__aiter__()
 
     def get_workflow_state(self) -> WorkflowResult:
         """Wait for the run's current execution and return its result."""

@@ -14,7 +14,7 @@ from pydantic import ValidationError as PydanticValidationError
 from .context import StepContext
 from .errors import InputValidationError, OutputValidationError, WorkflowDefinitionError
 
-__all__ = ["Step", "StepFunction", "step"]
+__all__ = ["Step", "StepFunction", "step", "to_jsonable"]
 
 InputT = TypeVar("InputT")
 OutputT = TypeVar("OutputT")

@@ -1,0 +1,101 @@
+"""The event union: frozen models, wire shapes, round trips."""
+
+from __future__ import annotations
+
+import json
+import typing
+
+import pydantic
+import pytest
+
+from stepstream import events as ev
+
+ALL = typing.get_args(typing.get_args(ev.Event)[0])
+
+SAMPLES: list[ev._EventBase] = [
+    ev.StartEvent(run_id="r", seq=0),
+    ev.StepStartEvent(run_id="r", seq=1, step_id="s", input_data={"a": 1}, started_at=5),
+    ev.StepStartEvent(
+        run_id="r",
+        seq=2,
+        step_id="s",
+        input_data={"a": 1},
+        started_at=5,
+        suspend_payload={"why": "x"},
+        suspended_at=6,
+        resume_payload={"ok": True},
+        resumed_at=7,
+    ),
+    ev.ToolCallStreamingStartEvent(
+        run_id="r", seq=3, tool_call_id="c", tool_name="Agent", name="Agent", args={"prompt": "p"}
+    ),
+    ev.ToolCallDeltaEvent(
+        run_id="r",
+        seq=4,
+        tool_call_id="c",
+        tool_name="Agent",
+        name="Agent",
+        args={"prompt": "p"},
+        args_text_delta="Hi",
+    ),
+    ev.ToolCallEvent(run_id="r", seq=5, tool_call_id="t", tool_name="tool", args={"x": 1}),
+    ev.ToolResultEvent(
+        run_id="r", seq=6, tool_call_id="t", tool_name="tool", args={"x": 1}, result=[1]
+    ),
+    ev.StepResultEvent(run_id="r", seq=7, step_id="s", status="success", output=None, ended_at=8),
+    ev.StepResultEvent(run_id="r", seq=8, step_id="s", status="failed", error="E: x", ended_at=8),
+    ev.StepSuspendedEvent(run_id="r", seq=9, step_id="s", suspend_payload=None, suspended_at=9),
+    ev.StepFinishEvent(run_id="r", seq=10, step_id="s"),
+    ev.ErrorEvent(run_id="r", seq=11, error={"message": "m"}),
+    ev.StepOutputEvent(run_id="r", seq=12, step_id="s", output="data"),
+    ev.PluginErrorEvent(run_id="r", seq=13, plugin="p", hook="on_event", error="E: x"),
+    ev.FinishEvent(run_id="r", seq=14),
+]
+
+
+def test_every_union_member_has_a_sample_and_its_type_literal() -> None:
+    assert {type(s) for s in SAMPLES} == set(ALL)
+    assert {cls.wire_type for cls in ALL} == set(typing.get_args(ev.EventType))
+    for cls in ALL:
+        assert cls.model_fields["type"].default == cls.wire_type
+
+
+@pytest.mark.parametrize("event", SAMPLES, ids=lambda e: f"{e.type}-{e.seq}")
+def test_wire_round_trip(event: ev._EventBase) -> None:
+    wire = event.to_wire()
+    assert wire["type"] == event.type
+    assert event.model_dump() == wire
+    assert json.loads(event.model_dump_json()) == wire
+    assert "run_id" not in json.dumps(wire) and "seq" not in wire
+    again = ev.event_from_wire(json.loads(json.dumps(wire)), run_id="r", seq=event.seq)
+    assert again == event
+
+
+def test_wire_shapes_follow_mastra_key_order() -> None:
+    start = SAMPLES[1].to_wire()["payload"]
+    assert list(start) == ["id", "payload", "startedAt", "status"]
+    resumed = SAMPLES[2].to_wire()["payload"]
+    assert list(resumed) == [
+        "id",
+        "payload",
+        "startedAt",
+        "status",
+        "suspendPayload",
+        "suspendedAt",
+        "resumePayload",
+        "resumedAt",
+    ]
+    assert list(SAMPLES[7].to_wire()["payload"]) == ["id", "status", "output", "endedAt"]
+    assert list(SAMPLES[8].to_wire()["payload"]) == ["id", "status", "error", "endedAt"]
+    delta = SAMPLES[4].to_wire()
+    assert list(delta) == ["type", "toolCallId", "toolName", "name", "args", "argsTextDelta"]
+
+
+def test_events_are_frozen_and_closed() -> None:
+    event = SAMPLES[0]
+    with pytest.raises(pydantic.ValidationError):
+        event.run_id = "other"  # type: ignore[misc]
+    with pytest.raises(pydantic.ValidationError):
+        ev.StartEvent(run_id="r", seq=0, extra="no")  # type: ignore[call-arg]
+    with pytest.raises(pydantic.ValidationError):
+        ev.event_adapter.validate_python({"type": "unknown", "run_id": "r", "seq": 0})

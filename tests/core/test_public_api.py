@@ -1,0 +1,76 @@
+"""The public surface: exact, sorted ``__all__``; py.typed shipped; sync twins match."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from pathlib import Path
+
+import pytest
+
+import stepstream
+from stepstream import Run
+
+PUBLIC_MODULES = [
+    "stepstream",
+    "stepstream.channel",
+    "stepstream.context",
+    "stepstream.errors",
+    "stepstream.events",
+    "stepstream.graph",
+    "stepstream.hookspecs",
+    "stepstream.plugin_manager",
+    "stepstream.result",
+    "stepstream.run",
+    "stepstream.steps",
+    "stepstream.workflow",
+    "stepstream.plugins",
+    "stepstream.plugins.stream",
+]
+
+
+@pytest.mark.parametrize("name", PUBLIC_MODULES)
+def test_all_is_sorted_and_exact(name: str) -> None:
+    module = importlib.import_module(name)
+    exported = module.__all__
+    assert exported == sorted(exported, key=lambda s: (s.lower(), s)) or exported == sorted(
+        exported
+    ), f"{name}.__all__ is not sorted"
+    assert len(set(exported)) == len(exported)
+    for item in exported:
+        assert hasattr(module, item), f"{name}.__all__ names missing {item!r}"
+    if name == "stepstream":
+        return
+    defined = {
+        k
+        for k, v in vars(module).items()
+        if not k.startswith("_")
+        and getattr(v, "__module__", name) == name
+        and (inspect.isclass(v) or inspect.isfunction(v))
+    }
+    assert defined <= set(exported), f"{name} defines public names not in __all__"
+
+
+def test_py_typed_is_shipped() -> None:
+    assert (Path(stepstream.__file__).parent / "py.typed").exists()
+
+
+@pytest.mark.parametrize("name", ["start", "resume", "cancel"])
+def test_sync_twins_keep_the_async_signature(name: str) -> None:
+    async_sig = inspect.signature(getattr(Run, name))
+    sync_sig = inspect.signature(getattr(Run, f"{name}_sync"))
+    assert list(async_sig.parameters) == list(sync_sig.parameters)
+    for param in async_sig.parameters.values():
+        other = sync_sig.parameters[param.name]
+        assert (param.kind, param.default, param.annotation) == (
+            other.kind,
+            other.default,
+            other.annotation,
+        )
+
+
+def test_stream_sync_twin_matches_stream_but_closes_on_suspend() -> None:
+    a = inspect.signature(Run.stream).parameters
+    s = inspect.signature(Run.stream_sync).parameters
+    assert list(a) == list(s)
+    assert a["close_on_suspend"].default is False and s["close_on_suspend"].default is True
