@@ -125,7 +125,7 @@ def sequence_workflow(n: int, *, schemas: bool = False, wf_id: str = "seq") -> W
 
 def fanout_workflow(width: int) -> Workflow:
     """A committed workflow of one ``parallel`` node of ``width`` trivial steps."""
-    steps = [Step(id=f"p{i}", execute=_identity) for i in range(width)]
+    steps: list[Step[Any, Any]] = [Step(id=f"p{i}", execute=_identity) for i in range(width)]
     return Workflow(id="fanout").parallel(steps).commit()
 
 
@@ -175,7 +175,8 @@ def floor_hook() -> Callable[..., Any]:
     pm = pluggy.PluginManager("floor")
     pm.add_hookspecs(_FloorSpec)
     pm.register(_FloorPlugin())
-    return pm.hook.on_event  # type: ignore[no-any-return]
+    caller: Callable[..., Any] = pm.hook.on_event
+    return caller
 
 
 async def _noop(event: object) -> None:
@@ -568,16 +569,18 @@ async def run_profile(sizes: Sizes, name: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    parser.add_argument("--repeat", type=int, default=5, help="timed repeats (median reported)")
+    parser.add_argument(
+        "--repeat", type=int, default=None, help="timed repeats, median reported (5; 3 if --quick)"
+    )
     parser.add_argument("--quick", action="store_true", help="smaller sizes, a few seconds")
     parser.add_argument(
         "--profile", choices=WORKLOADS, metavar="WORKLOAD", help=f"one of {', '.join(WORKLOADS)}"
     )
     args = parser.parse_args(argv)
-    if args.repeat < 1:
-        parser.error("--repeat must be at least 1")
     sizes = QUICK if args.quick else Sizes()
-    repeat = min(args.repeat, 3) if args.quick and args.repeat == 5 else args.repeat
+    repeat: int = args.repeat if args.repeat is not None else (3 if args.quick else 5)
+    if repeat < 1:
+        parser.error("--repeat must be at least 1")
     with asyncio.Runner() as runner:
         if args.profile:
             runner.run(run_profile(sizes, args.profile))

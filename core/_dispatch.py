@@ -44,12 +44,11 @@ class Dispatcher:
         The event is dispatched before anything is awaited, so a cancellation during the wait
         never loses it.
         """
-        waiters = self._flush_errors() if self.pending_errors else []
+        if self.local is not None or self.pending_errors:
+            return await self._emit_fully(cls, fields)
         event = cls(run_id=self.run_id, seq=self.seq, **fields)
         self.seq += 1
-        waiters += self._on_event(event=event)
-        if self.local is not None:
-            waiters += self.local.hook.on_event(event=event)
+        waiters = self._on_event(event=event)
         if self.pending_errors:
             # Nothing follows ``finish``: errors raised while dispatching it are only recorded.
             waiters += self._flush_errors(record_only=cls is FinishEvent)
@@ -57,10 +56,31 @@ class Dispatcher:
             await waiter
         return event
 
+    async def _emit_fully(self, cls: type[EventT], fields: dict[str, Any]) -> EventT:
+        waiters = self._flush_errors() if self.pending_errors else []
+        event = cls(run_id=self.run_id, seq=self.seq, **fields)
+        self.seq += 1
+        waiters += self._on_event(event=event)
+        if self.local is not None:
+            waiters += self.local.hook.on_event(event=event)
+        if self.pending_errors:
+            waiters += self._flush_errors(record_only=cls is FinishEvent)
+        for waiter in waiters:
+            await waiter
+        return event
+
     def notify(self, hook: str, **kwargs: Any) -> None:
-        """Call an observer hook on every manager of the run (errors are isolated per plugin)."""
+        """Call an observer hook on every manager of the run (errors are isolated per plugin).
+
+        Hooks nobody implements are skipped without a call.
+        """
         for pm in self._managers:
-            getattr(pm.hook, hook)(**kwargs)
+            if hook in pm.implemented:
+                getattr(pm.hook, hook)(**kwargs)
+
+    def wraps_steps(self) -> bool:
+        """Whether any plugin implements ``wrap_step_run``."""
+        return any("wrap_step_run" in pm.implemented for pm in self._managers)
 
     @contextlib.contextmanager
     def wrap_step(self, step_id: str, input_data: Any) -> Iterator[None]:

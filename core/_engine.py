@@ -80,10 +80,14 @@ class Outcome:
 
 @dataclass
 class Scope:
-    """One (possibly nested) workflow being executed: its state and its place in the stream."""
+    """One (possibly nested) workflow being executed: its state and its place in the stream.
+
+    It is also the :class:`~stepstream.context.StepServices` behind its steps' contexts.
+    """
 
     workflow: Workflow
     state: RunState
+    execution: Execution
     prefix: str = ""
     path: tuple[str, ...] = ()
 
@@ -94,6 +98,27 @@ class Scope:
                 if s.id == step_id:
                     return s
         return None
+
+    def lookup(self, ref: str | Step[Any, Any]) -> Any:
+        step_id = ref if isinstance(ref, str) else ref.id
+        record = self.state.steps.get(step_id)
+        if record is None or record.status != "success":
+            return None
+        found = ref if isinstance(ref, Step) else self.find_step(ref)
+        return found.parse_output(record.output) if found is not None else record.output
+
+    def init_data(self) -> Any:
+        schema = self.workflow.input_schema
+        data = self.state.input
+        return schema.model_validate(data) if schema is not None else data
+
+    async def write(self, step_id: str, data: Any) -> None:
+        if isinstance(data, BaseModel):
+            data = data.model_dump(mode="json", by_alias=True)
+        await self.execution.d.emit(StepOutputEvent, step_id=step_id, output=data)
+
+    def is_canceled(self) -> bool:
+        return self.execution.is_canceled()
 
 
 @dataclass(frozen=True)
@@ -156,7 +181,7 @@ class Execution:
         )
         if self.resume is None:
             await self.d.emit(StartEvent)
-        root = Scope(wf, self.state)
+        root = Scope(wf, self.state, self)
         try:
             try:
                 wf.parse_input(self.state.input)
@@ -175,7 +200,12 @@ class Execution:
             run_id=self.run_id,
             status=outcome.status,
             input=self.state.input,
-            steps=self.state.snapshot_steps(),
+            # Only a suspended run's records change again (on resume): copy those alone.
+            steps=(
+                self.state.snapshot_steps()
+                if outcome.status == "suspended"
+                else dict(self.state.steps)
+            ),
             result=outcome.output if outcome.status == "success" else None,
             error=outcome.error,
             error_detail=outcome.error_detail,
@@ -267,12 +297,13 @@ class Execution:
         """Run one step through its whole lifecycle of events, hooks and state."""
         sid = scope.prefix + step.id
         path = (*scope.path, step.id)
-        key = (id(scope.state), step.id)
         record = scope.state.steps.get(step.id)
         resuming = False
-        if key in self.completed_before and record is not None:
-            self.completed_before.discard(key)
-            return Outcome("success", record.output, step.output_schema, skipped=True)
+        if self.resume is not None and record is not None:
+            key = (id(scope.state), step.id)
+            if key in self.completed_before:
+                self.completed_before.discard(key)
+                return Outcome("success", record.output, step.output_schema, skipped=True)
         if record is not None and record.status == "suspended" and self.resume is not None:
             target = self.resume.path
             if self.resumed or target[: len(path)] != path:
@@ -307,10 +338,12 @@ class Execution:
             self.d.notify(
                 "before_step_run", run_id=self.run_id, step_id=sid, input_data=record.payload
             )
-            with self.d.wrap_step(sid, record.payload):
-                outcome = await self._body(
-                    scope, step, sid, path, record, cursor, foreach, resuming
-                )
+            body = self._body(scope, step, sid, path, record, cursor, foreach, resuming)
+            if self.d.wraps_steps():
+                with self.d.wrap_step(sid, record.payload):
+                    outcome = await body
+            else:
+                outcome = await body
         except asyncio.CancelledError:
             canceled = True
             outcome = Outcome("canceled", error=_CANCELED)
@@ -352,8 +385,9 @@ class Execution:
         foreach: ForeachNode | None,
         resuming: bool,
     ) -> Outcome:
-        nested = as_workflow(step)
-        if nested is not None:
+        if step.is_workflow:
+            nested = as_workflow(step)
+            assert nested is not None
             return await self._nested(scope, nested, sid, path, record.payload, resuming)
         if foreach is not None:
             return await self._foreach(scope, foreach, sid, record.payload)
@@ -361,13 +395,11 @@ class Execution:
         # A map function sees the previous output typed; a step, its own input schema.
         typed = cursor.typed() if isinstance(step, MapStep) else step.parse_input(record.payload)
         ctx = self._context(scope, sid, typed, resume_data, record.suspend_payload)
-        output = await self._invoke(step, ctx)
-        return Outcome("success", step.dump_output(output), step.output_schema)
-
-    async def _invoke(self, step: Step[Any, Any], ctx: StepContext[Any]) -> Any:
         if step.is_async:
-            return await step.run(ctx)
-        return await asyncio.to_thread(_run_sync, step, ctx)
+            output = await step.run(ctx)
+        else:
+            output = await asyncio.to_thread(step.call_sync, ctx)
+        return Outcome("success", step.dump_output(output), step.output_schema)
 
     async def _finish_step(
         self, scope: Scope, step: Step[Any, Any], sid: str, record: StepRecord, outcome: Outcome
@@ -377,22 +409,22 @@ class Execution:
         ended = now_ms()
         if outcome.status == "suspended":
             record.status = "suspended"
-            if as_workflow(step) is None or record.suspended_at is None:
+            if not step.is_workflow or record.suspended_at is None:
                 record.suspend_payload, record.suspended_at = outcome.output, ended
             scope.state.steps[step.id] = record
             self.d.notify(
                 "after_step_run", run_id=self.run_id, step_id=sid, status="suspended", output=None
             )
-            return await self._emit_all(
-                (
+            try:
+                await self.d.emit(
                     StepSuspendedEvent,
-                    {
-                        "step_id": sid,
-                        "suspend_payload": record.suspend_payload,
-                        "suspended_at": record.suspended_at,
-                    },
+                    step_id=sid,
+                    suspend_payload=record.suspend_payload,
+                    suspended_at=record.suspended_at,
                 )
-            )
+            except asyncio.CancelledError:
+                return True
+            return False
         record.status, record.ended_at = outcome.status, ended
         if outcome.status == "success":
             record.output = outcome.output
@@ -406,27 +438,22 @@ class Execution:
             status=record.status,
             output=record.output,
         )
-        return await self._emit_all(
-            (
-                StepResultEvent,
-                {
-                    "step_id": sid,
-                    "status": outcome.status,
-                    "output": record.output,
-                    "error": record.error,
-                    "ended_at": ended,
-                },
-            ),
-            (StepFinishEvent, {"step_id": sid}),
-        )
-
-    async def _emit_all(self, *events: tuple[type[Any], dict[str, Any]]) -> bool:
         canceled = False
-        for cls, fields in events:
-            try:
-                await self.d.emit(cls, **fields)
-            except asyncio.CancelledError:
-                canceled = True
+        try:
+            await self.d.emit(
+                StepResultEvent,
+                step_id=sid,
+                status=outcome.status,
+                output=record.output,
+                error=record.error,
+                ended_at=ended,
+            )
+        except asyncio.CancelledError:
+            canceled = True
+        try:
+            await self.d.emit(StepFinishEvent, step_id=sid)
+        except asyncio.CancelledError:
+            canceled = True
         return canceled
 
     async def _nested(
@@ -442,7 +469,7 @@ class Execution:
         if state is None or not resuming:
             state = scope.state.nested[wf.id] = RunState(input=input_data)
         wf.parse_input(input_data)
-        child = Scope(wf, state, prefix=sid + ".", path=path)
+        child = Scope(wf, state, self, prefix=sid + ".", path=path)
         outcome = await self.run_nodes(child, wf.nodes, Cursor(input_data, wf.input_schema))
         if outcome.status == "success":
             return Outcome("success", outcome.output)
@@ -465,7 +492,11 @@ class Execution:
         async def one(index: int, item: Any) -> None:
             async with gate:
                 ctx = self._context(scope, sid, step.parse_input(item))
-                results[index] = step.dump_output(await self._invoke(step, ctx))
+                if step.is_async:
+                    output = await step.run(ctx)
+                else:
+                    output = await asyncio.to_thread(step.call_sync, ctx)
+                results[index] = step.dump_output(output)
 
         outcomes = await asyncio.gather(
             *(one(i, item) for i, item in enumerate(items)), return_exceptions=True
@@ -485,41 +516,16 @@ class Execution:
         resume_data: Any = None,
         suspend_payload: Any = None,
     ) -> StepContext[Any]:
-        def lookup(ref: str | Step[Any, Any]) -> Any:
-            step_id = ref if isinstance(ref, str) else ref.id
-            record = scope.state.steps.get(step_id)
-            if record is None or record.status != "success":
-                return None
-            found = ref if isinstance(ref, Step) else scope.find_step(ref)
-            return found.parse_output(record.output) if found is not None else record.output
-
-        def init_data() -> Any:
-            wf = scope.workflow
-            data = scope.state.input
-            return wf.input_schema.model_validate(data) if wf.input_schema is not None else data
-
-        async def write(data: Any) -> None:
-            if isinstance(data, BaseModel):
-                data = data.model_dump(mode="json", by_alias=True)
-            await self.d.emit(StepOutputEvent, step_id=sid, output=data)
-
         return StepContext(
             input_data=input_data,
             runtime_context=self.runtime_context,
             run_id=self.run_id,
             workflow_id=scope.workflow.id,
             step_id=sid,
-            lookup=lookup,
-            init_data=init_data,
-            writer=write,
-            is_canceled=self.is_canceled,
+            services=scope,
             resume_data=resume_data,
             suspend_payload=suspend_payload,
         )
-
-
-def _run_sync(step: Step[Any, Any], ctx: StepContext[Any]) -> Any:
-    return step.call_sync(ctx)
 
 
 def _failed(exc: BaseException) -> Outcome:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any, Generic, NoReturn, TypeVar
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Generic, NoReturn, Protocol, TypeVar
 
 if TYPE_CHECKING:
     from .steps import Step
 
-__all__ = ["RuntimeContext", "StepContext", "Suspend"]
+__all__ = ["RuntimeContext", "StepContext", "StepServices", "Suspend"]
 
 InputT = TypeVar("InputT")
 
@@ -78,6 +78,26 @@ class Suspend(BaseException):
         self.payload = payload
 
 
+class StepServices(Protocol):
+    """What the engine provides behind a :class:`StepContext` (one object per workflow scope)."""
+
+    def lookup(self, step: str | Step[Any, Any]) -> Any:
+        """The output of an earlier step of the same workflow, or ``None``."""
+        ...
+
+    def init_data(self) -> Any:
+        """The workflow's input."""
+        ...
+
+    async def write(self, step_id: str, data: Any) -> None:
+        """Emit ``data`` as a ``step-output`` event of ``step_id``."""
+        ...
+
+    def is_canceled(self) -> bool:
+        """Whether the run has been canceled."""
+        ...
+
+
 class StepContext(Generic[InputT]):
     """The argument of every step function, condition and ``map`` function.
 
@@ -90,10 +110,7 @@ class StepContext(Generic[InputT]):
     """
 
     __slots__ = (
-        "_cancel_event",
-        "_init_data",
-        "_lookup",
-        "_writer",
+        "_services",
         "input_data",
         "resume_data",
         "run_id",
@@ -111,10 +128,7 @@ class StepContext(Generic[InputT]):
         run_id: str,
         workflow_id: str,
         step_id: str,
-        lookup: Callable[[str | Step[Any, Any]], Any],
-        init_data: Callable[[], Any],
-        writer: Callable[[Any], Awaitable[None]],
-        is_canceled: Callable[[], bool],
+        services: StepServices,
         resume_data: Any = None,
         suspend_payload: Any = None,
     ) -> None:
@@ -125,10 +139,7 @@ class StepContext(Generic[InputT]):
         self.step_id = step_id
         self.resume_data = resume_data
         self.suspend_payload = suspend_payload
-        self._lookup = lookup
-        self._init_data = init_data
-        self._writer = writer
-        self._cancel_event = is_canceled
+        self._services = services
 
     def get_step_result(self, step: str | Step[Any, Any]) -> Any:
         """Return the output of an earlier step (by object or id) of the same workflow.
@@ -136,11 +147,11 @@ class StepContext(Generic[InputT]):
         The output is an instance of that step's output schema when it has one; ``None`` if
         the step has not run.
         """
-        return self._lookup(step)
+        return self._services.lookup(step)
 
     def get_init_data(self) -> Any:
         """Return the workflow's input (an instance of its input schema when it has one)."""
-        return self._init_data()
+        return self._services.init_data()
 
     def suspend(self, payload: Any = None) -> NoReturn:
         """Suspend the run at this step with ``payload``; the step stops here.
@@ -152,9 +163,9 @@ class StepContext(Generic[InputT]):
 
     async def write(self, data: Any) -> None:
         """Emit ``data`` to the run's stream as a ``step-output`` event (waits on backpressure)."""
-        await self._writer(data)
+        await self._services.write(self.step_id, data)
 
     @property
     def is_canceled(self) -> bool:
         """Whether the run has been canceled; long steps may check it to stop early."""
-        return self._cancel_event()
+        return self._services.is_canceled()

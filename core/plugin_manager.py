@@ -73,6 +73,8 @@ class PluginManager(pluggy.PluginManager):
         self.strict = strict
         self.error_count = 0
         self._sources: dict[str, str] = {}
+        self.implemented: frozenset[str] = frozenset()
+        """Names of the hooks that have at least one implementation (kept current)."""
 
     # -- registration ---------------------------------------------------------------------
 
@@ -91,6 +93,7 @@ class PluginManager(pluggy.PluginManager):
                     impl.function = self._isolate(  # type: ignore[misc]
                         impl.function, registered, hook_caller.name
                     )
+        self._refresh()
         return registered
 
     def unregister(self, plugin: object | None = None, name: str | None = None) -> Any:
@@ -99,7 +102,13 @@ class PluginManager(pluggy.PluginManager):
             name = self.get_name(plugin)
         removed = super().unregister(plugin, name)
         self._sources.pop(name or "", None)
+        self._refresh()
         return removed
+
+    def _refresh(self) -> None:
+        self.implemented = frozenset(
+            name for name, caller in vars(self.hook).items() if caller.get_hookimpls()
+        )
 
     def source_of(self, name: str) -> str | None:
         """Where plugin ``name`` came from: ``default``, ``entrypoint:<dist>`` or ``api``."""

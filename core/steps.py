@@ -38,6 +38,9 @@ class Step(Generic[InputT, OutputT]):
     :param description: Free text for humans and tools.
     """
 
+    is_workflow = False
+    """True for :class:`~stepstream.Workflow`, which the engine runs as a nested graph."""
+
     def __init__(
         self,
         *,

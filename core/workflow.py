@@ -43,6 +43,8 @@ class Workflow(Step[Any, Any]):
         makes its own with :func:`~stepstream.get_plugin_manager` on its first run.
     """
 
+    is_workflow = True
+
     def __init__(
         self,
         *,
