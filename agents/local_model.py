@@ -384,8 +384,11 @@ class _Handler(BaseHTTPRequestHandler):
             error = {"message": f"responder failed: {exc!r}", "type": "server_error"}
             self._json(500, {"error": error})
             return
-        with contextlib.suppress(OSError):
+        try:
             self._send(reply, body)
+        except OSError:
+            # The client went away mid-response (it stopped reading and closed the stream).
+            self.server.owner._ended("client-gone")
 
     def _send(self, reply: Reply, body: dict[str, Any]) -> None:
         stream = _truthy(body.get("stream"))
@@ -415,8 +418,10 @@ class _Handler(BaseHTTPRequestHandler):
                     return
             if isinstance(reply, DropReply):
                 self._drop()
+                self.server.owner._ended("dropped")
             else:
                 self.wfile.write(b"0\r\n\r\n")
+                self.server.owner._ended("completed")
 
     def _json(self, status: int, payload: object, headers: Mapping[str, str] = {}) -> None:
         data = json.dumps(payload, **_COMPACT).encode()
@@ -452,6 +457,10 @@ class ModelServer:
         """Prepare a server answering with `responder` on `port`, where 0 picks a free one."""
         self.responder = responder
         self.requests: list[dict[str, Any]] = []
+        self.stream_endings: list[str] = []
+        """How each streamed response ended: ``completed``, ``dropped`` or ``client-gone``."""
+        self.stream_ended = threading.Event()
+        """Set whenever a streamed response ends (clear it to wait for the next)."""
         self._requested_port = port
         self._lock = threading.Lock()
         self._httpd: _HTTPServer | None = None
@@ -509,3 +518,8 @@ class ModelServer:
     def _record(self, body: dict[str, Any]) -> None:
         with self._lock:
             self.requests.append(body)
+
+    def _ended(self, how: str) -> None:
+        with self._lock:
+            self.stream_endings.append(how)
+        self.stream_ended.set()

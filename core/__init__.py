@@ -11,6 +11,8 @@ from .channel import EventChannel
 from .context import RuntimeContext, StepContext
 from .errors import (
     InputValidationError,
+    ModelError,
+    ModelStreamError,
     OutputValidationError,
     PluginError,
     PluginHookError,
@@ -36,6 +38,8 @@ __all__ = [
     "Event",
     "EventChannel",
     "InputValidationError",
+    "ModelError",
+    "ModelStreamError",
     "OutputValidationError",
     "PluginError",
     "PluginHookError",

@@ -42,7 +42,7 @@ from .graph import (
     as_workflow,
     node_steps,
 )
-from .plugin_manager import current_error_collector
+from .plugin_manager import PluginManager, current_error_collector
 from .result import RunState, StepRecord, WorkflowResult, now_ms
 from .steps import Step
 
@@ -119,6 +119,13 @@ class Scope:
 
     def is_canceled(self) -> bool:
         return self.execution.is_canceled()
+
+    async def emit(self, cls: type[Any], fields: dict[str, Any]) -> Any:
+        return await self.execution.d.emit(cls, **fields)
+
+    @property
+    def plugin_manager(self) -> PluginManager:
+        return self.execution.d.pm
 
 
 @dataclass(frozen=True)

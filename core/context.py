@@ -6,6 +6,7 @@ from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Generic, NoReturn, Protocol, TypeVar
 
 if TYPE_CHECKING:
+    from .plugin_manager import PluginManager
     from .steps import Step
 
 __all__ = ["RuntimeContext", "StepContext", "StepServices", "Suspend"]
@@ -65,6 +66,9 @@ class RuntimeContext:
 
 
 _MISSING = object()
+STEP_EMITTABLE_NAMES = (
+    "tool-call-streaming-start, tool-call-delta, tool-call, tool-result, error, step-output"
+)
 
 
 class Suspend(BaseException):
@@ -95,6 +99,15 @@ class StepServices(Protocol):
 
     def is_canceled(self) -> bool:
         """Whether the run has been canceled."""
+        ...
+
+    async def emit(self, cls: type[Any], fields: dict[str, Any]) -> Any:
+        """Emit an event of ``cls`` with ``fields`` in the run's stream."""
+        ...
+
+    @property
+    def plugin_manager(self) -> PluginManager:
+        """The run's plugin manager."""
         ...
 
 
@@ -164,6 +177,26 @@ class StepContext(Generic[InputT]):
     async def write(self, data: Any) -> None:
         """Emit ``data`` to the run's stream as a ``step-output`` event (waits on backpressure)."""
         await self._services.write(self.step_id, data)
+
+    async def emit(self, cls: type[Any], **fields: Any) -> Any:
+        """Emit one of the events a step may produce itself, stamped with the run id and the
+        next sequence number: ``tool-call-streaming-start``, ``tool-call-delta``,
+        ``tool-call``, ``tool-result``, ``error`` or ``step-output``. Agent steps use it; it
+        waits on backpressure like every event.
+
+        :raises ValueError: for lifecycle events (``start``, ``step-*``, ``finish``...), which
+            only the engine emits.
+        """
+        from .events import STEP_EMITTABLE
+
+        if cls not in STEP_EMITTABLE:
+            raise ValueError(f"a step cannot emit {cls.__name__}; only {STEP_EMITTABLE_NAMES}")
+        return await self._services.emit(cls, fields)
+
+    @property
+    def plugin_manager(self) -> PluginManager:
+        """The run's plugin manager (decision hooks such as ``make_stream_adapter``)."""
+        return self._services.plugin_manager
 
     @property
     def is_canceled(self) -> bool:

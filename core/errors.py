@@ -12,6 +12,8 @@ it with ``raise ... from``.
     │   ├── InputValidationError     workflow input or a step's input
     │   └── OutputValidationError    a step's output
     ├── StepExecutionError           a step raised; wraps the step's exception
+    ├── ModelError                   a model call failed (after the retries, if retryable)
+    │   └── ModelStreamError         the model failed after tokens were streamed: not replayed
     ├── PluginError                  a plugin misbehaved
     │   ├── PluginLoadError          an entry-point plugin failed to import
     │   └── PluginHookError          a hook implementation raised (re-raised in strict mode)
@@ -28,6 +30,8 @@ from __future__ import annotations
 
 __all__ = [
     "InputValidationError",
+    "ModelError",
+    "ModelStreamError",
     "OutputValidationError",
     "PluginError",
     "PluginHookError",
@@ -86,6 +90,47 @@ class StepExecutionError(StepstreamError):
         super().__init__(message)
         self.run_id = run_id
         self.step_id = step_id
+
+
+class ModelError(StepstreamError):
+    """A call to a model failed; carries what the provider said.
+
+    :ivar status_code: The HTTP status, when there was a response.
+    :ivar error_type: The provider's error ``type`` (e.g. ``server_error``).
+    :ivar code: The provider's error ``code``.
+    :ivar attempts: How many requests were made (retries included).
+    :ivar body: The provider's error object, when there was one.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int | None = None,
+        error_type: str | None = None,
+        code: str | None = None,
+        attempts: int = 1,
+        body: object = None,
+    ) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.error_type = error_type
+        self.code = code
+        self.attempts = attempts
+        self.body = body
+
+    def to_wire(self) -> dict[str, object]:
+        """The error as an ``error`` event carries it: ``{message, type, code, status}``."""
+        return {
+            "message": str(self),
+            "type": self.error_type,
+            "code": self.code,
+            "status": self.status_code,
+        }
+
+
+class ModelStreamError(ModelError):
+    """The model failed after part of its answer was streamed; the request is not replayed."""
 
 
 class PluginError(StepstreamError):

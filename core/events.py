@@ -20,6 +20,7 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_serializer
 
 __all__ = [
+    "STEP_EMITTABLE",
     "ErrorEvent",
     "Event",
     "EventType",
@@ -318,6 +319,18 @@ EventType = Literal[
     "step-output",
     "plugin-error",
 ]
+
+STEP_EMITTABLE: frozenset[type[_EventBase]] = frozenset(
+    {
+        ToolCallStreamingStartEvent,
+        ToolCallDeltaEvent,
+        ToolCallEvent,
+        ToolResultEvent,
+        ErrorEvent,
+        StepOutputEvent,
+    }
+)
+"""The events a running step may emit itself (``StepContext.emit``)."""
 
 event_adapter: TypeAdapter[Event] = TypeAdapter(Event)
 """Validates an event from its Python form (snake_case keys with ``type``)."""

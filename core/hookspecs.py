@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
+    from .adapter import StreamAdapter
     from .channel import EventChannel
     from .events import Event
     from .result import WorkflowResult
@@ -39,6 +40,7 @@ __all__ = [
     "before_workflow_run",
     "hookimpl",
     "hookspec",
+    "make_stream_adapter",
     "on_event",
     "on_plugin_error",
     "on_step_error",
@@ -200,4 +202,24 @@ def open_event_stream(run_id: str, buffer_size: int) -> EventChannel | None:
         through :func:`on_event`, or ``None`` to let another plugin answer.
 
     Decision hook (firstresult): errors propagate to the caller of ``Run.stream()``.
+    """
+
+
+@hookspec(firstresult=True)
+def make_stream_adapter(provider: str, model: str) -> StreamAdapter | None:
+    """Make the state machine that turns one model response's chunks into agent chunks.
+
+    An agent calls it once per model request (each turn of a tool loop) and feeds the
+    adapter every chunk the provider's client yields, then calls its ``finish()``. The
+    built-in ``openai-adapter`` plugin answers for ``provider="openai"`` (chat-completions
+    chunks of the ``openai`` SDK); a third-party package can answer for another provider, or
+    register an adapter of its own for ``openai`` to change how chunks become events.
+
+    :param provider: The provider the agent talks to (``"openai"`` for any
+        OpenAI-compatible endpoint).
+    :param model: The model name the agent asked for.
+    :return: A :class:`~stepstream.adapter.StreamAdapter`, or ``None`` to let another
+        plugin answer.
+
+    Decision hook (firstresult): errors propagate to the agent step, which fails.
     """

@@ -37,6 +37,7 @@ AUTOLOAD_ENV = "STEPSTREAM_DISABLE_PLUGIN_AUTOLOAD"
 
 DEFAULT_PLUGINS: tuple[tuple[str, str], ...] = (
     ("stream", "stepstream.plugins.stream:StreamPlugin"),
+    ("openai-adapter", "stepstream.plugins.openai_adapter:OpenAIAdapterPlugin"),
 )
 """The built-in plugins: (canonical name, ``module:factory``). Each manager gets fresh instances."""
 

@@ -1,0 +1,351 @@
+"""Agents on OpenAI-compatible chat-completions models, with tools and streaming."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import openai
+
+from stepstream.adapter import AgentChunk, Finish, StreamAdapter, TextDelta, ToolCallRequest
+from stepstream.errors import ModelError, ModelStreamError, StepstreamError, describe_error
+
+from .retry import RetryPolicy
+from .tools import Tool, result_text
+
+if TYPE_CHECKING:
+    from stepstream.plugin_manager import PluginManager
+    from stepstream.steps import Step
+
+__all__ = ["Agent", "AgentEvent", "AgentResult", "ToolResult"]
+
+Sleep = Callable[[float], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class ToolResult:
+    """A tool the model called has returned (or failed: ``result`` is ``{"error": ...}``)."""
+
+    id: str
+    name: str
+    args: Any
+    result: Any
+
+
+AgentEvent = AgentChunk | ToolResult
+"""What ``Agent.stream()`` yields: text deltas, tool calls and their results, finishes."""
+
+
+@dataclass(frozen=True)
+class AgentResult:
+    """The outcome of ``Agent.generate()``."""
+
+    text: str
+    tool_calls: list[ToolCallRequest] = field(default_factory=list)
+    tool_results: list[ToolResult] = field(default_factory=list)
+    finish_reason: str | None = None
+    usage: dict[str, Any] = field(default_factory=dict)
+
+
+class Agent:
+    """An LLM agent on any OpenAI-compatible chat-completions endpoint.
+
+    :param name: The agent's name; an agent step's id in the stream (Mastra's).
+    :param instructions: The system prompt.
+    :param model: The model name, e.g. ``gpt-4o-mini``.
+    :param tools: :class:`Tool` objects (or plain functions), or a mapping of the names the
+        model sees to them.
+    :param id: The ``toolCallId`` of the agent step's stream events (default: the name in
+        camelCase, ``"Weather Agent"`` -> ``"weatherAgent"``).
+    :param base_url: The endpoint; default ``OPENAI_BASE_URL`` or OpenAI's.
+    :param api_key: The key; default ``OPENAI_API_KEY``.
+    :param temperature: Sent when given.
+    :param max_steps: Model turns at most in one answer (tool calls need more than one).
+    :param retry: The retry policy of each model request (the SDK's own retries are off).
+    :param timeout: Seconds for each request (connect, and each read).
+    :param plugin_manager: Where ``make_stream_adapter`` is asked when the agent runs on its
+        own; in a workflow the run's manager is used.
+    :param provider: The provider name given to ``make_stream_adapter``.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        instructions: str,
+        model: str,
+        *,
+        tools: Iterable[Tool | Callable[..., Any]] | Mapping[str, Tool | Callable[..., Any]] = (),
+        id: str | None = None,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        temperature: float | None = None,
+        max_steps: int = 5,
+        retry: RetryPolicy | None = None,
+        timeout: float = 60.0,
+        plugin_manager: PluginManager | None = None,
+        provider: str = "openai",
+    ) -> None:
+        self.name = name
+        self.instructions = instructions
+        self.model = model
+        self.id = id or _camel(name)
+        self.base_url = base_url
+        self.api_key = api_key
+        self.temperature = temperature
+        self.max_steps = max_steps
+        self.retry = retry or RetryPolicy()
+        self.timeout = timeout
+        self.provider = provider
+        self._plugin_manager = plugin_manager
+        self.tools: dict[str, Tool] = _tools(tools)
+
+    # -- public API -----------------------------------------------------------------------------
+
+    def stream(
+        self,
+        prompt: str,
+        *,
+        plugin_manager: PluginManager | None = None,
+        sleep: Sleep = asyncio.sleep,
+    ) -> AsyncIterator[AgentEvent]:
+        """Stream the answer to ``prompt``: text deltas as they arrive, tool calls and results.
+
+        :raises ModelError: when the model cannot be reached or answers with an error after
+            the retries; :class:`ModelStreamError` when it fails after part of the answer was
+            streamed (never replayed).
+        """
+        return self._answer(prompt, plugin_manager or self.plugin_manager, sleep)
+
+    async def generate(self, prompt: str) -> AgentResult:
+        """Return the whole answer to ``prompt`` (tools run as the model asks)."""
+        text: list[str] = []
+        calls: list[ToolCallRequest] = []
+        results: list[ToolResult] = []
+        finish = Finish(reason=None)
+        async for event in self.stream(prompt):
+            if isinstance(event, TextDelta):
+                text.append(event.text)
+            elif isinstance(event, ToolCallRequest):
+                calls.append(event)
+            elif isinstance(event, ToolResult):
+                results.append(event)
+            elif isinstance(event, Finish):
+                finish = event
+        return AgentResult("".join(text), calls, results, finish.reason, finish.usage)
+
+    def generate_sync(self, prompt: str) -> AgentResult:
+        """The sync twin of :meth:`generate`."""
+        with asyncio.Runner() as runner:
+            return runner.run(self.generate(prompt))
+
+    def stream_sync(self, prompt: str) -> Iterator[AgentEvent]:
+        """The sync twin of :meth:`stream`, driven by a private event loop."""
+        with asyncio.Runner() as runner:
+            events = self.stream(prompt)
+            try:
+                while True:
+                    try:
+                        yield runner.run(anext(events))  # type: ignore[arg-type]
+                    except StopAsyncIteration:
+                        return
+            finally:
+                runner.run(events.aclose())  # type: ignore[attr-defined]
+
+    def as_step(self) -> Step[Any, Any]:
+        """This agent as a workflow step (``step.from_agent(agent)``)."""
+        from .step import AgentStep
+
+        return AgentStep(self)
+
+    @property
+    def plugin_manager(self) -> PluginManager:
+        """The manager used when the agent runs on its own (made on first use)."""
+        if self._plugin_manager is None:
+            from stepstream.plugin_manager import get_plugin_manager
+
+            self._plugin_manager = get_plugin_manager()
+        return self._plugin_manager
+
+    def __repr__(self) -> str:
+        return f"Agent(name={self.name!r}, model={self.model!r})"
+
+    # -- the tool loop ----------------------------------------------------------------------------
+
+    async def _answer(
+        self, prompt: str, pm: PluginManager, sleep: Sleep
+    ) -> AsyncIterator[AgentEvent]:
+        messages: list[dict[str, Any]] = [
+            {"role": "system", "content": self.instructions},
+            {"role": "user", "content": prompt},
+        ]
+        client = self._client()
+        try:
+            for _ in range(self.max_steps):
+                adapter = pm.hook.make_stream_adapter(provider=self.provider, model=self.model)
+                if adapter is None:
+                    raise ModelError(f"no plugin makes a stream adapter for {self.provider!r}")
+                calls: list[ToolCallRequest] = []
+                text: list[str] = []
+                async for chunk in self._turn(client, messages, adapter, sleep):
+                    if isinstance(chunk, ToolCallRequest):
+                        calls.append(chunk)
+                    elif isinstance(chunk, TextDelta):
+                        text.append(chunk.text)
+                    yield chunk
+                if not calls:
+                    return
+                messages.append(_assistant_message("".join(text), calls))
+                for call in calls:
+                    result = await self._run_tool(call)
+                    yield result
+                    messages.append(
+                        {
+                            "role": "tool",
+                            "tool_call_id": call.id,
+                            "content": result_text(result.result),
+                        }
+                    )
+            raise ModelError(
+                f"agent {self.name!r} was still calling tools "
+                f"after max_steps={self.max_steps} turns"
+            )
+        finally:
+            await client.close()
+
+    def _client(self) -> openai.AsyncOpenAI:
+        try:
+            return openai.AsyncOpenAI(
+                base_url=self.base_url, api_key=self.api_key, max_retries=0, timeout=self.timeout
+            )
+        except openai.OpenAIError as exc:
+            raise ModelError(
+                f"agent {self.name!r} cannot reach its model: {exc} "
+                "(set OPENAI_API_KEY / OPENAI_BASE_URL or pass api_key= / base_url=)"
+            ) from exc
+
+    async def _turn(
+        self,
+        client: openai.AsyncOpenAI,
+        messages: list[dict[str, Any]],
+        adapter: StreamAdapter,
+        sleep: Sleep,
+    ) -> AsyncIterator[AgentChunk]:
+        """One model request: retried until its first chunk arrives, never after."""
+        request: dict[str, Any] = {
+            "model": self.model,
+            "messages": messages,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
+        if self.tools:
+            request["tools"] = [t.schema() for t in self.tools.values()]
+        if self.temperature is not None:
+            request["temperature"] = self.temperature
+        attempts = 0
+        try:
+            async for attempt in self.retry.retrying(sleep):
+                with attempt:
+                    attempts += 1
+                    stream = await client.chat.completions.create(**request)
+                    chunks = aiter(stream)
+                    try:
+                        first = await anext(chunks)
+                    except StopAsyncIteration:
+                        first = None
+                    except BaseException:
+                        await stream.close()
+                        raise
+        except openai.APIError as exc:
+            raise _model_error(exc, attempts, streamed=False) from exc
+        try:
+            if first is not None:
+                for out in adapter.feed(first):
+                    yield out
+                async for chunk in chunks:
+                    for out in adapter.feed(chunk):
+                        yield out
+            for out in adapter.finish():
+                yield out
+        except openai.APIError as exc:
+            raise _model_error(exc, attempts, streamed=True) from exc
+        finally:
+            await stream.close()
+
+    async def _run_tool(self, call: ToolCallRequest) -> ToolResult:
+        args: Any = _json_or_text(call.arguments)
+        found = self.tools.get(call.name)
+        if found is None:
+            return ToolResult(call.id, call.name, args, {"error": f"unknown tool {call.name!r}"})
+        try:
+            parsed = found.parse_arguments(call.arguments)
+            result = await found.call(parsed)
+        except (StepstreamError, Exception) as exc:
+            # The model gets the error and may recover; the stream shows it in tool-result.
+            return ToolResult(call.id, call.name, args, {"error": describe_error(exc)})
+        return ToolResult(call.id, call.name, args, result)
+
+
+def _model_error(exc: openai.APIError, attempts: int, *, streamed: bool) -> ModelError:
+    body = exc.body if isinstance(exc.body, dict) else None
+    status = getattr(exc, "status_code", None)
+    message = (body or {}).get("message") or exc.message
+    error_type = (body or {}).get("type") or getattr(exc, "type", None)
+    code = (body or {}).get("code") or getattr(exc, "code", None)
+    if isinstance(exc, openai.APIConnectionError):
+        message = f"connection to the model failed: {exc.message}"
+        if exc.__cause__ is not None:
+            message += f" ({type(exc.__cause__).__name__}: {exc.__cause__})"
+    where = "after part of the answer was streamed (not retried)" if streamed else ""
+    tries = f"after {attempts} attempts" if attempts > 1 else ""
+    detail = ", ".join(s for s in (f"status {status}" if status else "", tries, where) if s)
+    cls = ModelStreamError if streamed else ModelError
+    return cls(
+        f"{message} ({detail})" if detail else str(message),
+        status_code=status,
+        error_type=str(error_type) if error_type is not None else None,
+        code=str(code) if code is not None else None,
+        attempts=attempts,
+        body=body,
+    )
+
+
+def _assistant_message(text: str, calls: list[ToolCallRequest]) -> dict[str, Any]:
+    return {
+        "role": "assistant",
+        "content": text or None,
+        "tool_calls": [
+            {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+            for c in calls
+        ],
+    }
+
+
+def _json_or_text(text: str) -> Any:
+    try:
+        return json.loads(text) if text else {}
+    except json.JSONDecodeError:
+        return text
+
+
+def _camel(name: str) -> str:
+    words = [w for w in re.split(r"[^0-9A-Za-z]+", name) if w]
+    if not words:
+        return name
+    return words[0][0].lower() + words[0][1:] + "".join(w[0].upper() + w[1:] for w in words[1:])
+
+
+def _tools(
+    tools: Iterable[Tool | Callable[..., Any]] | Mapping[str, Tool | Callable[..., Any]],
+) -> dict[str, Tool]:
+    if isinstance(tools, Mapping):
+        out = {}
+        for key, value in tools.items():
+            made = value if isinstance(value, Tool) else Tool(value)
+            out[key] = Tool(made.fn, name=key, description=made.description)
+        return out
+    made_tools = [t if isinstance(t, Tool) else Tool(t) for t in tools]
+    return {t.name: t for t in made_tools}

@@ -1,0 +1,93 @@
+"""The agent step: Mastra's ``createStep(agent)``, input ``{prompt}``, output ``{text}``."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel
+
+from stepstream.adapter import TextDelta, ToolCallRequest
+from stepstream.context import StepContext
+from stepstream.errors import ModelError
+from stepstream.events import (
+    ErrorEvent,
+    ToolCallDeltaEvent,
+    ToolCallEvent,
+    ToolCallStreamingStartEvent,
+    ToolResultEvent,
+)
+from stepstream.steps import Step
+
+from .agent import ToolResult, _json_or_text
+
+if TYPE_CHECKING:
+    from .agent import Agent
+
+__all__ = ["AgentInput", "AgentOutput", "AgentStep"]
+
+
+class AgentInput(BaseModel):
+    """An agent step's input."""
+
+    prompt: str
+
+
+class AgentOutput(BaseModel):
+    """An agent step's output: the whole answer text."""
+
+    text: str
+
+
+class AgentStep(Step[AgentInput, AgentOutput]):
+    """Runs an :class:`Agent` on ``{prompt}`` and streams its answer as events.
+
+    Events, in order: one ``tool-call-streaming-start``; for each tool the model calls, a
+    ``tool-call`` and a ``tool-result``; one ``tool-call-delta`` per text chunk (the deltas
+    concatenated are the output text). A model error is forwarded as an ``error`` event and
+    fails the step; the deltas already sent stay in the stream.
+    """
+
+    def __init__(self, agent: Agent) -> None:
+        super().__init__(
+            id=agent.name,
+            input_schema=AgentInput,
+            output_schema=AgentOutput,
+            description=f"Agent {agent.name!r} ({agent.model})",
+        )
+        self.agent = agent
+
+    async def run(self, ctx: StepContext[Any]) -> AgentOutput:
+        agent = self.agent
+        args = {"prompt": ctx.input_data.prompt}
+        common = {
+            "tool_call_id": agent.id,
+            "tool_name": agent.name,
+            "name": agent.name,
+            "args": args,
+        }
+        await ctx.emit(ToolCallStreamingStartEvent, **common)
+        text: list[str] = []
+        try:
+            async for event in agent.stream(args["prompt"], plugin_manager=ctx.plugin_manager):
+                if isinstance(event, TextDelta):
+                    text.append(event.text)
+                    await ctx.emit(ToolCallDeltaEvent, **common, args_text_delta=event.text)
+                elif isinstance(event, ToolCallRequest):
+                    await ctx.emit(
+                        ToolCallEvent,
+                        tool_call_id=event.id,
+                        tool_name=event.name,
+                        args=_json_or_text(event.arguments),
+                    )
+                elif isinstance(event, ToolResult):
+                    await ctx.emit(
+                        ToolResultEvent,
+                        tool_call_id=event.id,
+                        tool_name=event.name,
+                        args=event.args,
+                        result=event.result,
+                    )
+        except ModelError as exc:
+            await ctx.emit(ErrorEvent, error=exc.to_wire())
+            raise
+        return AgentOutput(text="".join(text))
