@@ -299,7 +299,7 @@ def _model_error(exc: openai.APIError, attempts: int, *, streamed: bool) -> Mode
         message = f"connection to the model failed: {exc.message}"
         if exc.__cause__ is not None:
             message += f" ({type(exc.__cause__).__name__}: {exc.__cause__})"
-    where = "after part of the answer was streamed (not retried)" if streamed else ""
+    where = "after part of the answer was streamed; not retried" if streamed else ""
     tries = f"after {attempts} attempts" if attempts > 1 else ""
     detail = ", ".join(s for s in (f"status {status}" if status else "", tries, where) if s)
     cls = ModelStreamError if streamed else ModelError

@@ -43,8 +43,9 @@ class AgentStep(Step[AgentInput, AgentOutput]):
 
     Events, in order: one ``tool-call-streaming-start``; for each tool the model calls, a
     ``tool-call`` and a ``tool-result``; one ``tool-call-delta`` per text chunk (the deltas
-    concatenated are the output text). A model error is forwarded as an ``error`` event and
-    fails the step; the deltas already sent stay in the stream.
+    concatenated are the output text). An error object the model sent (mid-stream, or as an
+    HTTP error body after the retries) is forwarded unchanged as an ``error`` event, as Mastra
+    forwards it; then the step fails. The deltas already sent stay in the stream.
     """
 
     def __init__(self, agent: Agent) -> None:
@@ -88,6 +89,7 @@ class AgentStep(Step[AgentInput, AgentOutput]):
                         result=event.result,
                     )
         except ModelError as exc:
-            await ctx.emit(ErrorEvent, error=exc.to_wire())
+            if exc.body is not None:
+                await ctx.emit(ErrorEvent, error=exc.body)
             raise
         return AgentOutput(text="".join(text))

@@ -119,15 +119,6 @@ class ModelError(StepstreamError):
         self.attempts = attempts
         self.body = body
 
-    def to_wire(self) -> dict[str, object]:
-        """The error as an ``error`` event carries it: ``{message, type, code, status}``."""
-        return {
-            "message": str(self),
-            "type": self.error_type,
-            "code": self.code,
-            "status": self.status_code,
-        }
-
 
 class ModelStreamError(ModelError):
     """The model failed after part of its answer was streamed; the request is not replayed."""

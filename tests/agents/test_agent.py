@@ -201,10 +201,9 @@ async def test_500_until_retries_run_out_fails_the_step_clearly(
         "finish",
     ]
     assert events[3].to_wire()["error"] == {
-        "message": "upstream down (status 500, after 4 attempts)",
+        "message": "upstream down",
         "type": "server_error",
         "code": "e500",
-        "status": 500,
     }
     assert result.status == "failed"
     assert result.error == "ModelError: upstream down (status 500, after 4 attempts)"
@@ -224,7 +223,13 @@ async def test_drop_after_tokens_is_reported_not_replayed(
     assert result.error.startswith("ModelStreamError: connection to the model failed")
     assert "not retried" in result.error
     assert len(model_server.requests) == 1
-    assert [e.type for e in events][-4:] == ["error", "step-result", "step-finish", "finish"]
+    # A dropped connection carries no error object: no error event (as in Mastra's m3).
+    assert [e.type for e in events][-4:] == [
+        "tool-call-delta",
+        "step-result",
+        "step-finish",
+        "finish",
+    ]
 
 
 @pytest.mark.asyncio

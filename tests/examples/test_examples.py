@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -41,3 +42,51 @@ def test_readme_tour_runs() -> None:
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[-1] == "success {'text': 'Picnic in London'}"
     assert "'type': 'step-start'" in done.stdout
+
+
+def _offline_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "WEATHER_"))}
+    env.pop("GEOCODING_API_URL", None)
+    return env
+
+
+def test_weather_example_runs_offline_and_streams_the_plan() -> None:
+    done = subprocess.run(
+        [sys.executable, str(EXAMPLES / "weather.py"), "--city", "Oslo"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=_offline_env(),
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert "weather: local Open-Meteo-style source at http://127.0.0.1:" in out
+    assert "model: local deterministic model at http://127.0.0.1:" in out
+    assert out.index("▶ run ") < out.index("✓ fetch-weather success")
+    assert out.index("✓ fetch-weather success") < out.index("│ Activity plan for Oslo")
+    assert out.index("│ Activity plan for Oslo") < out.index("✓ Weather Agent success")
+    assert "■ finish" in out and out.rstrip().endswith("status: success")
+
+
+def test_weather_example_json_deltas_add_up_to_the_answer() -> None:
+    done = subprocess.run(
+        [sys.executable, str(EXAMPLES / "weather.py"), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=_offline_env(),
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    events = [json.loads(line) for line in done.stdout.splitlines()]
+    types = [e["type"] for e in events]
+    assert types[0] == "start" and types[-1] == "finish"
+    assert types.count("tool-call-streaming-start") == 1
+    deltas = [e["argsTextDelta"] for e in events if e["type"] == "tool-call-delta"]
+    assert len(deltas) > 20  # word by word, not one blob
+    answer = next(
+        e for e in events if e["type"] == "step-result" and e["payload"]["id"] == "Weather Agent"
+    )
+    assert "".join(deltas) == answer["payload"]["output"]["text"]
+    assert answer["payload"]["output"]["text"].startswith("Activity plan for London")

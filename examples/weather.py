@@ -1,0 +1,201 @@
+"""Mastra's weather workflow in stepstream: fetch a forecast, then stream an activity plan.
+
+    python examples/weather.py [--city London] [--json]
+
+Offline by default: a local Open-Meteo-style weather source and a local deterministic
+OpenAI-compatible model start on 127.0.0.1. Set ``OPENAI_API_KEY`` (and ``OPENAI_BASE_URL``,
+``OPENAI_MODEL`` if you like) to plan with a real model, and ``GEOCODING_API_URL`` /
+``WEATHER_API_URL`` (e.g. https://geocoding-api.open-meteo.com/v1 and
+https://api.open-meteo.com/v1) to use a real weather API.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import sys
+import time
+from typing import Any
+
+import httpx
+from pydantic import BaseModel
+from weather_source import WeatherSource
+
+from stepstream import Event, RuntimeContext, StepContext, Workflow, step
+from stepstream.agents import Agent
+from stepstream.agents.local_model import ModelServer, planner_responder
+
+CONDITIONS = {
+    0: "Clear sky", 1: "Mainly clear", 2: "Partly cloudy", 3: "Overcast", 45: "Foggy",
+    51: "Light drizzle", 61: "Slight rain", 63: "Moderate rain", 71: "Slight snow fall",
+    80: "Rain showers", 95: "Thunderstorm",
+}  # fmt: skip
+
+
+class City(BaseModel):
+    city: str
+
+
+class DayForecast(BaseModel):
+    date: str
+    maxTemp: float
+    minTemp: float
+    precipitationChance: int
+    condition: str
+    location: str
+
+
+class Forecast(BaseModel):
+    days: list[DayForecast]
+
+
+@step(id="fetch-weather", description="Fetches the weather forecast for a city")
+async def fetch_weather(ctx: StepContext[City]) -> Forecast:
+    geocoding = ctx.runtime_context.get("geocoding_url")
+    weather = ctx.runtime_context.get("weather_url")
+    async with httpx.AsyncClient(timeout=10) as http:
+        found = await http.get(
+            f"{geocoding}/search", params={"name": ctx.input_data.city, "count": 1}
+        )
+        found.raise_for_status()
+        results = found.json().get("results") or []
+        if not results:
+            raise LookupError(f"location {ctx.input_data.city!r} not found")
+        place = results[0]
+        answer = await http.get(
+            f"{weather}/forecast",
+            params={
+                "latitude": place["latitude"],
+                "longitude": place["longitude"],
+                "daily": "temperature_2m_max,temperature_2m_min,"
+                "precipitation_probability_mean,weathercode",
+                "timezone": "auto",
+            },
+        )
+        answer.raise_for_status()
+    daily = answer.json()["daily"]
+    return Forecast(
+        days=[
+            DayForecast(
+                date=day,
+                maxTemp=daily["temperature_2m_max"][i],
+                minTemp=daily["temperature_2m_min"][i],
+                precipitationChance=daily["precipitation_probability_mean"][i],
+                condition=CONDITIONS.get(daily["weathercode"][i], "Unknown"),
+                location=place["name"],
+            )
+            for i, day in enumerate(daily["time"])
+        ]
+    )
+
+
+def planning_prompt(ctx: StepContext[Any]) -> dict[str, str]:
+    forecast: Forecast = ctx.input_data
+    today = forecast.days[0]
+    return {
+        "prompt": f"Based on the following weather forecast for {today.location}, suggest "
+        f"appropriate activities:\n{json.dumps(today.model_dump(), indent=2)}"
+    }
+
+
+def build_workflow(planner: Agent) -> Workflow:
+    return (
+        Workflow(id="weather-workflow", input_schema=City)
+        .then(fetch_weather)
+        .map(planning_prompt)
+        .then(step.from_agent(planner))
+        .commit()
+    )
+
+
+class Printer:
+    """Shows a run to a person: step boundaries, and the agent's answer token by token."""
+
+    def __init__(self) -> None:
+        self.started: dict[str, float] = {}
+        self.in_text = False
+
+    def show(self, event: Event) -> None:
+        if event.type == "tool-call-delta":
+            if not self.in_text:
+                print("  │ ", end="")
+                self.in_text = True
+            print(event.args_text_delta.replace("\n", "\n  │ "), end="", flush=True)
+            return
+        if self.in_text:
+            print()
+            self.in_text = False
+        if event.type == "start":
+            print(f"▶ run {event.run_id}")
+        elif event.type == "step-start":
+            self.started[event.step_id] = time.perf_counter()
+            print(f"● {event.step_id} …")
+        elif event.type == "tool-call-streaming-start":
+            print(f"  {event.name} is answering:")
+        elif event.type == "step-result":
+            took = (
+                time.perf_counter() - self.started.get(event.step_id, time.perf_counter())
+            ) * 1e3
+            mark = "✓" if event.status == "success" else "✗"
+            detail = "" if event.status == "success" else f": {event.error}"
+            print(f"{mark} {event.step_id} {event.status} in {took:.0f} ms{detail}")
+        elif event.type == "error":
+            print(f"  model error: {event.error}")
+        elif event.type == "finish":
+            print(f"■ finish {event.run_id}")
+        print(end="", flush=True)
+
+
+async def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--city", default="London")
+    parser.add_argument("--json", action="store_true", help="one wire event (JSON) per line")
+    args = parser.parse_args(argv)
+    say = (lambda *a: None) if args.json else print
+
+    with contextlib.ExitStack() as stack:
+        geocoding = os.environ.get("GEOCODING_API_URL")
+        weather = os.environ.get("WEATHER_API_URL")
+        if not (geocoding and weather):
+            source = stack.enter_context(WeatherSource())
+            geocoding = weather = source.base_url
+            say(f"weather: local Open-Meteo-style source at {source.base_url}")
+        if os.environ.get("OPENAI_API_KEY"):
+            model = os.environ.get("OPENAI_MODEL", "gpt-4o-mini")
+            planner = Agent("Weather Agent", INSTRUCTIONS, model)
+            say(f"model: {model} at {os.environ.get('OPENAI_BASE_URL', 'OpenAI')}")
+        else:
+            server = stack.enter_context(ModelServer(planner_responder(delay=0.02)))
+            planner = Agent(
+                "Weather Agent",
+                INSTRUCTIONS,
+                "local-planner",
+                base_url=server.base_url,
+                api_key="local",
+            )
+            say(f"model: local deterministic model at {server.base_url} (no OPENAI_API_KEY set)")
+        say()
+        context = RuntimeContext({"geocoding_url": geocoding, "weather_url": weather})
+        run = await build_workflow(planner).create_run()
+        printer = Printer()
+        stream = run.stream(input_data={"city": args.city}, runtime_context=context)
+        async for event in stream:
+            if args.json:
+                print(json.dumps(event.to_wire()), flush=True)
+            else:
+                printer.show(event)
+        result = await stream.get_workflow_state()
+    say(f"\nstatus: {result.status}" + (f" ({result.error})" if result.error else ""))
+    return 0 if result.status == "success" else 1
+
+
+INSTRUCTIONS = (
+    "You are a local activities and travel expert who excels at weather-based planning. "
+    "Given a forecast, suggest a morning, afternoon and evening activity and a practical tip."
+)
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main(sys.argv[1:])))
