@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterat
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import httpx
 import openai
 
 from stepstream.adapter import AgentChunk, Finish, StreamAdapter, TextDelta, ToolCallRequest
@@ -259,7 +260,7 @@ class Agent:
                     except BaseException:
                         await stream.close()
                         raise
-        except openai.APIError as exc:
+        except Exception as exc:
             raise _model_error(exc, attempts, streamed=False) from exc
         try:
             if first is not None:
@@ -270,7 +271,10 @@ class Agent:
                         yield out
             for out in adapter.finish():
                 yield out
-        except openai.APIError as exc:
+        except ModelError:
+            raise
+        except Exception as exc:
+            # openai 3.x wraps a broken stream in APIConnectionError; 2.x lets httpx's error out.
             raise _model_error(exc, attempts, streamed=True) from exc
         finally:
             await stream.close()
@@ -289,16 +293,22 @@ class Agent:
         return ToolResult(call.id, call.name, args, result)
 
 
-def _model_error(exc: openai.APIError, attempts: int, *, streamed: bool) -> ModelError:
-    body = exc.body if isinstance(exc.body, dict) else None
+def _model_error(exc: Exception, attempts: int, *, streamed: bool) -> ModelError:
+    """Describe a failed request or a broken stream as a :class:`ModelError`."""
+    if isinstance(exc, ModelError):
+        return exc
+    body = exc.body if isinstance(exc, openai.APIError) and isinstance(exc.body, dict) else None
     status = getattr(exc, "status_code", None)
-    message = (body or {}).get("message") or exc.message
+    message = (body or {}).get("message") or getattr(exc, "message", None) or str(exc)
     error_type = (body or {}).get("type") or getattr(exc, "type", None)
     code = (body or {}).get("code") or getattr(exc, "code", None)
-    if isinstance(exc, openai.APIConnectionError):
-        message = f"connection to the model failed: {exc.message}"
-        if exc.__cause__ is not None:
-            message += f" ({type(exc.__cause__).__name__}: {exc.__cause__})"
+    if isinstance(exc, openai.APIConnectionError | httpx.TransportError):
+        cause = exc.__cause__ if isinstance(exc, openai.APIConnectionError) else exc
+        message = "connection to the model failed"
+        if cause is not None:
+            message += f": {type(cause).__name__}: {cause}"
+    elif not isinstance(exc, openai.APIError):
+        message = f"{type(exc).__name__}: {exc}"
     where = "after part of the answer was streamed; not retried" if streamed else ""
     tries = f"after {attempts} attempts" if attempts > 1 else ""
     detail = ", ".join(s for s in (f"status {status}" if status else "", tries, where) if s)

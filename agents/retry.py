@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
 import openai
 import tenacity
 
@@ -46,6 +47,8 @@ class RetryPolicy:
     def is_retryable(self, error: BaseException) -> bool:
         """Whether ``error`` is worth another request."""
         if isinstance(error, openai.APIConnectionError):  # includes APITimeoutError
+            return True
+        if isinstance(error, httpx.TransportError):  # openai 2.x lets these out of a stream
             return True
         if isinstance(error, openai.APIStatusError):
             status = error.status_code
