@@ -34,6 +34,9 @@ PUBLIC_MODULES = [
     "stepstream.agents.retry",
     "stepstream.agents.step",
     "stepstream.agents.tools",
+    "stepstream.agents.local_model",
+    "stepstream.agents.local_replies",
+    "stepstream.agents.local_responders",
 ]
 
 
