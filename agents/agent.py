@@ -5,7 +5,15 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Iterator,
+    Mapping,
+)
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -112,7 +120,7 @@ class Agent:
         *,
         plugin_manager: PluginManager | None = None,
         sleep: Sleep = asyncio.sleep,
-    ) -> AsyncIterator[AgentEvent]:
+    ) -> AsyncGenerator[AgentEvent, None]:
         """Stream the answer to ``prompt``: text deltas as they arrive, tool calls and results.
 
         :raises ModelError: when the model cannot be reached or answers with an error after
@@ -150,11 +158,11 @@ class Agent:
             try:
                 while True:
                     try:
-                        yield runner.run(anext(events))  # type: ignore[arg-type]
+                        yield runner.run(anext(events))
                     except StopAsyncIteration:
                         return
             finally:
-                runner.run(events.aclose())  # type: ignore[attr-defined]
+                runner.run(events.aclose())
 
     def as_step(self) -> Step[Any, Any]:
         """This agent as a workflow step (``step.from_agent(agent)``)."""
@@ -178,7 +186,7 @@ class Agent:
 
     async def _answer(
         self, prompt: str, pm: PluginManager, sleep: Sleep
-    ) -> AsyncIterator[AgentEvent]:
+    ) -> AsyncGenerator[AgentEvent, None]:
         messages: list[dict[str, Any]] = [
             {"role": "system", "content": self.instructions},
             {"role": "user", "content": prompt},

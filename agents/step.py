@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
@@ -68,26 +69,28 @@ class AgentStep(Step[AgentInput, AgentOutput]):
         }
         await ctx.emit(ToolCallStreamingStartEvent, **common)
         text: list[str] = []
+        answer = agent.stream(args["prompt"], plugin_manager=ctx.plugin_manager)
         try:
-            async for event in agent.stream(args["prompt"], plugin_manager=ctx.plugin_manager):
-                if isinstance(event, TextDelta):
-                    text.append(event.text)
-                    await ctx.emit(ToolCallDeltaEvent, **common, args_text_delta=event.text)
-                elif isinstance(event, ToolCallRequest):
-                    await ctx.emit(
-                        ToolCallEvent,
-                        tool_call_id=event.id,
-                        tool_name=event.name,
-                        args=_json_or_text(event.arguments),
-                    )
-                elif isinstance(event, ToolResult):
-                    await ctx.emit(
-                        ToolResultEvent,
-                        tool_call_id=event.id,
-                        tool_name=event.name,
-                        args=event.args,
-                        result=event.result,
-                    )
+            async with contextlib.aclosing(answer):  # close the HTTP stream at once on cancel
+                async for event in answer:
+                    if isinstance(event, TextDelta):
+                        text.append(event.text)
+                        await ctx.emit(ToolCallDeltaEvent, **common, args_text_delta=event.text)
+                    elif isinstance(event, ToolCallRequest):
+                        await ctx.emit(
+                            ToolCallEvent,
+                            tool_call_id=event.id,
+                            tool_name=event.name,
+                            args=_json_or_text(event.arguments),
+                        )
+                    elif isinstance(event, ToolResult):
+                        await ctx.emit(
+                            ToolResultEvent,
+                            tool_call_id=event.id,
+                            tool_name=event.name,
+                            args=event.args,
+                            result=event.result,
+                        )
         except ModelError as exc:
             if exc.body is not None:
                 await ctx.emit(ErrorEvent, error=exc.body)

@@ -7,12 +7,13 @@ plugins of their own), then the backpressure waiters those calls returned are aw
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Awaitable, Iterator
 from typing import Any, TypeVar
 
 from .errors import describe_error
-from .events import FinishEvent, PluginErrorEvent, _EventBase
+from .events import FinishEvent, PluginErrorEvent, StartEvent, _EventBase
 from .plugin_manager import PluginManager
 from .result import PluginErrorInfo
 
@@ -32,6 +33,9 @@ class Dispatcher:
         self._managers = (pm,) if local is None else (pm, local)
         self._on_event = pm.hook.on_event
         self._flushing = False
+        self.holding = True
+        """Whether to wait on backpressure; off once the run is being canceled, so that its
+        closing events never wait for a consumer that may be the one canceling it."""
 
     def attach(self, local: PluginManager) -> None:
         """Give the run a manager of its own (for run plugins and watchers)."""
@@ -52,12 +56,23 @@ class Dispatcher:
         if self.pending_errors:
             # Nothing follows ``finish``: errors raised while dispatching it are only recorded.
             waiters += self._flush_errors(record_only=cls is FinishEvent)
-        for waiter in waiters:
-            await waiter
+        if waiters:
+            await self._wait(waiters, last=cls is FinishEvent)
         return event
 
+    async def _wait(self, waiters: list[Any], last: bool) -> None:
+        # Futures are backpressure (skipped once the run is being canceled); coroutines are
+        # plugins' own work on the event (a watcher's callback) and always run.
+        for waiter in waiters:
+            if self.holding or not isinstance(waiter, asyncio.Future):
+                await waiter
+        if last and self.pending_errors:  # nothing follows `finish` to report them after
+            self._flush_errors(record_only=True)
+
     async def _emit_fully(self, cls: type[EventT], fields: dict[str, Any]) -> EventT:
-        waiters = self._flush_errors() if self.pending_errors else []
+        # ``start`` is always first: errors of hooks called before it are reported after it.
+        early = self.pending_errors and cls is not StartEvent
+        waiters = self._flush_errors() if early else []
         event = cls(run_id=self.run_id, seq=self.seq, **fields)
         self.seq += 1
         waiters += self._on_event(event=event)
@@ -65,8 +80,8 @@ class Dispatcher:
             waiters += self.local.hook.on_event(event=event)
         if self.pending_errors:
             waiters += self._flush_errors(record_only=cls is FinishEvent)
-        for waiter in waiters:
-            await waiter
+        if waiters:
+            await self._wait(waiters, last=cls is FinishEvent)
         return event
 
     def notify(self, hook: str, **kwargs: Any) -> None:
@@ -121,6 +136,11 @@ class Dispatcher:
                     waiters += pm.hook.on_event(event=event)
             finally:
                 self._flushing = False
+            # Errors raised while reporting errors are recorded, never reported as events again
+            # (else a plugin failing on every event would multiply them).
+            for plugin2, hook2, error2 in self.pending_errors:
+                self.plugin_errors.append(PluginErrorInfo(plugin2, hook2, describe_error(error2)))
+            self.pending_errors.clear()
         return waiters
 
 

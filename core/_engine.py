@@ -20,7 +20,7 @@ from pydantic import BaseModel
 
 from ._dispatch import Dispatcher
 from .context import RuntimeContext, StepContext, Suspend
-from .errors import InputValidationError, describe_error
+from .errors import InputValidationError, StepExecutionError, describe_error
 from .events import (
     FinishEvent,
     StartEvent,
@@ -158,6 +158,8 @@ class Execution:
         self.resumed = False
         self.is_canceled = is_canceled
         self.completed_before: set[tuple[int, str]] = set()
+        self.result: WorkflowResult | None = None
+        """The result, once known (also when the execution was canceled from outside)."""
         if resume is not None:
             self._collect_completed(state)
 
@@ -186,10 +188,11 @@ class Execution:
             workflow_id=wf.id,
             input_data=self.state.input,
         )
-        if self.resume is None:
-            await self.d.emit(StartEvent)
         root = Scope(wf, self.state, self)
+        external_cancel = False
         try:
+            if self.resume is None:
+                await self.d.emit(StartEvent)
             try:
                 wf.parse_input(self.state.input)
             except InputValidationError as exc:
@@ -200,8 +203,10 @@ class Execution:
                     root, wf.nodes, Cursor(self.state.input, wf.input_schema)
                 )
         except asyncio.CancelledError:
-            if not cancel_requested():
-                raise
+            # Canceled by run.cancel(), or from outside (a caller's timeout): either way the
+            # run ends canceled, with its result and ``finish``; an outside cancel propagates.
+            external_cancel = not cancel_requested()
+            self.d.holding = False
             outcome = Outcome("canceled", error=_CANCELED)
         result = WorkflowResult(
             run_id=self.run_id,
@@ -219,9 +224,12 @@ class Execution:
             suspended=outcome.suspended,
             plugin_errors=self.d.plugin_errors,
         )
+        self.result = result
         self.d.notify("after_workflow_run", run_id=self.run_id, workflow_id=wf.id, result=result)
         if result.status != "suspended":
             await self.d.emit(FinishEvent)
+        if external_cancel:
+            raise asyncio.CancelledError
         return result
 
     async def run_nodes(self, scope: Scope, nodes: Sequence[Node], cursor: Cursor) -> Outcome:
@@ -255,8 +263,11 @@ class Execution:
     async def _together(
         self, scope: Scope, steps: Sequence[Step[Any, Any]], cursor: Cursor
     ) -> Outcome:
+        # As in Mastra, every branch's step-start comes first, in declaration order.
+        starts = _StartBarrier(len(steps))
         results = await asyncio.gather(
-            *(self.run_step(scope, s, cursor) for s in steps), return_exceptions=True
+            *(self.run_step(scope, s, cursor, starts=starts) for s in steps),
+            return_exceptions=True,
         )
         outcomes: list[Outcome] = []
         for r in results:
@@ -300,8 +311,26 @@ class Execution:
         cursor: Cursor,
         *,
         foreach: ForeachNode | None = None,
+        starts: _StartBarrier | None = None,
     ) -> Outcome:
-        """Run one step through its whole lifecycle of events, hooks and state."""
+        """Run one step through its whole lifecycle of events, hooks and state.
+
+        With ``starts``, the step waits after its step-start until its siblings have started.
+        """
+        try:
+            return await self._run_step(scope, step, cursor, foreach, starts)
+        finally:
+            if starts is not None:
+                starts.arrive(step.id)
+
+    async def _run_step(
+        self,
+        scope: Scope,
+        step: Step[Any, Any],
+        cursor: Cursor,
+        foreach: ForeachNode | None,
+        starts: _StartBarrier | None,
+    ) -> Outcome:
         sid = scope.prefix + step.id
         path = (*scope.path, step.id)
         record = scope.state.steps.get(step.id)
@@ -345,6 +374,9 @@ class Execution:
             self.d.notify(
                 "before_step_run", run_id=self.run_id, step_id=sid, input_data=record.payload
             )
+            if starts is not None:
+                starts.arrive(step.id)
+                await starts.all_started.wait()
             body = self._body(scope, step, sid, path, record, cursor, foreach, resuming)
             if self.d.wraps_steps():
                 with self.d.wrap_step(sid, record.payload):
@@ -353,9 +385,14 @@ class Execution:
                 outcome = await body
         except asyncio.CancelledError:
             canceled = True
+            self.d.holding = False
             outcome = Outcome("canceled", error=_CANCELED)
         except Suspend as signal:
-            outcome = self._suspend(step, path, signal.payload)
+            try:
+                outcome = self._suspend(step, path, signal.payload)
+            except Exception as exc:  # the payload does not match the suspend schema
+                outcome = _failed(exc)
+                self.d.notify("on_step_error", run_id=self.run_id, step_id=sid, error=exc)
         except Exception as exc:
             outcome = _failed(exc)
             self.d.notify("on_step_error", run_id=self.run_id, step_id=sid, error=exc)
@@ -375,11 +412,7 @@ class Execution:
         return data.model_dump(mode="json", by_alias=True) if isinstance(data, BaseModel) else data
 
     def _suspend(self, step: Step[Any, Any], path: tuple[str, ...], payload: Any) -> Outcome:
-        if step.suspend_schema is not None:
-            payload = step.suspend_schema.model_validate(payload)
-        if isinstance(payload, BaseModel):
-            payload = payload.model_dump(mode="json", by_alias=True)
-        return Outcome("suspended", output=payload, suspended=[list(path)])
+        return Outcome("suspended", output=step.dump_suspend(payload), suspended=[list(path)])
 
     async def _body(
         self,
@@ -499,10 +532,18 @@ class Execution:
         async def one(index: int, item: Any) -> None:
             async with gate:
                 ctx = self._context(scope, sid, step.parse_input(item))
-                if step.is_async:
-                    output = await step.run(ctx)
-                else:
-                    output = await asyncio.to_thread(step.call_sync, ctx)
+                try:
+                    if step.is_async:
+                        output = await step.run(ctx)
+                    else:
+                        output = await asyncio.to_thread(step.call_sync, ctx)
+                except Suspend:
+                    raise StepExecutionError(
+                        f"step {step.id!r} suspended inside foreach, which cannot be resumed "
+                        "per item; suspend before or after the foreach",
+                        run_id=self.run_id,
+                        step_id=sid,
+                    ) from None
                 results[index] = step.dump_output(output)
 
         outcomes = await asyncio.gather(
@@ -533,6 +574,23 @@ class Execution:
             resume_data=resume_data,
             suspend_payload=suspend_payload,
         )
+
+
+class _StartBarrier:
+    """Lets concurrent steps run their bodies only once all of them have started."""
+
+    def __init__(self, count: int) -> None:
+        self.waiting = count
+        self.arrived: set[str] = set()
+        self.all_started = asyncio.Event()
+        if count == 0:
+            self.all_started.set()
+
+    def arrive(self, step_id: str) -> None:
+        if step_id not in self.arrived:
+            self.arrived.add(step_id)
+            if len(self.arrived) >= self.waiting:
+                self.all_started.set()
 
 
 def _failed(exc: BaseException) -> Outcome:

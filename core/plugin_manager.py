@@ -8,18 +8,20 @@ specs, registers the built-in plugins by name, then loads the entry-point group 
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import importlib.metadata
+import inspect
 import logging
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from contextvars import ContextVar
 from typing import Any
 
 import pluggy
 
 from . import hookspecs
-from .errors import PluginHookError, PluginLoadError
+from .errors import PluginError, PluginHookError, PluginLoadError
 
 __all__ = [
     "AUTOLOAD_ENV",
@@ -89,6 +91,15 @@ class PluginManager(pluggy.PluginManager):
             if hook_caller.name not in _OBSERVER_HOOKS:
                 continue
             for impl in hook_caller.get_hookimpls():
+                if impl.plugin is plugin and (impl.wrapper or impl.hookwrapper):
+                    super().unregister(plugin)
+                    raise PluginError(
+                        f"plugin {registered!r}: {hook_caller.name} is an observer hook and "
+                        "cannot be a wrapper (its errors could not be isolated); use "
+                        "wrap_step_run to wrap steps",
+                        plugin=registered,
+                        hook=hook_caller.name,
+                    )
                 if impl.plugin is plugin and not getattr(impl.function, "_isolated", False):
                     # pluggy marks ``function`` Final; wrapping it in place keeps one hook call.
                     impl.function = self._isolate(  # type: ignore[misc]
@@ -124,14 +135,27 @@ class PluginManager(pluggy.PluginManager):
     def _isolate(self, function: Callable[..., Any], plugin: str, hook: str) -> Callable[..., Any]:
         def isolated(*args: Any) -> Any:
             try:
-                return function(*args)
+                result = function(*args)
             except Exception as exc:
                 self.report_plugin_error(plugin, hook, exc)
                 return None
+            if result is None or isinstance(result, asyncio.Future):
+                return result  # a backpressure handle, awaited only while the run holds
+            if inspect.isawaitable(result):
+                return self._guard(result, plugin, hook)
+            return result
 
         isolated._isolated = True  # type: ignore[attr-defined]
         isolated.__wrapped__ = function  # type: ignore[attr-defined]
         return isolated
+
+    async def _guard(self, awaitable: Awaitable[Any], plugin: str, hook: str) -> Any:
+        # What an observer returns to be awaited (a watcher's coroutine) is isolated too.
+        try:
+            return await awaitable
+        except Exception as exc:
+            self.report_plugin_error(plugin, hook, exc)
+            return None
 
     def report_plugin_error(self, plugin: str, hook: str, error: Exception) -> None:
         """Handle a raise in an observer hook: re-raise in strict mode, else log and report."""

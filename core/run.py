@@ -108,6 +108,11 @@ class Run:
         """
         if self._stream is not None and not self._stream.ended:
             raise StreamError(f"run {self.run_id} is already being streamed", run_id=self.run_id)
+        if self.status in ("success", "failed", "canceled"):
+            raise RunStateError(
+                f"run {self.run_id} has ended ({self.status}); nothing more will be streamed",
+                run_id=self.run_id,
+            )
         channel = self.plugin_manager.hook.open_event_stream(
             run_id=self.run_id, buffer_size=buffer_size
         )
@@ -171,6 +176,8 @@ class Run:
         try:
             result = await execution.execute(cancel_requested=lambda: self._cancel_requested)
         except BaseException as exc:
+            # A cancel from outside still ended the run properly: keep its result.
+            self._result = execution.result or self._result
             if self._stream is not None:
                 self._stream.fail(exc)
             raise
@@ -220,6 +227,12 @@ class Run:
             return self._result
         if self._result is not None and self._result.status == "suspended":
             self._result = _canceled(self._result)
+            self._dispatcher.notify(
+                "after_workflow_run",
+                run_id=self.run_id,
+                workflow_id=self.workflow.id,
+                result=self._result,
+            )
             await self._dispatcher.emit(FinishEvent)
         return self._result
 
@@ -229,7 +242,11 @@ class Run:
         """Wait for the current execution to end (or suspend) and return its result."""
         if self._task is None:
             raise RunStateError(f"run {self.run_id} has not started", run_id=self.run_id)
-        return await asyncio.shield(self._task)
+        if not self._task.done():
+            await asyncio.wait([self._task])
+        if self._result is None:  # the execution died: its error is the answer
+            return self._task.result()
+        return self._result
 
     # -- sync twins -----------------------------------------------------------------------------
 

@@ -12,7 +12,12 @@ from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
 
 from .context import StepContext
-from .errors import InputValidationError, OutputValidationError, WorkflowDefinitionError
+from .errors import (
+    InputValidationError,
+    OutputValidationError,
+    ValidationError,
+    WorkflowDefinitionError,
+)
 
 __all__ = ["Step", "StepFunction", "step", "to_jsonable"]
 
@@ -131,6 +136,21 @@ class Step(Generic[InputT, OutputT]):
         if self.output_schema is None or data is None:
             return data
         return self.output_schema.model_validate(data)
+
+    def dump_suspend(self, payload: Any) -> Any:
+        """Validate a suspend payload against the suspend schema; return its JSON form."""
+        if self.suspend_schema is None or payload is None:
+            return to_jsonable(payload)
+        try:
+            model = self.suspend_schema.model_validate(to_jsonable(payload))
+        except PydanticValidationError as exc:
+            raise ValidationError(
+                f"step {self.id!r} suspend payload does not match "
+                f"{self.suspend_schema.__name__}: {_summarise(exc)}",
+                step_id=self.id,
+                errors=_errors(exc),
+            ) from exc
+        return model.model_dump(mode="json", by_alias=True)
 
     def parse_resume(self, data: Any) -> Any:
         """Validate resume data into the resume schema (unchanged without one)."""
