@@ -22,6 +22,7 @@ PUBLIC_MODULES = [
     "stepstream.plugin_manager",
     "stepstream.result",
     "stepstream.run",
+    "stepstream.run_stream",
     "stepstream.steps",
     "stepstream.workflow",
     "stepstream.plugins",

@@ -1,0 +1,312 @@
+"""One step's lifecycle: step-start, its body (a function, a nested workflow or a foreach
+fan-out) inside the ``wrap_step_run`` managers, then step-result + step-finish or
+step-suspended; also the resumption of a suspended step."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel
+
+from ._dispatch import Dispatcher
+from ._scope import Cursor, Outcome, ResumeRequest, Scope, StartBarrier, failed
+from .context import RuntimeContext, StepContext, Suspend
+from .errors import InputValidationError, StepExecutionError
+from .events import StepFinishEvent, StepResultEvent, StepStartEvent, StepSuspendedEvent
+from .graph import ForeachNode, MapStep, Node, as_workflow
+from .result import RunState, StepRecord, now_ms
+from .steps import Step
+
+if TYPE_CHECKING:
+    from .workflow import Workflow
+
+_CANCELED = "RunCanceledError: the run was canceled"
+
+
+class StepLifecycle:
+    """The step-level half of :class:`~stepstream._engine.Execution`."""
+
+    d: Dispatcher
+    run_id: str
+    runtime_context: RuntimeContext
+    resume: ResumeRequest | None
+    resumed: bool
+    completed_before: set[tuple[int, str]]
+    is_canceled: Callable[[], bool]
+
+    async def run_nodes(self, scope: Scope, nodes: Sequence[Node], cursor: Cursor) -> Outcome:
+        """Run nodes in sequence (the graph half provides it)."""
+        raise NotImplementedError
+
+    async def run_step(
+        self,
+        scope: Scope,
+        step: Step[Any, Any],
+        cursor: Cursor,
+        *,
+        foreach: ForeachNode | None = None,
+        starts: StartBarrier | None = None,
+    ) -> Outcome:
+        """Run one step through its whole lifecycle of events, hooks and state.
+
+        With ``starts``, the step waits after its step-start until its siblings have started.
+        """
+        try:
+            return await self._run_step(scope, step, cursor, foreach, starts)
+        finally:
+            if starts is not None:
+                starts.arrive(step.id)
+
+    async def _run_step(
+        self,
+        scope: Scope,
+        step: Step[Any, Any],
+        cursor: Cursor,
+        foreach: ForeachNode | None,
+        starts: StartBarrier | None,
+    ) -> Outcome:
+        sid = scope.prefix + step.id
+        path = (*scope.path, step.id)
+        record = scope.state.steps.get(step.id)
+        resuming = False
+        if self.resume is not None and record is not None:
+            key = (id(scope.state), step.id)
+            if key in self.completed_before:
+                self.completed_before.discard(key)
+                return Outcome("success", record.output, step.output_schema, skipped=True)
+        if record is not None and record.status == "suspended" and self.resume is not None:
+            target = self.resume.path
+            if self.resumed or target[: len(path)] != path:
+                return Outcome("suspended", suspended=[list(path)])
+            resuming = True
+            self.resumed = target == path
+            record.resume_payload, record.resumed_at = self.resume_payload(), now_ms()
+            record.status = "running"
+        else:
+            record = StepRecord(payload=cursor.value, started_at=now_ms())
+
+        canceled = False
+        try:
+            if resuming:
+                await self.d.emit(
+                    StepStartEvent,
+                    step_id=sid,
+                    input_data=record.payload,
+                    started_at=record.started_at,
+                    suspend_payload=record.suspend_payload,
+                    suspended_at=record.suspended_at,
+                    resume_payload=record.resume_payload,
+                    resumed_at=record.resumed_at,
+                )
+            else:
+                await self.d.emit(
+                    StepStartEvent,
+                    step_id=sid,
+                    input_data=record.payload,
+                    started_at=record.started_at,
+                )
+            self.d.notify(
+                "before_step_run", run_id=self.run_id, step_id=sid, input_data=record.payload
+            )
+            if starts is not None:
+                starts.arrive(step.id)
+                await starts.all_started.wait()
+            body = self._body(scope, step, sid, path, record, cursor, foreach, resuming)
+            if self.d.wraps_steps():
+                with self.d.wrap_step(sid, record.payload):
+                    outcome = await body
+            else:
+                outcome = await body
+        except asyncio.CancelledError:
+            canceled = True
+            self.d.holding = False
+            outcome = Outcome("canceled", error=_CANCELED)
+        except Suspend as signal:
+            try:
+                outcome = self._suspend(step, path, signal.payload)
+            except Exception as exc:  # the payload does not match the suspend schema
+                outcome = failed(exc)
+                self.d.notify("on_step_error", run_id=self.run_id, step_id=sid, error=exc)
+        except Exception as exc:
+            outcome = failed(exc)
+            self.d.notify("on_step_error", run_id=self.run_id, step_id=sid, error=exc)
+        # A step that started always ends with its events, even while the run is canceled.
+        canceled = await self._finish_step(scope, step, sid, record, outcome) or canceled
+        if canceled:
+            raise asyncio.CancelledError
+        return (
+            outcome
+            if outcome.status != "suspended"
+            else Outcome("suspended", suspended=outcome.suspended)
+        )
+
+    def resume_payload(self) -> Any:
+        assert self.resume is not None
+        data = self.resume.data
+        return data.model_dump(mode="json", by_alias=True) if isinstance(data, BaseModel) else data
+
+    def _suspend(self, step: Step[Any, Any], path: tuple[str, ...], payload: Any) -> Outcome:
+        return Outcome("suspended", output=step.dump_suspend(payload), suspended=[list(path)])
+
+    async def _body(
+        self,
+        scope: Scope,
+        step: Step[Any, Any],
+        sid: str,
+        path: tuple[str, ...],
+        record: StepRecord,
+        cursor: Cursor,
+        foreach: ForeachNode | None,
+        resuming: bool,
+    ) -> Outcome:
+        if step.is_workflow:
+            nested = as_workflow(step)
+            assert nested is not None
+            return await self._nested(scope, nested, sid, path, record.payload, resuming)
+        if foreach is not None:
+            return await self._foreach(scope, foreach, sid, record.payload)
+        resume_data = step.parse_resume(record.resume_payload) if resuming else None
+        # A map function sees the previous output typed; a step, its own input schema.
+        typed = cursor.typed() if isinstance(step, MapStep) else step.parse_input(record.payload)
+        ctx = self._context(scope, sid, typed, resume_data, record.suspend_payload)
+        if step.is_async:
+            output = await step.run(ctx)
+        else:
+            output = await asyncio.to_thread(step.call_sync, ctx)
+        return Outcome("success", step.dump_output(output), step.output_schema)
+
+    async def _finish_step(
+        self, scope: Scope, step: Step[Any, Any], sid: str, record: StepRecord, outcome: Outcome
+    ) -> bool:
+        """Record the step's end and emit its closing events; return whether a cancellation
+        arrived while they were waiting on backpressure (they are all sent regardless)."""
+        ended = now_ms()
+        if outcome.status == "suspended":
+            record.status = "suspended"
+            if not step.is_workflow or record.suspended_at is None:
+                record.suspend_payload, record.suspended_at = outcome.output, ended
+            scope.state.steps[step.id] = record
+            self.d.notify(
+                "after_step_run", run_id=self.run_id, step_id=sid, status="suspended", output=None
+            )
+            try:
+                await self.d.emit(
+                    StepSuspendedEvent,
+                    step_id=sid,
+                    suspend_payload=record.suspend_payload,
+                    suspended_at=record.suspended_at,
+                )
+            except asyncio.CancelledError:
+                return True
+            return False
+        record.status, record.ended_at = outcome.status, ended
+        if outcome.status == "success":
+            record.output = outcome.output
+        else:
+            record.error, record.error_detail = outcome.error, outcome.error_detail
+        scope.state.steps[step.id] = record
+        self.d.notify(
+            "after_step_run",
+            run_id=self.run_id,
+            step_id=sid,
+            status=record.status,
+            output=record.output,
+        )
+        canceled = False
+        try:
+            await self.d.emit(
+                StepResultEvent,
+                step_id=sid,
+                status=outcome.status,
+                output=record.output,
+                error=record.error,
+                ended_at=ended,
+            )
+        except asyncio.CancelledError:
+            canceled = True
+        try:
+            await self.d.emit(StepFinishEvent, step_id=sid)
+        except asyncio.CancelledError:
+            canceled = True
+        return canceled
+
+    async def _nested(
+        self,
+        scope: Scope,
+        wf: Workflow,
+        sid: str,
+        path: tuple[str, ...],
+        input_data: Any,
+        resuming: bool,
+    ) -> Outcome:
+        state = scope.state.nested.get(wf.id)
+        if state is None or not resuming:
+            state = scope.state.nested[wf.id] = RunState(input=input_data)
+        wf.parse_input(input_data)
+        child = Scope(wf, state, self, prefix=sid + ".", path=path)
+        outcome = await self.run_nodes(child, wf.nodes, Cursor(input_data, wf.input_schema))
+        if outcome.status == "success":
+            return Outcome("success", outcome.output)
+        if outcome.status == "suspended":
+            waiting = [r for r in state.steps.values() if r.status == "suspended"]
+            payload = waiting[0].suspend_payload if waiting else None
+            return Outcome("suspended", output=payload, suspended=outcome.suspended)
+        return outcome
+
+    async def _foreach(self, scope: Scope, node: ForeachNode, sid: str, items: Any) -> Outcome:
+        if not isinstance(items, list):
+            raise InputValidationError(
+                f"foreach step {node.step.id!r} needs a list input, got {type(items).__name__}",
+                step_id=node.step.id,
+            )
+        results: list[Any] = [None] * len(items)
+        gate = asyncio.Semaphore(node.concurrency)
+        step = node.step
+
+        async def one(index: int, item: Any) -> None:
+            async with gate:
+                ctx = self._context(scope, sid, step.parse_input(item))
+                try:
+                    if step.is_async:
+                        output = await step.run(ctx)
+                    else:
+                        output = await asyncio.to_thread(step.call_sync, ctx)
+                except Suspend:
+                    raise StepExecutionError(
+                        f"step {step.id!r} suspended inside foreach, which cannot be resumed "
+                        "per item; suspend before or after the foreach",
+                        run_id=self.run_id,
+                        step_id=sid,
+                    ) from None
+                results[index] = step.dump_output(output)
+
+        outcomes = await asyncio.gather(
+            *(one(i, item) for i, item in enumerate(items)), return_exceptions=True
+        )
+        for r in outcomes:
+            if isinstance(r, BaseException):
+                raise r
+        return Outcome("success", results)
+
+    # -- step context -------------------------------------------------------------------------
+
+    def _context(
+        self,
+        scope: Scope,
+        sid: str,
+        input_data: Any,
+        resume_data: Any = None,
+        suspend_payload: Any = None,
+    ) -> StepContext[Any]:
+        return StepContext(
+            input_data=input_data,
+            runtime_context=self.runtime_context,
+            run_id=self.run_id,
+            workflow_id=scope.workflow.id,
+            step_id=sid,
+            services=scope,
+            resume_data=resume_data,
+            suspend_payload=suspend_payload,
+        )

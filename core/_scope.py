@@ -1,0 +1,129 @@
+"""What the engine's walk works with: the data between nodes, how a node ended, the
+workflow scope a step runs in (also its :class:`~stepstream.context.StepServices`)."""
+
+from __future__ import annotations
+
+import asyncio
+import traceback
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel
+
+from .errors import describe_error
+from .events import StepOutputEvent
+from .graph import node_steps
+from .result import RunState
+from .steps import Step
+
+if TYPE_CHECKING:
+    from ._lifecycle import StepLifecycle
+    from .plugin_manager import PluginManager
+    from .workflow import Workflow
+
+OutcomeStatus = Literal["success", "failed", "suspended", "canceled"]
+
+
+@dataclass
+class Cursor:
+    """The data flowing between nodes, with the schema of the step that produced it."""
+
+    value: Any
+    schema: type[BaseModel] | None = None
+
+    def typed(self) -> Any:
+        """The value as an instance of its producer's schema (for conditions and maps)."""
+        return self.schema.model_validate(self.value) if self.schema is not None else self.value
+
+
+@dataclass
+class Outcome:
+    """How a node ended."""
+
+    status: OutcomeStatus
+    output: Any = None
+    schema: type[BaseModel] | None = None
+    error: str | None = None
+    error_detail: str | None = None
+    suspended: list[list[str]] = field(default_factory=list)
+    skipped: bool = False
+
+
+@dataclass
+class Scope:
+    """One (possibly nested) workflow being executed: its state and its place in the stream.
+
+    It is also the :class:`~stepstream.context.StepServices` behind its steps' contexts.
+    """
+
+    workflow: Workflow
+    state: RunState
+    execution: StepLifecycle
+    prefix: str = ""
+    path: tuple[str, ...] = ()
+
+    def find_step(self, ref: str | Step[Any, Any]) -> Step[Any, Any] | None:
+        step_id = ref if isinstance(ref, str) else ref.id
+        for node in self.workflow.nodes:
+            for s in node_steps(node):
+                if s.id == step_id:
+                    return s
+        return None
+
+    def lookup(self, ref: str | Step[Any, Any]) -> Any:
+        step_id = ref if isinstance(ref, str) else ref.id
+        record = self.state.steps.get(step_id)
+        if record is None or record.status != "success":
+            return None
+        found = ref if isinstance(ref, Step) else self.find_step(ref)
+        return found.parse_output(record.output) if found is not None else record.output
+
+    def init_data(self) -> Any:
+        schema = self.workflow.input_schema
+        data = self.state.input
+        return schema.model_validate(data) if schema is not None else data
+
+    async def write(self, step_id: str, data: Any) -> None:
+        if isinstance(data, BaseModel):
+            data = data.model_dump(mode="json", by_alias=True)
+        await self.execution.d.emit(StepOutputEvent, step_id=step_id, output=data)
+
+    def is_canceled(self) -> bool:
+        return self.execution.is_canceled()
+
+    async def emit(self, cls: type[Any], fields: dict[str, Any]) -> Any:
+        return await self.execution.d.emit(cls, **fields)
+
+    @property
+    def plugin_manager(self) -> PluginManager:
+        return self.execution.d.pm
+
+
+@dataclass(frozen=True)
+class ResumeRequest:
+    """Which suspended step to resume (its id path) and with what data."""
+
+    path: tuple[str, ...]
+    data: Any
+
+
+class StartBarrier:
+    """Lets concurrent steps run their bodies only once all of them have started."""
+
+    def __init__(self, count: int) -> None:
+        self.waiting = count
+        self.arrived: set[str] = set()
+        self.all_started = asyncio.Event()
+        if count == 0:
+            self.all_started.set()
+
+    def arrive(self, step_id: str) -> None:
+        if step_id not in self.arrived:
+            self.arrived.add(step_id)
+            if len(self.arrived) >= self.waiting:
+                self.all_started.set()
+
+
+def failed(exc: BaseException) -> Outcome:
+    detail = "".join(traceback.format_exception(exc))
+    return Outcome("failed", error=describe_error(exc), error_detail=detail)

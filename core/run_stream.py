@@ -1,0 +1,145 @@
+"""The consumer's side of a run: :class:`RunStream` (async) and :class:`SyncRunStream`."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from typing import TYPE_CHECKING, Any
+
+from .channel import EventChannel
+from .context import RuntimeContext
+from .errors import StreamError
+from .events import Event
+from .result import WorkflowResult
+
+if TYPE_CHECKING:
+    from .run import Run
+
+__all__ = ["RunStream", "SyncRunStream"]
+
+
+class RunStream:
+    """The events of one run for one consumer: an async iterator and async context manager.
+
+    ``get_workflow_state()`` waits for the run's current execution and returns its
+    :class:`WorkflowResult`. Consume the stream (or leave it) while waiting: a full buffer
+    pauses the run.
+    """
+
+    def __init__(
+        self,
+        run: Run,
+        channel: EventChannel,
+        start: tuple[Any, RuntimeContext | None] | None,
+        close_on_suspend: bool,
+    ) -> None:
+        self.run = run
+        self.channel = channel
+        self.close_on_suspend = close_on_suspend
+        self._start = start
+        self._iterated = False
+        self.ended = False
+        self._error: BaseException | None = None
+
+    def _ensure_started(self) -> None:
+        if self._start is not None:
+            input_data, runtime_context = self._start
+            self._start = None
+            self.run._begin(input_data, runtime_context)
+
+    def fail(self, error: BaseException) -> None:
+        """The run's execution died with ``error``: end the stream and raise it to the consumer."""
+        self._error = error
+        self.channel.end()
+
+    def __aiter__(self) -> AsyncIterator[Event]:
+        if self._iterated:
+            raise StreamError("a run's stream can be consumed once", run_id=self.run.run_id)
+        self._iterated = True
+        self._ensure_started()
+        return self._events()
+
+    async def _events(self) -> AsyncIterator[Event]:
+        complete = False
+        try:
+            while True:
+                try:
+                    event = await self.channel.receive()
+                except StopAsyncIteration:
+                    break
+                yield event
+            complete = True
+            if self._error is not None and not isinstance(self._error, asyncio.CancelledError):
+                raise self._error
+        finally:
+            self.ended = True
+            if not complete:
+                await self._leave()
+
+    async def _leave(self) -> None:
+        self.channel.close()
+        if self.run.status == "running":
+            await self.run.cancel()
+
+    async def __aenter__(self) -> RunStream:
+        self._ensure_started()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        if not self.ended:
+            self.ended = True
+            await self._leave()
+
+    async def aclose(self) -> None:
+        """Leave the stream: later events are not kept for it; a running run is canceled."""
+        await self.__aexit__(None, None, None)
+
+    async def get_workflow_state(self) -> WorkflowResult:
+        """Wait for the current execution's end (or suspension) and return its result."""
+        self._ensure_started()
+        return await self.run.wait()
+
+
+class SyncRunStream:
+    """A :class:`RunStream` driven from sync code by a private event loop."""
+
+    def __init__(self, stream: RunStream) -> None:
+        self._stream = stream
+        self._runner = asyncio.Runner()
+        self._iterated = False
+
+    def __iter__(self) -> Iterator[Event]:
+        if self._iterated:
+            raise StreamError("a run's stream can be consumed once", run_id=self._stream.run.run_id)
+        self._iterated = True
+        events = self._runner.run(self._open())
+        try:
+            while True:
+                try:
+                    yield self._runner.run(anext(events))  # type: ignore[arg-type]
+                except StopAsyncIteration:
+                    return
+        finally:
+            self._runner.run(events.aclose())  # type: ignore[attr-defined]
+
+    async def _open(self) -> AsyncIterator[Event]:
+        # Starting the run needs the private loop to be running.
+        return self._stream.__aiter__()
+
+    def get_workflow_state(self) -> WorkflowResult:
+        """Wait for the run's current execution and return its result."""
+        return self._runner.run(self._stream.get_workflow_state())
+
+    def close(self) -> None:
+        """Leave the stream and release its event loop."""
+        try:
+            if not self._stream.ended:
+                self._runner.run(self._stream.aclose())
+        finally:
+            self._runner.close()
+
+    def __enter__(self) -> SyncRunStream:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
