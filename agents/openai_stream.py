@@ -30,8 +30,12 @@ class OpenAIStreamAdapter:
         self._calls: dict[int, _PendingCall] = {}
         self._reason: str | None = None
         self._usage: dict[str, Any] = {}
-        self.text = ""
+        self._text: list[str] = []
+
+    @property
+    def text(self) -> str:
         """The answer text so far."""
+        return "".join(self._text)
 
     def feed(self, chunk: Any) -> list[AgentChunk]:
         """Take one chunk; return the text and tool-call argument deltas it carries."""
@@ -47,7 +51,7 @@ class OpenAIStreamAdapter:
         if delta is not None:
             content = getattr(delta, "content", None)
             if content:
-                self.text += content
+                self._text.append(content)
                 out.append(TextDelta(content))
             for tc in getattr(delta, "tool_calls", None) or []:
                 out.extend(self._tool_call_piece(tc))

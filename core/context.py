@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Generic, NoReturn, Protocol, TypeVar
 
+from .events import STEP_EMITTABLE
+
 if TYPE_CHECKING:
     from .plugin_manager import PluginManager
     from .steps import Step
@@ -187,8 +189,6 @@ class StepContext(Generic[InputT]):
         :raises ValueError: for lifecycle events (``start``, ``step-*``, ``finish``...), which
             only the engine emits.
         """
-        from .events import STEP_EMITTABLE
-
         if cls not in STEP_EMITTABLE:
             raise ValueError(f"a step cannot emit {cls.__name__}; only {STEP_EMITTABLE_NAMES}")
         return await self._services.emit(cls, fields)
