@@ -89,24 +89,23 @@ class StepLifecycle:
 
         canceled = False
         try:
-            if resuming:
-                await self.d.emit(
-                    StepStartEvent,
-                    step_id=sid,
-                    input_data=record.payload,
-                    started_at=record.started_at,
-                    suspend_payload=record.suspend_payload,
-                    suspended_at=record.suspended_at,
-                    resume_payload=record.resume_payload,
-                    resumed_at=record.resumed_at,
-                )
-            else:
-                await self.d.emit(
-                    StepStartEvent,
-                    step_id=sid,
-                    input_data=record.payload,
-                    started_at=record.started_at,
-                )
+            resumed = (
+                {
+                    "suspend_payload": record.suspend_payload,
+                    "suspended_at": record.suspended_at,
+                    "resume_payload": record.resume_payload,
+                    "resumed_at": record.resumed_at,
+                }
+                if resuming
+                else {}
+            )
+            await self.d.emit(
+                StepStartEvent,
+                step_id=sid,
+                input_data=record.payload,
+                started_at=record.started_at,
+                **resumed,
+            )
             self.d.notify(
                 "before_step_run", run_id=self.run_id, step_id=sid, input_data=record.payload
             )

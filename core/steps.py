@@ -97,38 +97,41 @@ class Step(Generic[InputT, OutputT]):
 
     # -- validation (pure) ------------------------------------------------------------------
 
+    def _validate(
+        self,
+        schema: type[BaseModel],
+        data: Any,
+        error: type[ValidationError],
+        what: str,
+    ) -> BaseModel:
+        try:
+            return schema.model_validate(data)
+        except PydanticValidationError as exc:
+            raise error(
+                f"step {self.id!r} {what} {schema.__name__}: {_summarise(exc)}",
+                step_id=self.id,
+                errors=_errors(exc),
+            ) from exc
+
     def parse_input(self, data: Any) -> Any:
         """Validate JSON-form ``data`` into the input schema (unchanged without a schema)."""
         if self.input_schema is None:
             return data
-        try:
-            return self.input_schema.model_validate(data)
-        except PydanticValidationError as exc:
-            raise InputValidationError(
-                f"step {self.id!r} input does not match {self.input_schema.__name__}: "
-                f"{_summarise(exc)}",
-                step_id=self.id,
-                errors=_errors(exc),
-            ) from exc
+        return self._validate(self.input_schema, data, InputValidationError, "input does not match")
 
     def dump_output(self, value: Any) -> Any:
         """Validate ``value`` against the output schema and return its JSON form."""
         if self.output_schema is None:
             return to_jsonable(value)
-        try:
-            if isinstance(value, self.output_schema):
-                model = value
-            elif isinstance(value, BaseModel):
-                model = self.output_schema.model_validate(value.model_dump())
-            else:
-                model = self.output_schema.model_validate(value)
-        except PydanticValidationError as exc:
-            raise OutputValidationError(
-                f"step {self.id!r} returned output that does not match "
-                f"{self.output_schema.__name__}: {_summarise(exc)}",
-                step_id=self.id,
-                errors=_errors(exc),
-            ) from exc
+        if isinstance(value, self.output_schema):
+            model = value
+        else:
+            model = self._validate(
+                self.output_schema,
+                to_jsonable(value),
+                OutputValidationError,
+                "returned output that does not match",
+            )
         return model.model_dump(mode="json", by_alias=True)
 
     def parse_output(self, data: Any) -> Any:
@@ -141,30 +144,21 @@ class Step(Generic[InputT, OutputT]):
         """Validate a suspend payload against the suspend schema; return its JSON form."""
         if self.suspend_schema is None or payload is None:
             return to_jsonable(payload)
-        try:
-            model = self.suspend_schema.model_validate(to_jsonable(payload))
-        except PydanticValidationError as exc:
-            raise ValidationError(
-                f"step {self.id!r} suspend payload does not match "
-                f"{self.suspend_schema.__name__}: {_summarise(exc)}",
-                step_id=self.id,
-                errors=_errors(exc),
-            ) from exc
+        model = self._validate(
+            self.suspend_schema,
+            to_jsonable(payload),
+            ValidationError,
+            "suspend payload does not match",
+        )
         return model.model_dump(mode="json", by_alias=True)
 
     def parse_resume(self, data: Any) -> Any:
         """Validate resume data into the resume schema (unchanged without one)."""
         if self.resume_schema is None or data is None:
             return data
-        try:
-            return self.resume_schema.model_validate(data)
-        except PydanticValidationError as exc:
-            raise InputValidationError(
-                f"step {self.id!r} resume data does not match {self.resume_schema.__name__}: "
-                f"{_summarise(exc)}",
-                step_id=self.id,
-                errors=_errors(exc),
-            ) from exc
+        return self._validate(
+            self.resume_schema, data, InputValidationError, "resume data does not match"
+        )
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(id={self.id!r})"
