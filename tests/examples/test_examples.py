@@ -90,3 +90,30 @@ def test_weather_example_json_deltas_add_up_to_the_answer() -> None:
     )
     assert "".join(deltas) == answer["payload"]["output"]["text"]
     assert answer["payload"]["output"]["text"].startswith("Activity plan for London")
+
+
+def test_weather_example_uses_the_configured_model_when_a_key_is_set() -> None:
+    from stepstream.agents.local_model import FULL_TEXT, ModelServer, mastra_mock_responder
+
+    with ModelServer(mastra_mock_responder) as server:
+        env = {
+            **_offline_env(),
+            "OPENAI_API_KEY": "sk-test",
+            "OPENAI_BASE_URL": server.base_url,
+            "OPENAI_MODEL": "mock-gpt",
+        }
+        done = subprocess.run(
+            [sys.executable, str(EXAMPLES / "weather.py"), "--city", "Paris"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=env,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        assert f"model: mock-gpt at {server.base_url}" in done.stdout
+        assert "local deterministic model" not in done.stdout
+        assert FULL_TEXT.replace("\n", "") in done.stdout.replace("\n  │ ", "")
+        [request] = server.requests
+        assert request["model"] == "mock-gpt"
+        assert "weather forecast for Paris" in request["messages"][-1]["content"]
