@@ -27,6 +27,7 @@ __all__ = [
     "AUTOLOAD_ENV",
     "DEFAULT_PLUGINS",
     "ENTRY_POINT_GROUP",
+    "OPTIONAL_PLUGINS",
     "PluginManager",
     "current_error_collector",
     "get_plugin_manager",
@@ -40,8 +41,16 @@ AUTOLOAD_ENV = "STEPSTREAM_DISABLE_PLUGIN_AUTOLOAD"
 DEFAULT_PLUGINS: tuple[tuple[str, str], ...] = (
     ("stream", "stepstream.plugins.stream:StreamPlugin"),
     ("openai-adapter", "stepstream.plugins.openai_adapter:OpenAIAdapterPlugin"),
+    ("logger", "stepstream.plugins.logger:LoggerPlugin"),
 )
 """The built-in plugins: (canonical name, ``module:factory``). Each manager gets fresh instances."""
+
+OPTIONAL_PLUGINS: dict[str, str] = {
+    "metrics": "stepstream.plugins.metrics:MetricsPlugin",
+    "jsonl": "stepstream.plugins.jsonl:JsonLinesExporter",
+    "otel": "stepstream.plugins.otel:OpenTelemetryExporter",
+}
+"""Built-in plugins that are off until named in ``get_plugin_manager(plugins=[...])``."""
 
 # Hooks whose implementations are isolated from each other (see hookspecs' module docstring).
 _OBSERVER_HOOKS = frozenset(
@@ -203,14 +212,16 @@ class PluginManager(pluggy.PluginManager):
 
 def get_plugin_manager(
     *,
-    plugins: Iterable[object | tuple[str, object]] = (),
+    plugins: Iterable[str | object | tuple[str, object]] = (),
     block: Iterable[str] = (),
     load_entrypoints: bool | None = None,
     strict: bool = False,
 ) -> PluginManager:
     """Make a fresh plugin manager: hook specs, built-ins, entry points, then ``plugins``.
 
-    :param plugins: Extra plugins to register, each an object or a ``(name, object)`` pair.
+    :param plugins: Extra plugins to register: an object, a ``(name, object)`` pair, or the
+        name of an optional built-in (``"metrics"``, ``"jsonl"``, ``"otel"``), made with its
+        defaults.
     :param block: Plugin names to keep out (built-in or third-party), e.g. ``["stream"]``.
     :param load_entrypoints: Load the ``stepstream`` entry-point group. ``None`` (default) loads
         it unless the environment variable ``STEPSTREAM_DISABLE_PLUGIN_AUTOLOAD`` is set to a
@@ -230,8 +241,28 @@ def get_plugin_manager(
     if load_entrypoints:
         pm.load_entrypoint_plugins()
     for item in plugins:
-        if isinstance(item, tuple):
+        if isinstance(item, str):
+            pm.register(_make_builtin(item), item, source="builtin")
+        elif isinstance(item, tuple):
             pm.register(item[1], item[0])
         else:
             pm.register(item)
     return pm
+
+
+def _make_builtin(name: str) -> object:
+    target = OPTIONAL_PLUGINS.get(name)
+    if target is None:
+        known = ", ".join(sorted(OPTIONAL_PLUGINS))
+        raise PluginLoadError(f"no built-in plugin named {name!r} (known: {known})", plugin=name)
+    module_path, _, factory = target.partition(":")
+    try:
+        module = importlib.import_module(module_path)
+    except ImportError as exc:
+        raise PluginLoadError(
+            f"built-in plugin {name!r} needs an optional dependency: {exc} "
+            f"(pip install 'stepstream[{name}]')",
+            plugin=name,
+        ) from exc
+    made: object = getattr(module, factory)()
+    return made

@@ -109,7 +109,7 @@ def test_extra_plugins_by_object_or_name() -> None:
 
     pm = get_plugin_manager(load_entrypoints=False, plugins=[("mine", P()), P()])
     names = [name for name, _ in pm.list_plugins()]
-    assert names[:3] == ["stream", "openai-adapter", "mine"] and len(names) == 4
+    assert names[:4] == ["stream", "openai-adapter", "logger", "mine"] and len(names) == 5
     assert pm.source_of("mine") == "api"
     pm.unregister(name="mine")
     assert pm.source_of("mine") is None
