@@ -1,6 +1,6 @@
 """Mastra's weather workflow in stepstream: fetch a forecast, then stream an activity plan.
 
-    python examples/weather.py [--city London] [--json]
+    python examples/weather.py [--city London] [--json] [-p metrics] [--events-dir DIR]
 
 Offline by default: a local Open-Meteo-style weather source and a local deterministic
 OpenAI-compatible model start on 127.0.0.1. Set ``OPENAI_API_KEY`` (and ``OPENAI_BASE_URL``,
@@ -24,9 +24,10 @@ import httpx
 from pydantic import BaseModel
 from weather_source import WeatherSource
 
-from stepstream import Event, RuntimeContext, StepContext, Workflow, step
+from stepstream import Event, RuntimeContext, StepContext, Workflow, get_plugin_manager, step
 from stepstream.agents import Agent
 from stepstream.agents.local_model import ModelServer, planner_responder
+from stepstream.plugins.jsonl import JsonLinesExporter
 
 CONDITIONS = {
     0: "Clear sky", 1: "Mainly clear", 2: "Partly cloudy", 3: "Overcast", 45: "Foggy",
@@ -153,6 +154,15 @@ async def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--city", default="London")
     parser.add_argument("--json", action="store_true", help="one wire event (JSON) per line")
+    parser.add_argument(
+        "-p",
+        dest="plugins",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="enable an optional built-in plugin (e.g. metrics: printed at the end)",
+    )
+    parser.add_argument("--events-dir", help="also write the run's events to DIR/<run id>.jsonl")
     args = parser.parse_args(argv)
     say = (lambda *a: None) if args.json else print
 
@@ -179,7 +189,12 @@ async def main(argv: list[str]) -> int:
             say(f"model: local deterministic model at {server.base_url} (no OPENAI_API_KEY set)")
         say()
         context = RuntimeContext({"geocoding_url": geocoding, "weather_url": weather})
-        run = await build_workflow(planner).create_run()
+        plugins: list[Any] = list(args.plugins)
+        exporter = JsonLinesExporter(args.events_dir) if args.events_dir else None
+        if exporter is not None:
+            plugins.append(("jsonl", exporter))
+        pm = get_plugin_manager(plugins=plugins)
+        run = await build_workflow(planner).create_run(plugin_manager=pm)
         printer = Printer()
         stream = run.stream(input_data={"city": args.city}, runtime_context=context)
         async for event in stream:
@@ -188,6 +203,11 @@ async def main(argv: list[str]) -> int:
             else:
                 printer.show(event)
         result = await stream.get_workflow_state()
+    if exporter is not None:
+        exporter.close()  # flushes the file
+        say(f"events written to {exporter.path_for(run.run_id)}")
+    if "metrics" in args.plugins:
+        say("\n" + pm.get_plugin("metrics").render_prometheus().rstrip())
     say(f"\nstatus: {result.status}" + (f" ({result.error})" if result.error else ""))
     return 0 if result.status == "success" else 1
 

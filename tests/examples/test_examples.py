@@ -117,3 +117,49 @@ def test_weather_example_uses_the_configured_model_when_a_key_is_set() -> None:
         [request] = server.requests
         assert request["model"] == "mock-gpt"
         assert "weather forecast for Paris" in request["messages"][-1]["content"]
+
+
+def test_weather_example_with_metrics_and_the_jsonl_exporter(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(EXAMPLES / "weather.py"),
+            "--json",
+            "-p",
+            "metrics",
+            "--events-dir",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=_offline_env(),
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    streamed = [json.loads(line) for line in done.stdout.splitlines()]
+    [file] = list(tmp_path.glob("*.jsonl"))
+    assert file.stem == streamed[0]["payload"]["runId"]
+    written = [json.loads(line) for line in file.read_text().splitlines()]
+    assert written == streamed  # exactly the events the stream yielded, in order
+
+
+def test_weather_example_prints_metrics_at_the_end() -> None:
+    done = subprocess.run(
+        [sys.executable, str(EXAMPLES / "weather.py"), "-p", "metrics"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=_offline_env(),
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    tail = done.stdout[done.stdout.index("■ finish") :]
+    assert 'stepstream_runs_total{status="success"} 1' in tail
+    assert 'stepstream_steps_total{status="success"} 3' in tail
+    [tokens] = [
+        int(line.split()[1])
+        for line in tail.splitlines()
+        if line.startswith("stepstream_tokens_total ")
+    ]
+    assert tokens > 20  # word by word
