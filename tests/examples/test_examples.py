@@ -50,15 +50,20 @@ def _offline_env() -> dict[str, str]:
     return env
 
 
-def test_weather_example_runs_offline_and_streams_the_plan() -> None:
-    done = subprocess.run(
-        [sys.executable, str(EXAMPLES / "weather.py"), "--city", "Oslo"],
+def _weather(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run examples/weather.py as a user would (offline unless ``env`` says otherwise)."""
+    return subprocess.run(
+        [sys.executable, str(EXAMPLES / "weather.py"), *args],
         capture_output=True,
         text=True,
         timeout=60,
-        env=_offline_env(),
+        env=env if env is not None else _offline_env(),
         check=False,
     )
+
+
+def test_weather_example_runs_offline_and_streams_the_plan() -> None:
+    done = _weather("--city", "Oslo")
     assert done.returncode == 0, done.stderr
     out = done.stdout
     assert "weather: local Open-Meteo-style source at http://127.0.0.1:" in out
@@ -70,14 +75,7 @@ def test_weather_example_runs_offline_and_streams_the_plan() -> None:
 
 
 def test_weather_example_json_deltas_add_up_to_the_answer() -> None:
-    done = subprocess.run(
-        [sys.executable, str(EXAMPLES / "weather.py"), "--json"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=_offline_env(),
-        check=False,
-    )
+    done = _weather("--json")
     assert done.returncode == 0, done.stderr
     events = [json.loads(line) for line in done.stdout.splitlines()]
     types = [e["type"] for e in events]
@@ -102,14 +100,7 @@ def test_weather_example_uses_the_configured_model_when_a_key_is_set() -> None:
             "OPENAI_BASE_URL": server.base_url,
             "OPENAI_MODEL": "mock-gpt",
         }
-        done = subprocess.run(
-            [sys.executable, str(EXAMPLES / "weather.py"), "--city", "Paris"],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            env=env,
-            check=False,
-        )
+        done = _weather("--city", "Paris", env=env)
         assert done.returncode == 0, done.stderr
         assert f"model: mock-gpt at {server.base_url}" in done.stdout
         assert "local deterministic model" not in done.stdout
@@ -120,22 +111,7 @@ def test_weather_example_uses_the_configured_model_when_a_key_is_set() -> None:
 
 
 def test_weather_example_with_metrics_and_the_jsonl_exporter(tmp_path: Path) -> None:
-    done = subprocess.run(
-        [
-            sys.executable,
-            str(EXAMPLES / "weather.py"),
-            "--json",
-            "-p",
-            "metrics",
-            "--events-dir",
-            str(tmp_path),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=_offline_env(),
-        check=False,
-    )
+    done = _weather("--json", "-p", "metrics", "--events-dir", str(tmp_path))
     assert done.returncode == 0, done.stderr
     streamed = [json.loads(line) for line in done.stdout.splitlines()]
     [file] = list(tmp_path.glob("*.jsonl"))
@@ -145,14 +121,7 @@ def test_weather_example_with_metrics_and_the_jsonl_exporter(tmp_path: Path) -> 
 
 
 def test_weather_example_prints_metrics_at_the_end() -> None:
-    done = subprocess.run(
-        [sys.executable, str(EXAMPLES / "weather.py"), "-p", "metrics"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=_offline_env(),
-        check=False,
-    )
+    done = _weather("-p", "metrics")
     assert done.returncode == 0, done.stderr
     tail = done.stdout[done.stdout.index("■ finish") :]
     assert 'stepstream_runs_total{status="success"} 1' in tail
