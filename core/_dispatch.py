@@ -12,6 +12,7 @@ import contextlib
 from collections.abc import Awaitable, Iterator
 from typing import Any, TypeVar
 
+from ._persist import Persistence
 from .errors import describe_error
 from .events import FinishEvent, PluginErrorEvent, StartEvent, _EventBase
 from .plugin_manager import PluginManager
@@ -33,6 +34,8 @@ class Dispatcher:
         self._managers = (pm,) if local is None else (pm, local)
         self._on_event = pm.hook.on_event
         self._flushing = False
+        self.persist: Persistence | None = None
+        """Where events are recorded for storage, when the run is durable."""
         self.holding = True
         """Whether to wait on backpressure; off once the run is being canceled, so that its
         closing events never wait for a consumer that may be the one canceling it."""
@@ -52,6 +55,8 @@ class Dispatcher:
             return await self._emit_fully(cls, fields)
         event = cls(run_id=self.run_id, seq=self.seq, **fields)
         self.seq += 1
+        if self.persist is not None:
+            self.persist.record(event)
         waiters = self._on_event(event=event)
         if self.pending_errors:
             # Nothing follows ``finish``: errors raised while dispatching it are only recorded.
@@ -75,6 +80,8 @@ class Dispatcher:
         waiters = self._flush_errors() if early else []
         event = cls(run_id=self.run_id, seq=self.seq, **fields)
         self.seq += 1
+        if self.persist is not None:
+            self.persist.record(event)
         waiters += self._on_event(event=event)
         if self.local is not None:
             waiters += self.local.hook.on_event(event=event)
@@ -132,6 +139,8 @@ class Dispatcher:
                     run_id=self.run_id, seq=self.seq, plugin=plugin, hook=hook, error=info.error
                 )
                 self.seq += 1
+                if self.persist is not None:
+                    self.persist.record(event)
                 for pm in self._managers:
                     waiters += pm.hook.on_event(event=event)
             finally:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import json
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -32,8 +33,9 @@ from .graph import (
     StepNode,
 )
 from .plugin_manager import current_error_collector
-from .result import RunState, WorkflowResult
+from .result import RunState, WorkflowResult, now_ms
 from .steps import Step
+from .storage import RunSnapshot
 
 if TYPE_CHECKING:
     from .workflow import Workflow
@@ -65,6 +67,30 @@ class Execution(StepLifecycle):
         """The result, once known (also when the execution was canceled from outside)."""
         if resume is not None:
             self._collect_completed(state)
+
+    def snapshot(self, result: WorkflowResult | None = None) -> RunSnapshot:
+        """The run's state now, as storage keeps it (``running`` until ``result`` is given)."""
+        return RunSnapshot(
+            run_id=self.run_id,
+            workflow_id=self.workflow.id,
+            status=result.status if result is not None else "running",
+            state=self.state.to_json(),
+            result=result.result if result is not None else None,
+            error=result.error if result is not None else None,
+            suspended=result.suspended if result is not None else [],
+            runtime_context=_jsonable(self.runtime_context.to_dict()),
+            last_seq=self.d.seq - 1,
+            updated_at=now_ms(),
+        )
+
+    async def checkpoint(self) -> bool:
+        if self.d.persist is None:
+            return False
+        try:
+            await self.d.persist.checkpoint(self.snapshot)
+        except asyncio.CancelledError:
+            return True
+        return False
 
     def _collect_completed(self, state: RunState) -> None:
         for step_id, record in state.steps.items():
@@ -131,6 +157,8 @@ class Execution(StepLifecycle):
         self.d.notify("after_workflow_run", run_id=self.run_id, workflow_id=wf.id, result=result)
         if result.status != "suspended":
             await self.d.emit(FinishEvent)
+        if self.d.persist is not None:
+            await self.d.persist.checkpoint(lambda: self.snapshot(result))
         if external_cancel:
             raise asyncio.CancelledError
         return result
@@ -206,3 +234,15 @@ class Execution(StepLifecycle):
         return bool(value)
 
     # -- one step -----------------------------------------------------------------------------
+
+
+def _jsonable(values: dict[str, Any]) -> dict[str, Any]:
+    """The runtime context's values that survive JSON (others cannot be stored)."""
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        try:
+            json.dumps(value)
+        except (TypeError, ValueError):
+            continue
+        out[key] = value
+    return out

@@ -40,6 +40,11 @@ class StepLifecycle:
         """Run nodes in sequence (the graph half provides it)."""
         raise NotImplementedError
 
+    async def checkpoint(self) -> bool:
+        """Store the run's state at a step boundary (durable runs); return whether a
+        cancellation arrived meanwhile (the graph half provides it)."""
+        raise NotImplementedError
+
     async def run_step(
         self,
         scope: Scope,
@@ -78,7 +83,7 @@ class StepLifecycle:
                 return Outcome("success", record.output, step.output_schema, skipped=True)
         if record is not None and record.status == "suspended" and self.resume is not None:
             target = self.resume.path
-            if self.resumed or target[: len(path)] != path:
+            if target is None or self.resumed or target[: len(path)] != path:
                 return Outcome("suspended", suspended=[list(path)])
             resuming = True
             self.resumed = target == path
@@ -133,6 +138,7 @@ class StepLifecycle:
             self.d.notify("on_step_error", run_id=self.run_id, step_id=sid, error=exc)
         # A step that started always ends with its events, even while the run is canceled.
         canceled = await self._finish_step(scope, step, sid, record, outcome) or canceled
+        canceled = await self.checkpoint() or canceled
         if canceled:
             raise asyncio.CancelledError
         return (

@@ -101,9 +101,10 @@ class Scope:
 
 @dataclass(frozen=True)
 class ResumeRequest:
-    """Which suspended step to resume (its id path) and with what data."""
+    """Which suspended step to resume (its id path) and with what data; a ``path`` of
+    ``None`` recovers an interrupted run: completed steps are skipped, the rest run again."""
 
-    path: tuple[str, ...]
+    path: tuple[str, ...] | None
     data: Any
 
 

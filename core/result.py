@@ -126,3 +126,20 @@ class RunState:
     def snapshot_steps(self) -> dict[str, StepRecord]:
         """Copies of the records, in completion order."""
         return {k: dataclasses.replace(v) for k, v in self.steps.items()}
+
+    def to_json(self) -> dict[str, Any]:
+        """The whole state, nested workflows' included, as JSON-able data (for storage)."""
+        return {
+            "input": self.input,
+            "steps": {k: dataclasses.asdict(v) for k, v in self.steps.items()},
+            "nested": {k: v.to_json() for k, v in self.nested.items()},
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> RunState:
+        """Rebuild a state saved with :meth:`to_json`."""
+        return cls(
+            input=data.get("input"),
+            steps={k: StepRecord(**v) for k, v in data.get("steps", {}).items()},
+            nested={k: cls.from_json(v) for k, v in data.get("nested", {}).items()},
+        )

@@ -10,15 +10,17 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from ._dispatch import Dispatcher
 from ._engine import Execution
+from ._persist import Persistence
 from ._scope import ResumeRequest
 from .context import RuntimeContext
 from .errors import RunStateError, StreamError
-from .events import Event, FinishEvent
+from .events import Event, FinishEvent, event_from_wire
 from .hookspecs import hookimpl
 from .plugin_manager import PluginManager
 from .result import RunState, WorkflowResult
-from .run_stream import RunStream, SyncRunStream
+from .run_stream import ENDED, RunStream, SyncRunStream
 from .steps import Step, to_jsonable
+from .storage import RunSnapshot, Storage
 
 if TYPE_CHECKING:
     from .workflow import Workflow
@@ -47,17 +49,22 @@ class Run:
         run_id: str | None = None,
         plugin_manager: PluginManager,
         plugins: Sequence[object] = (),
+        storage: Storage | None = None,
     ) -> None:
         self.run_id = run_id or str(uuid.uuid4())
         self.workflow = workflow
         self.plugin_manager = plugin_manager
+        self.storage = storage
         local = None
         if plugins:
             local = PluginManager(strict=plugin_manager.strict)
             for plugin in plugins:
                 local.register(plugin)
         self._dispatcher = Dispatcher(self.run_id, plugin_manager, local)
+        if storage is not None:
+            self._dispatcher.persist = Persistence(storage, self.run_id)
         self._state = RunState()
+        self._interrupted = False
         self._runtime_context = RuntimeContext()
         self._task: asyncio.Task[WorkflowResult] | None = None
         self._result: WorkflowResult | None = None
@@ -68,10 +75,15 @@ class Run:
     # -- state ----------------------------------------------------------------------------------
 
     @property
-    def status(self) -> Literal["pending", "running", "success", "failed", "suspended", "canceled"]:
-        """``pending`` before it starts, ``running`` while an execution is under way."""
+    def status(
+        self,
+    ) -> Literal["pending", "running", "success", "failed", "suspended", "canceled", "interrupted"]:
+        """``pending`` before it starts, ``running`` while an execution is under way;
+        ``interrupted`` for a run loaded from storage whose process died mid-run."""
         if self._task is not None and not self._task.done():
             return "running"
+        if self._interrupted:
+            return "interrupted"
         if self._result is not None:
             return self._result.status
         return "running" if self._started else "pending"
@@ -80,6 +92,27 @@ class Run:
     def result(self) -> WorkflowResult | None:
         """The result of the latest finished execution, if any."""
         return self._result
+
+    # -- loading --------------------------------------------------------------------------------
+
+    def _restore(self, snapshot: RunSnapshot) -> None:
+        """Take up a run stored by another process (see ``Workflow.load_run``)."""
+        self._state = RunState.from_json(snapshot.state)
+        self._runtime_context = RuntimeContext(snapshot.runtime_context)
+        self._dispatcher.seq = snapshot.last_seq + 1
+        self._started = True
+        if snapshot.status == "running":
+            self._interrupted = True
+            return
+        self._result = WorkflowResult(
+            run_id=self.run_id,
+            status=snapshot.status,  # type: ignore[arg-type]
+            input=self._state.input,
+            steps=self._state.snapshot_steps(),
+            result=snapshot.result,
+            error=snapshot.error,
+            suspended=[list(p) for p in snapshot.suspended],
+        )
 
     # -- starting -------------------------------------------------------------------------------
 
@@ -96,6 +129,7 @@ class Run:
         *,
         buffer_size: int = DEFAULT_BUFFER_SIZE,
         close_on_suspend: bool = False,
+        after_seq: int | None = None,
     ) -> RunStream:
         """Return the run's live event stream; iterating it starts the run (if not started).
 
@@ -105,16 +139,28 @@ class Run:
         ``close_on_suspend``. Leaving the stream early (``break``, ``aclose()``, leaving the
         ``async with`` block) cancels a running run.
 
+        With ``after_seq=n`` (a durable run: one with a storage), the stream first replays the
+        run's stored events after sequence number ``n``, then follows the live ones, with no
+        gap and no duplicate: a consumer that lost its connection resumes where it left off.
+        A finished run's stream then just replays and ends.
+
         :raises StreamError: if no plugin provides streams (the ``stream`` plugin is blocked)
             or the run is already being streamed.
+        :raises RunStateError: if the run has ended (and ``after_seq`` is not given), or
+            ``after_seq`` is given for a run without storage.
         """
         if self._stream is not None and not self._stream.ended:
             raise StreamError(f"run {self.run_id} is already being streamed", run_id=self.run_id)
-        if self.status in ("success", "failed", "canceled"):
+        ended = self.status in ("success", "failed", "canceled")
+        if ended and after_seq is None:
             raise RunStateError(
                 f"run {self.run_id} has ended ({self.status}); nothing more will be streamed",
                 run_id=self.run_id,
             )
+        replay = None if after_seq is None else self._replayer(after_seq)
+        if ended:
+            self._stream = RunStream(self, ENDED, None, close_on_suspend, replay)
+            return self._stream
         channel = self.plugin_manager.hook.open_event_stream(
             run_id=self.run_id, buffer_size=buffer_size
         )
@@ -125,8 +171,30 @@ class Run:
                 run_id=self.run_id,
             )
         start = None if self._started else (input_data, runtime_context)
-        self._stream = RunStream(self, channel, start, close_on_suspend)
+        self._stream = RunStream(self, channel, start, close_on_suspend, replay)
         return self._stream
+
+    def _replayer(self, after_seq: int) -> Callable[[], Awaitable[list[Event]]]:
+        """What a resumed stream yields before live events: stored events, and those emitted
+        but not stored yet, all taken now (with the live channel opened in the same tick)."""
+        storage = self.storage
+        if storage is None:
+            raise RunStateError(
+                f"run {self.run_id}: stream(after_seq=...) needs a durable run (a storage)",
+                run_id=self.run_id,
+            )
+        persist = self._dispatcher.persist
+        unstored = persist.unstored() if persist is not None else []
+
+        async def replay() -> list[Event]:
+            found = {e.seq: e for e in await storage.read_events(self.run_id, after_seq)}
+            found.update({e.seq: e for e in unstored if e.seq > after_seq})
+            return [
+                event_from_wire(found[seq].wire, run_id=self.run_id, seq=seq)
+                for seq in sorted(found)
+            ]
+
+        return replay
 
     def watch(self, callback: Callable[[Event], Awaitable[None] | None]) -> Callable[[], None]:
         """Call ``callback(event)`` for each later event of this run; returns an unwatch function.
@@ -204,14 +272,18 @@ class Run:
 
         :raises RunStateError: if the run is not suspended or ``step`` is not suspended.
         """
+        if runtime_context is not None:
+            self._runtime_context = runtime_context
+        if self.status == "interrupted" and step is None:
+            # Recovery after a crash: completed steps are skipped, the others run again.
+            self._interrupted = False
+            return await self._launch(ResumeRequest(path=None, data=None))
         result = self._result
         if result is None or result.status != "suspended" or self.status == "running":
             raise RunStateError(
                 f"run {self.run_id} is not suspended (status {self.status!r})", run_id=self.run_id
             )
         path = _resolve_path(step, result.suspended, self.run_id)
-        if runtime_context is not None:
-            self._runtime_context = runtime_context
         return await self._launch(ResumeRequest(path=path, data=resume_data))
 
     async def cancel(self) -> WorkflowResult | None:
@@ -266,6 +338,7 @@ class Run:
         *,
         buffer_size: int = DEFAULT_BUFFER_SIZE,
         close_on_suspend: bool = True,
+        after_seq: int | None = None,
     ) -> SyncRunStream:
         """The sync twin of :meth:`stream`; iterate it with a plain ``for``.
 
@@ -278,6 +351,7 @@ class Run:
                 runtime_context,
                 buffer_size=buffer_size,
                 close_on_suspend=close_on_suspend,
+                after_seq=after_seq,
             )
         )
 

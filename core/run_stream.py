@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from .channel import EventChannel
@@ -15,7 +15,24 @@ from .result import WorkflowResult
 if TYPE_CHECKING:
     from .run import Run
 
-__all__ = ["RunStream", "SyncRunStream"]
+__all__ = ["ENDED", "RunStream", "SyncRunStream"]
+
+
+class _Ended:
+    """The channel of a run that will emit nothing more."""
+
+    async def receive(self) -> Event:
+        raise StopAsyncIteration
+
+    def end(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+ENDED: EventChannel = _Ended()
+"""A channel that is already at its end (for replays of finished runs)."""
 
 
 class RunStream:
@@ -32,9 +49,11 @@ class RunStream:
         channel: EventChannel,
         start: tuple[Any, RuntimeContext | None] | None,
         close_on_suspend: bool,
+        replay: Callable[[], Awaitable[list[Event]]] | None = None,
     ) -> None:
         self.run = run
         self.channel = channel
+        self._replay = replay
         self.close_on_suspend = close_on_suspend
         self._start = start
         self._iterated = False
@@ -61,13 +80,19 @@ class RunStream:
 
     async def _events(self) -> AsyncIterator[Event]:
         complete = False
+        last = -1
         try:
+            if self._replay is not None:
+                for event in await self._replay():
+                    last = event.seq
+                    yield event
             while True:
                 try:
                     event = await self.channel.receive()
                 except StopAsyncIteration:
                     break
-                yield event
+                if event.seq > last:  # replayed already
+                    yield event
             complete = True
             if self._error is not None and not isinstance(self._error, asyncio.CancelledError):
                 raise self._error

@@ -27,6 +27,7 @@ from .steps import Step
 if TYPE_CHECKING:
     from .plugin_manager import PluginManager
     from .run import Run
+    from .storage import Storage
 
 __all__ = ["Workflow"]
 
@@ -41,6 +42,8 @@ class Workflow(Step[Any, Any]):
         registration, so they never see other runs' events).
     :param plugin_manager: The manager whose plugins see every run; by default the workflow
         makes its own with :func:`~stepstream.get_plugin_manager` on its first run.
+    :param storage: Where runs are kept (snapshots at every step boundary and the event log),
+        so they can be resumed by another process; ``None`` keeps runs in memory only.
     """
 
     is_workflow = True
@@ -54,10 +57,12 @@ class Workflow(Step[Any, Any]):
         description: str | None = None,
         plugins: Iterable[object] = (),
         plugin_manager: PluginManager | None = None,
+        storage: Storage | None = None,
     ) -> None:
         super().__init__(
             id=id, input_schema=input_schema, output_schema=output_schema, description=description
         )
+        self.storage = storage
         self.nodes: list[Node] = []
         self.plugins = tuple(plugins)
         self._plugin_manager = plugin_manager
@@ -181,9 +186,12 @@ class Workflow(Step[Any, Any]):
         *,
         plugin_manager: PluginManager | None = None,
         plugins: Iterable[object] = (),
+        storage: Storage | None = None,
     ) -> Run:
         """Create a run of this workflow (Mastra's ``createRunAsync()``)."""
-        return self.create_run_sync(run_id, plugin_manager=plugin_manager, plugins=plugins)
+        return self.create_run_sync(
+            run_id, plugin_manager=plugin_manager, plugins=plugins, storage=storage
+        )
 
     def create_run_sync(
         self,
@@ -191,6 +199,7 @@ class Workflow(Step[Any, Any]):
         *,
         plugin_manager: PluginManager | None = None,
         plugins: Iterable[object] = (),
+        storage: Storage | None = None,
     ) -> Run:
         """The sync twin of :meth:`create_run`."""
         from .run import Run
@@ -204,7 +213,40 @@ class Workflow(Step[Any, Any]):
             run_id=run_id,
             plugin_manager=plugin_manager or self.plugin_manager,
             plugins=(*self.plugins, *plugins),
+            storage=storage or self.storage,
         )
+
+    async def load_run(
+        self,
+        run_id: str,
+        *,
+        storage: Storage | None = None,
+        plugin_manager: PluginManager | None = None,
+        plugins: Iterable[object] = (),
+    ) -> Run:
+        """Take up a stored run of this workflow, e.g. in a new process after a restart.
+
+        The run comes back as it was stored: ``suspended`` (resume it with ``resume()``),
+        finished, or ``interrupted`` when its process died mid-run (``resume()`` with no step
+        continues after the last completed step).
+
+        :raises RunStateError: if the storage does not know the run, or it belongs to
+            another workflow.
+        """
+        from .errors import RunStateError
+
+        store = storage or self.storage
+        if store is None:
+            raise RunStateError("load_run() needs a storage", run_id=run_id)
+        snapshot = await store.load_run(run_id)
+        if snapshot is None or snapshot.workflow_id != self.id:
+            found = "unknown" if snapshot is None else f"of workflow {snapshot.workflow_id!r}"
+            raise RunStateError(f"run {run_id} is {found}", run_id=run_id)
+        run = self.create_run_sync(
+            run_id, plugin_manager=plugin_manager, plugins=plugins, storage=store
+        )
+        run._restore(snapshot)
+        return run
 
 
 # -- graph checks (pure) --------------------------------------------------------------------
