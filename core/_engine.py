@@ -79,7 +79,8 @@ class Execution(StepLifecycle):
             error=result.error if result is not None else None,
             suspended=result.suspended if result is not None else [],
             runtime_context=_jsonable(self.runtime_context.to_dict()),
-            last_seq=self.d.seq - 1,
+            # A final snapshot counts the `finish` event that follows it.
+            last_seq=self.d.seq - (1 if result is None or result.status == "suspended" else 0),
             updated_at=now_ms(),
         )
 
@@ -155,10 +156,13 @@ class Execution(StepLifecycle):
         )
         self.result = result
         self.d.notify("after_workflow_run", run_id=self.run_id, workflow_id=wf.id, result=result)
+        if self.d.persist is not None:
+            # The final state is stored before `finish`: whoever sees `finish` can load it.
+            await self.d.persist.checkpoint(lambda: self.snapshot(result))
         if result.status != "suspended":
             await self.d.emit(FinishEvent)
-        if self.d.persist is not None:
-            await self.d.persist.checkpoint(lambda: self.snapshot(result))
+            if self.d.persist is not None:
+                await self.d.persist.checkpoint(None)
         if external_cancel:
             raise asyncio.CancelledError
         return result

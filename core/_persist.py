@@ -36,8 +36,9 @@ class Persistence:
         """Events emitted but maybe not stored yet (being written, or waiting)."""
         return [*self.writing, *self.pending]
 
-    async def checkpoint(self, snapshot: Callable[[], RunSnapshot]) -> None:
-        """Store the pending events, then the snapshot ``snapshot()`` makes at that moment."""
+    async def checkpoint(self, snapshot: Callable[[], RunSnapshot] | None) -> None:
+        """Store the pending events, then the snapshot ``snapshot()`` makes at that moment
+        (events only when ``snapshot`` is ``None``)."""
         async with self._lock:
             self.writing, self.pending = self.pending, []
             try:
@@ -47,4 +48,5 @@ class Persistence:
                 raise
             finally:
                 self.writing = []
-            await self.storage.save_run(snapshot())
+            if snapshot is not None:
+                await self.storage.save_run(snapshot())
