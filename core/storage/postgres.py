@@ -6,8 +6,9 @@ server orders those of several processes. A psycopg connection belongs to the ev
 opened it, so the connection is opened lazily in the running loop and opened again when a call
 comes from another loop (``asyncio.run()`` twice, a fresh loop per test).
 
-Snapshots and wire events are stored as JSONB, so they must be valid JSON: unlike the SQLite
-backend, PostgreSQL rejects ``NaN``/``Infinity`` and the ``\\u0000`` character in strings.
+Snapshots and wire events are stored as ``json`` (kept as written: Mastra's key order survives,
+which ``jsonb`` would not keep). They must be valid JSON: unlike the SQLite backend, PostgreSQL
+rejects ``NaN``/``Infinity`` and the ``\\u0000`` character in strings.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Any
 
 import psycopg
 from psycopg import sql
-from psycopg.types.json import Jsonb
+from psycopg.types.json import Json
 
 from . import RunSnapshot, RunSummary, StoredEvent
 
@@ -34,7 +35,7 @@ CREATE TABLE IF NOT EXISTS {runs} (
     run_id TEXT COLLATE "C" PRIMARY KEY,
     workflow_id TEXT NOT NULL,
     status TEXT NOT NULL,
-    snapshot JSONB NOT NULL,
+    snapshot JSON NOT NULL,
     updated_at BIGINT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS stepstream_runs_status ON {runs} (status, updated_at);
@@ -42,7 +43,7 @@ CREATE TABLE IF NOT EXISTS {events} (
     run_id TEXT COLLATE "C" NOT NULL,
     seq BIGINT NOT NULL,
     type TEXT NOT NULL,
-    wire JSONB NOT NULL,
+    wire JSON NOT NULL,
     PRIMARY KEY (run_id, seq)
 );
 """
@@ -99,7 +100,7 @@ class PostgresStorage:
 
     async def save_run(self, snapshot: RunSnapshot) -> None:
         """Replace the run's snapshot."""
-        data = Jsonb(dataclasses.asdict(snapshot))
+        data = Json(dataclasses.asdict(snapshot))
         updated = snapshot.updated_at or time.time_ns() // 1_000_000
         query = sql.SQL(
             "INSERT INTO {} (run_id, workflow_id, status, snapshot, updated_at)"
@@ -124,7 +125,7 @@ class PostgresStorage:
         """Add events to the run's log, ignoring those whose ``seq`` is already stored."""
         if not events:
             return
-        rows = [(run_id, e.seq, e.type, Jsonb(e.wire)) for e in events]
+        rows = [(run_id, e.seq, e.type, Json(e.wire)) for e in events]
         query = sql.SQL(
             "INSERT INTO {} (run_id, seq, type, wire) VALUES (%s, %s, %s, %s)"
             " ON CONFLICT (run_id, seq) DO NOTHING"
