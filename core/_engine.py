@@ -53,6 +53,7 @@ class Execution(StepLifecycle):
         runtime_context: RuntimeContext,
         resume: ResumeRequest | None = None,
         is_canceled: Callable[[], bool] = lambda: False,
+        events: dict[str, Any] | None = None,
     ) -> None:
         self.workflow = workflow
         self.state = state
@@ -62,6 +63,8 @@ class Execution(StepLifecycle):
         self.resume = resume
         self.resumed = False
         self.is_canceled = is_canceled
+        self.events = events if events is not None else {}
+        """Events sent with ``run.send_event()`` before their ``wait_for_event`` was reached."""
         self.completed_before: set[tuple[int, str]] = set()
         self.result: WorkflowResult | None = None
         """The result, once known (also when the execution was canceled from outside)."""

@@ -5,17 +5,19 @@ step-suspended; also the resumption of a suspended step."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+import tenacity
 from pydantic import BaseModel
 
 from ._dispatch import Dispatcher
 from ._scope import Cursor, Outcome, ResumeRequest, Scope, StartBarrier, failed
 from .context import RuntimeContext, StepContext, Suspend
-from .errors import InputValidationError, StepExecutionError
+from .errors import InputValidationError, StepExecutionError, StepTimeoutError
 from .events import StepFinishEvent, StepResultEvent, StepStartEvent, StepSuspendedEvent
-from .graph import ForeachNode, MapStep, Node, as_workflow
+from .graph import EventStep, ForeachNode, MapStep, Node, SleepStep, as_workflow
 from .result import RunState, StepRecord, now_ms
 from .steps import Step
 
@@ -35,6 +37,7 @@ class StepLifecycle:
     resumed: bool
     completed_before: set[tuple[int, str]]
     is_canceled: Callable[[], bool]
+    events: dict[str, Any]
 
     async def run_nodes(self, scope: Scope, nodes: Sequence[Node], cursor: Cursor) -> Outcome:
         """Run nodes in sequence (the graph half provides it)."""
@@ -89,6 +92,13 @@ class StepLifecycle:
             self.resumed = target == path
             record.resume_payload, record.resumed_at = self.resume_payload(), now_ms()
             record.status = "running"
+        elif (
+            record is not None
+            and record.status == "running"
+            and self.resume is not None
+            and self.resume.path is None
+        ):
+            record.status = "running"  # recovered mid-step: keep its start (a sleep's clock)
         else:
             record = StepRecord(payload=cursor.value, started_at=now_ms())
 
@@ -173,14 +183,61 @@ class StepLifecycle:
         if foreach is not None:
             return await self._foreach(scope, foreach, sid, record.payload)
         resume_data = step.parse_resume(record.resume_payload) if resuming else None
+        if isinstance(step, EventStep) and resume_data is None and step.event in self.events:
+            resume_data = step.parse_resume(self.events.pop(step.event))  # sent before we got here
         # A map function sees the previous output typed; a step, its own input schema.
         typed = cursor.typed() if isinstance(step, MapStep) else step.parse_input(record.payload)
         ctx = self._context(scope, sid, typed, resume_data, record.suspend_payload)
-        if step.is_async:
-            output = await step.run(ctx)
-        else:
-            output = await asyncio.to_thread(step.call_sync, ctx)
+        if isinstance(step, SleepStep):
+            await self._sleep(scope, step, ctx, record)
+            return Outcome("success", record.payload, cursor.schema)
+        output = await self._call(step, ctx, record)
         return Outcome("success", step.dump_output(output), step.output_schema)
+
+    async def _sleep(
+        self, scope: Scope, step: SleepStep, ctx: StepContext[Any], record: StepRecord
+    ) -> None:
+        # The start is stored before sleeping, so a recovered run sleeps only what is left.
+        scope.state.steps[step.id] = record
+        await self.checkpoint()
+        delay = step.wake_at(ctx, record.started_at) - time.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+
+    async def _call(self, step: Step[Any, Any], ctx: StepContext[Any], record: StepRecord) -> Any:
+        """Call the step's function, with its timeout and retries."""
+        record.attempts = 0
+        if not step.retries and step.timeout is None:
+            record.attempts = 1
+            return await (
+                step.run(ctx) if step.is_async else asyncio.to_thread(step.call_sync, ctx)
+            )
+        retrying = tenacity.AsyncRetrying(
+            stop=tenacity.stop_after_attempt(step.retries + 1),
+            wait=tenacity.wait_exponential(multiplier=step.retry_delay, max=30)
+            if step.retry_delay
+            else tenacity.wait_none(),
+            retry=tenacity.retry_if_exception_type(Exception),
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                record.attempts += 1
+                return await self._attempt(step, ctx)
+        raise AssertionError("unreachable: tenacity re-raises the last error")
+
+    async def _attempt(self, step: Step[Any, Any], ctx: StepContext[Any]) -> Any:
+        call = step.run(ctx) if step.is_async else asyncio.to_thread(step.call_sync, ctx)
+        if step.timeout is None:
+            return await call
+        try:
+            return await asyncio.wait_for(call, step.timeout)
+        except TimeoutError:
+            raise StepTimeoutError(
+                f"step {step.id!r} took longer than its timeout of {step.timeout:g}s",
+                run_id=self.run_id,
+                step_id=ctx.step_id,
+            ) from None
 
     async def _finish_step(
         self, scope: Scope, step: Step[Any, Any], sid: str, record: StepRecord, outcome: Outcome
@@ -274,10 +331,7 @@ class StepLifecycle:
             async with gate:
                 ctx = self._context(scope, sid, step.parse_input(item))
                 try:
-                    if step.is_async:
-                        output = await step.run(ctx)
-                    else:
-                        output = await asyncio.to_thread(step.call_sync, ctx)
+                    output = await self._call(step, ctx, StepRecord(item, now_ms()))
                 except Suspend:
                     raise StepExecutionError(
                         f"step {step.id!r} suspended inside foreach, which cannot be resumed "

@@ -12,6 +12,7 @@ it with ``raise ... from``.
     │   ├── InputValidationError     workflow input or a step's input
     │   └── OutputValidationError    a step's output
     ├── StepExecutionError           a step raised; wraps the step's exception
+    │   └── StepTimeoutError         an attempt of a step took longer than its timeout
     ├── ModelError                   a model call failed (after the retries, if retryable)
     │   └── ModelStreamError         the model failed after tokens were streamed: not replayed
     ├── PluginError                  a plugin misbehaved
@@ -40,6 +41,7 @@ __all__ = [
     "RunError",
     "RunStateError",
     "StepExecutionError",
+    "StepTimeoutError",
     "StepstreamError",
     "StreamError",
     "ValidationError",
@@ -122,6 +124,10 @@ class ModelError(StepstreamError):
 
 class ModelStreamError(ModelError):
     """The model failed after part of its answer was streamed; the request is not replayed."""
+
+
+class StepTimeoutError(StepExecutionError):
+    """An attempt of a step took longer than the step's ``timeout``."""
 
 
 class PluginError(StepstreamError):

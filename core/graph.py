@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from .context import StepContext
@@ -17,11 +18,13 @@ if TYPE_CHECKING:
 __all__ = [
     "BranchNode",
     "Condition",
+    "EventStep",
     "ForeachNode",
     "LoopNode",
     "MapStep",
     "Node",
     "ParallelNode",
+    "SleepStep",
     "StepNode",
     "as_workflow",
     "describe_node",
@@ -93,6 +96,65 @@ class MapStep(Step[Any, Any]):
         super().__init__(id=f"mapping_{uuid.uuid4()}", execute=fn)
         # Map functions are expected to be cheap: they run on the event loop even when sync.
         self.is_async = True
+
+
+class SleepStep(Step[Any, Any]):
+    """The visible step ``.sleep()`` / ``.sleep_until()`` add (id ``sleep_<uuid>``).
+
+    It passes its input through. The wake-up time counts from the step's start as stored, so
+    a run recovered after a crash sleeps only what was left.
+    """
+
+    def __init__(
+        self,
+        *,
+        seconds: float | None = None,
+        until: datetime | Callable[[StepContext[Any]], datetime] | None = None,
+    ) -> None:
+        if (seconds is None) == (until is None):
+            raise WorkflowDefinitionError("sleep needs either seconds or a time to sleep until")
+        if seconds is not None and seconds < 0:
+            raise WorkflowDefinitionError(f"sleep() needs a duration >= 0, got {seconds}")
+        super().__init__(id=f"sleep_{uuid.uuid4()}", execute=lambda ctx: ctx.input_data)
+        self.seconds = seconds
+        self.until = until
+
+    def wake_at(self, ctx: StepContext[Any], started_at_ms: int) -> float:
+        """The epoch time (seconds) to wake up at."""
+        if self.seconds is not None:
+            return started_at_ms / 1000 + self.seconds
+        target = self.until(ctx) if callable(self.until) else self.until
+        assert isinstance(target, datetime)
+        if target.tzinfo is None:
+            target = target.replace(tzinfo=UTC)
+        return target.timestamp()
+
+
+class EventStep(Step[Any, Any]):
+    """The step ``.wait_for_event(name, step)`` adds: it waits (suspended) for
+    ``run.send_event(name, data)``, then runs ``step`` with ``ctx.resume_data`` = ``data``."""
+
+    def __init__(self, event: str, step: Step[Any, Any]) -> None:
+        super().__init__(
+            id=step.id,
+            input_schema=step.input_schema,
+            output_schema=step.output_schema,
+            resume_schema=step.resume_schema,
+            description=step.description,
+        )
+        self.event = event
+        self.inner = step
+        self.is_async = step.is_async
+
+    async def run(self, ctx: StepContext[Any]) -> Any:
+        if ctx.resume_data is None:
+            ctx.suspend({"event": self.event})
+        return await self.inner.run(ctx)
+
+    def call_sync(self, ctx: StepContext[Any]) -> Any:
+        if ctx.resume_data is None:
+            ctx.suspend({"event": self.event})
+        return self.inner.call_sync(ctx)
 
 
 def _spec_function(spec: dict[str, Any]) -> Callable[[StepContext[Any]], dict[str, Any]]:

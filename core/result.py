@@ -44,6 +44,8 @@ class StepRecord:
     suspended_at: int | None = None
     resume_payload: Any = None
     resumed_at: int | None = None
+    attempts: int = 0
+    """How many times the step's function was called in its last execution (retries)."""
 
     def to_wire(self) -> dict[str, Any]:
         """Mastra's step record: ``{payload, startedAt, status, ..., output|error, endedAt}``."""

@@ -65,6 +65,7 @@ class Run:
             self._dispatcher.persist = Persistence(storage, self.run_id)
         self._state = RunState()
         self._interrupted = False
+        self._events: dict[str, Any] = {}
         self._runtime_context = RuntimeContext()
         self._task: asyncio.Task[WorkflowResult] | None = None
         self._result: WorkflowResult | None = None
@@ -234,6 +235,7 @@ class Run:
             runtime_context=self._runtime_context,
             resume=resume,
             is_canceled=lambda: self._cancel_requested,
+            events=self._events,
         )
         self._task = asyncio.get_running_loop().create_task(
             self._execute(execution), name=f"stepstream-run-{self.run_id}"
@@ -285,6 +287,35 @@ class Run:
             )
         path = _resolve_path(step, result.suspended, self.run_id)
         return await self._launch(ResumeRequest(path=path, data=resume_data))
+
+    async def send_event(self, event: str, data: Any = None) -> WorkflowResult | None:
+        """Deliver ``event`` to the step waiting for it (``Workflow.wait_for_event``).
+
+        If the run is suspended at that step, it resumes with ``data`` as the step's
+        ``ctx.resume_data`` and the result is returned. If the run has not reached the step
+        yet, the event is kept (in memory) until it does, and ``None`` is returned.
+
+        :raises RunStateError: if the run has ended.
+        """
+        result = self._result
+        if self.status == "suspended" and result is not None:
+            for path in result.suspended:
+                if self._suspend_payload(path) == {"event": event}:
+                    return await self.resume(step=path, resume_data=data)
+        if self.status in ("pending", "running", "suspended", "interrupted"):
+            self._events[event] = data  # kept until the run reaches the waiting step
+            return None
+        raise RunStateError(
+            f"run {self.run_id} has ended ({self.status}); no step will wait for {event!r}",
+            run_id=self.run_id,
+        )
+
+    def _suspend_payload(self, path: Sequence[str]) -> Any:
+        state = self._state
+        for step_id in path[:-1]:
+            state = state.nested.get(step_id, RunState())
+        record = state.steps.get(path[-1])
+        return record.suspend_payload if record is not None else None
 
     async def cancel(self) -> WorkflowResult | None:
         """Cancel the run: running steps see cancellation, the stream ends with ``finish``.

@@ -41,6 +41,12 @@ class Step(Generic[InputT, OutputT]):
     :param resume_schema: Pydantic model ``resume_data`` is validated into on resume.
     :param suspend_schema: Pydantic model the suspend payload is validated against.
     :param description: Free text for humans and tools.
+    :param retries: How many times to run the function again when it raises (or times out);
+        the attempts made are in the step's record (``attempts``).
+    :param timeout: Seconds each attempt may take; past that it fails with
+        :class:`~stepstream.errors.StepTimeoutError` (a sync function's thread cannot be
+        stopped and runs on in the background).
+    :param retry_delay: The first wait between attempts, doubled after each (capped at 30 s).
     """
 
     is_workflow = False
@@ -56,7 +62,14 @@ class Step(Generic[InputT, OutputT]):
         resume_schema: type[BaseModel] | None = None,
         suspend_schema: type[BaseModel] | None = None,
         description: str | None = None,
+        retries: int = 0,
+        timeout: float | None = None,
+        retry_delay: float = 0.5,
     ) -> None:
+        if retries < 0 or (timeout is not None and timeout <= 0) or retry_delay < 0:
+            raise WorkflowDefinitionError(
+                f"step {id!r}: retries and retry_delay must be >= 0 and timeout > 0"
+            )
         if not isinstance(id, str) or not id:
             raise WorkflowDefinitionError(f"a step id must be a non-empty string, got {id!r}")
         for name, schema in (
@@ -77,6 +90,9 @@ class Step(Generic[InputT, OutputT]):
         self.output_schema = output_schema
         self.resume_schema = resume_schema
         self.suspend_schema = suspend_schema
+        self.retries = retries
+        self.timeout = timeout
+        self.retry_delay = retry_delay
         self._execute = execute
         self.is_async = execute is None or inspect.iscoroutinefunction(execute)
 
@@ -233,6 +249,9 @@ class _StepDecorator:
         resume_schema: type[BaseModel] | None = None,
         suspend_schema: type[BaseModel] | None = None,
         description: str | None = None,
+        retries: int = 0,
+        timeout: float | None = None,
+        retry_delay: float = 0.5,
     ) -> Callable[[StepFunction], Step[Any, Any]]: ...
 
     def __call__(
@@ -246,6 +265,9 @@ class _StepDecorator:
         resume_schema: type[BaseModel] | None = None,
         suspend_schema: type[BaseModel] | None = None,
         description: str | None = None,
+        retries: int = 0,
+        timeout: float | None = None,
+        retry_delay: float = 0.5,
     ) -> Step[Any, Any] | Callable[[StepFunction], Step[Any, Any]]:
         """Turn a function taking a :class:`StepContext` into a :class:`Step`.
 
@@ -267,6 +289,9 @@ class _StepDecorator:
                 resume_schema=resume_schema,
                 suspend_schema=suspend_schema,
                 description=description or inspect.getdoc(func),
+                retries=retries,
+                timeout=timeout,
+                retry_delay=retry_delay,
             )
 
         return make(fn) if fn is not None else make

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
@@ -13,11 +14,13 @@ from .errors import WorkflowDefinitionError
 from .graph import (
     BranchNode,
     Condition,
+    EventStep,
     ForeachNode,
     LoopNode,
     MapStep,
     Node,
     ParallelNode,
+    SleepStep,
     StepNode,
     describe_node,
     node_steps,
@@ -125,6 +128,19 @@ class Workflow(Step[Any, Any]):
     def map(self, mapping: Callable[[StepContext[Any]], Any] | Mapping[str, Any]) -> Workflow:
         """Reshape data between steps with a function or a mapping spec (see :class:`MapStep`)."""
         return self._add(StepNode(MapStep(mapping)))
+
+    def sleep(self, seconds: float) -> Workflow:
+        """Wait ``seconds`` (a visible ``sleep_<uuid>`` step passing its input through)."""
+        return self._add(StepNode(SleepStep(seconds=seconds)))
+
+    def sleep_until(self, when: datetime | Callable[[StepContext[Any]], datetime]) -> Workflow:
+        """Wait until ``when`` (a datetime, naive = UTC, or a function of the context)."""
+        return self._add(StepNode(SleepStep(until=when)))
+
+    def wait_for_event(self, event: str, step: Step[Any, Any]) -> Workflow:
+        """Run ``step`` once ``run.send_event(event, data)`` is called, with ``data`` as its
+        ``ctx.resume_data``; until then the run is suspended at that step."""
+        return self._add(StepNode(EventStep(event, step)))
 
     def commit(self) -> Workflow:
         """Check the graph and freeze it; raise :class:`WorkflowDefinitionError` if invalid.
