@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import json
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ._dispatch import Dispatcher
 from ._lifecycle import _CANCELED, StepLifecycle
+from ._persist import make_snapshot
 from ._scope import Cursor, Outcome, ResumeRequest, Scope, StartBarrier, failed
 from .context import RuntimeContext
 from .errors import InputValidationError
@@ -33,7 +33,7 @@ from .graph import (
     StepNode,
 )
 from .plugin_manager import current_error_collector
-from .result import RunState, WorkflowResult, now_ms
+from .result import RunState, WorkflowResult
 from .steps import Step
 from .storage import RunSnapshot
 
@@ -73,18 +73,13 @@ class Execution(StepLifecycle):
 
     def snapshot(self, result: WorkflowResult | None = None) -> RunSnapshot:
         """The run's state now, as storage keeps it (``running`` until ``result`` is given)."""
-        return RunSnapshot(
+        return make_snapshot(
             run_id=self.run_id,
             workflow_id=self.workflow.id,
-            status=result.status if result is not None else "running",
-            state=self.state.to_json(),
-            result=result.result if result is not None else None,
-            error=result.error if result is not None else None,
-            suspended=result.suspended if result is not None else [],
-            runtime_context=_jsonable(self.runtime_context.to_dict()),
-            # A final snapshot counts the `finish` event that follows it.
-            last_seq=self.d.seq - (1 if result is None or result.status == "suspended" else 0),
-            updated_at=now_ms(),
+            state=self.state,
+            runtime_context=self.runtime_context.to_dict(),
+            next_seq=self.d.seq,
+            result=result,
         )
 
     async def checkpoint(self) -> bool:
@@ -241,15 +236,3 @@ class Execution(StepLifecycle):
         return bool(value)
 
     # -- one step -----------------------------------------------------------------------------
-
-
-def _jsonable(values: dict[str, Any]) -> dict[str, Any]:
-    """The runtime context's values that survive JSON (others cannot be stored)."""
-    out: dict[str, Any] = {}
-    for key, value in values.items():
-        try:
-            json.dumps(value)
-        except (TypeError, ValueError):
-            continue
-        out[key] = value
-    return out

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .storage import RunSnapshot, Storage, StoredEvent
 
 if TYPE_CHECKING:
     from .events import _EventBase
+    from .result import RunState, WorkflowResult
 
 
 class Persistence:
@@ -50,3 +53,43 @@ class Persistence:
                 self.writing = []
             if snapshot is not None:
                 await self.storage.save_run(snapshot())
+
+
+def make_snapshot(
+    *,
+    run_id: str,
+    workflow_id: str,
+    state: RunState,
+    runtime_context: dict[str, Any],
+    next_seq: int,
+    result: WorkflowResult | None,
+) -> RunSnapshot:
+    """The run's state as storage keeps it (``running`` until ``result`` is given).
+
+    A final snapshot is taken just before ``finish`` and counts it in ``last_seq``.
+    """
+    final = result is not None and result.status != "suspended"
+    return RunSnapshot(
+        run_id=run_id,
+        workflow_id=workflow_id,
+        status=result.status if result is not None else "running",
+        state=state.to_json(),
+        result=result.result if result is not None else None,
+        error=result.error if result is not None else None,
+        suspended=result.suspended if result is not None else [],
+        runtime_context=_jsonable(runtime_context),
+        last_seq=next_seq if final else next_seq - 1,
+        updated_at=time.time_ns() // 1_000_000,
+    )
+
+
+def _jsonable(values: dict[str, Any]) -> dict[str, Any]:
+    """The runtime context's values that survive JSON (others cannot be stored)."""
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        try:
+            json.dumps(value)
+        except (TypeError, ValueError):
+            continue
+        out[key] = value
+    return out

@@ -133,7 +133,9 @@ class RunState:
         """The whole state, nested workflows' included, as JSON-able data (for storage)."""
         return {
             "input": self.input,
-            "steps": {k: dataclasses.asdict(v) for k, v in self.steps.items()},
+            # Shallow copies: the values are already JSON data (asdict would deep-copy them
+            # at every checkpoint, a cost growing with the run's length).
+            "steps": {k: dict(vars(v)) for k, v in self.steps.items()},
             "nested": {k: v.to_json() for k, v in self.nested.items()},
         }
 

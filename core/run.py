@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from ._dispatch import Dispatcher
 from ._engine import Execution
-from ._persist import Persistence
+from ._persist import Persistence, make_snapshot
 from ._scope import ResumeRequest
 from .context import RuntimeContext
 from .errors import RunStateError, StreamError
@@ -66,6 +66,7 @@ class Run:
         self._state = RunState()
         self._interrupted = False
         self._events: dict[str, Any] = {}
+        self._execution: Execution | None = None
         self._runtime_context = RuntimeContext()
         self._task: asyncio.Task[WorkflowResult] | None = None
         self._result: WorkflowResult | None = None
@@ -88,6 +89,24 @@ class Run:
         if self._result is not None:
             return self._result.status
         return "running" if self._started else "pending"
+
+    @property
+    def _ending(self) -> WorkflowResult | None:
+        # The running execution's result, once known (while its `finish` is on its way).
+        return self._execution.result if self._execution is not None else None
+
+    def current_state(self) -> dict[str, Any]:
+        """The run's state right now, in ``getWorkflowState()``'s shape (also mid-run)."""
+        steps: dict[str, Any] = {"input": self._state.input}
+        for step_id, record in self._state.steps.items():
+            steps[step_id] = record.to_wire()
+        result = self._result if self.status != "running" else self._ending
+        return {
+            "status": result.status if result is not None else self.status,
+            "steps": steps,
+            "result": result.result if result is not None else None,
+            "error": result.error if result is not None else None,
+        }
 
     @property
     def result(self) -> WorkflowResult | None:
@@ -175,6 +194,15 @@ class Run:
         self._stream = RunStream(self, channel, start, close_on_suspend, replay)
         return self._stream
 
+    def history(self, after_seq: int = -1) -> Awaitable[list[Event]]:
+        """The run's events after ``after_seq`` so far (a durable run's stored events and those
+        not stored yet, taken now). Subscribe with :meth:`watch` first, then await this, and
+        skip live events already seen by seq: nothing is missed or repeated.
+
+        :raises RunStateError: for a run without storage.
+        """
+        return self._replayer(after_seq)()
+
     def _replayer(self, after_seq: int) -> Callable[[], Awaitable[list[Event]]]:
         """What a resumed stream yields before live events: stored events, and those emitted
         but not stored yet, all taken now (with the live channel opened in the same tick)."""
@@ -237,6 +265,7 @@ class Run:
             is_canceled=lambda: self._cancel_requested,
             events=self._events,
         )
+        self._execution = execution
         self._task = asyncio.get_running_loop().create_task(
             self._execute(execution), name=f"stepstream-run-{self.run_id}"
         )
@@ -274,6 +303,9 @@ class Run:
 
         :raises RunStateError: if the run is not suspended or ``step`` is not suspended.
         """
+        if self._task is not None and not self._task.done():
+            # Called right after a `step-suspended` event: the execution is still ending.
+            await asyncio.wait([self._task])
         if runtime_context is not None:
             self._runtime_context = runtime_context
         if self.status == "interrupted" and step is None:
@@ -330,16 +362,31 @@ class Run:
             task.cancel()
             await asyncio.wait([task])
             return self._result
-        if self._result is not None and self._result.status == "suspended":
-            self._result = _canceled(self._result)
+        if self._result is not None and self._result.status in ("suspended",):
+            result = self._result = _canceled(self._result)
             self._dispatcher.notify(
                 "after_workflow_run",
                 run_id=self.run_id,
                 workflow_id=self.workflow.id,
-                result=self._result,
+                result=result,
             )
+            persist = self._dispatcher.persist
+            if persist is not None:  # stored before `finish`, as at any run's end
+                await persist.checkpoint(lambda: self._snapshot(result))
             await self._dispatcher.emit(FinishEvent)
+            if persist is not None:
+                await persist.checkpoint(None)
         return self._result
+
+    def _snapshot(self, result: WorkflowResult | None) -> RunSnapshot:
+        return make_snapshot(
+            run_id=self.run_id,
+            workflow_id=self.workflow.id,
+            state=self._state,
+            runtime_context=self._runtime_context.to_dict(),
+            next_seq=self._dispatcher.seq,
+            result=result,
+        )
 
     # -- waiting --------------------------------------------------------------------------------
 

@@ -14,7 +14,6 @@ rejects ``NaN``/``Infinity`` and the ``\\u0000`` character in strings.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -100,7 +99,7 @@ class PostgresStorage:
 
     async def save_run(self, snapshot: RunSnapshot) -> None:
         """Replace the run's snapshot."""
-        data = Json(dataclasses.asdict(snapshot))
+        data = Json(dict(vars(snapshot)))  # shallow: the fields are JSON data already
         updated = snapshot.updated_at or time.time_ns() // 1_000_000
         query = sql.SQL(
             "INSERT INTO {} (run_id, workflow_id, status, snapshot, updated_at)"

@@ -96,12 +96,18 @@ class SQLiteStorage:
         rows = [(run_id, e.seq, e.type, json.dumps(e.wire)) for e in events]
 
         def write(conn: sqlite3.Connection) -> None:
-            with conn:  # one transaction for the batch
+            # One transaction for the batch (the connection is in autocommit mode).
+            conn.execute("BEGIN")
+            try:
                 conn.executemany(
                     "INSERT OR IGNORE INTO stepstream_events (run_id, seq, type, wire)"
                     " VALUES (?, ?, ?, ?)",
                     rows,
                 )
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
 
         await self._run(write)
 

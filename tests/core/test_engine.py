@@ -260,3 +260,19 @@ async def test_a_run_starts_once(pm: PluginManager) -> None:
     await run.start({"n": 1})
     with pytest.raises(RunStateError, match="already started"):
         await run.start({"n": 1})
+
+
+@pytest.mark.asyncio
+async def test_resume_right_after_the_suspended_event(pm: PluginManager) -> None:
+    """A consumer reacting to `step-suspended` at once must not be told "not suspended"."""
+    run = (
+        await Workflow(id="wf").then(_approval_step("gate")).commit().create_run(plugin_manager=pm)
+    )
+    stream = run.stream(input_data={})
+    types = []
+    async for event in stream:
+        types.append(event.type)
+        if event.type == "step-suspended":
+            result = await run.resume(resume_data={"ok": True})
+            assert result.status == "success"
+    assert types[-1] == "finish" and types.count("step-suspended") == 1

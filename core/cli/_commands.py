@@ -1,0 +1,227 @@
+"""The commands: each takes the parsed arguments and returns the exit status.
+
+``run`` and ``resume`` drive a renderer (``_render``) from the run's stream; ``runs`` and
+``show`` read a SQLite storage; ``serve`` hands workflows to ``stepstream.server``;
+``plugins`` lists what a fresh plugin manager registers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from rich.table import Table
+
+from stepstream.context import RuntimeContext
+from stepstream.errors import PluginError, RunStateError
+from stepstream.plugin_manager import OPTIONAL_PLUGINS, PluginManager, get_plugin_manager
+from stepstream.result import WorkflowResult
+from stepstream.run import RunStream
+from stepstream.storage.sqlite import SQLiteStorage
+from stepstream.workflow import Workflow
+
+from ._render import JsonRenderer, LiveRenderer, PlainRenderer, Renderer, make_console
+from ._target import UsageError, load_workflow, parse_json, workflows_of
+
+__all__ = [
+    "EXIT_FAILED",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "existing_storage",
+    "plugins",
+    "resume",
+    "run",
+    "serve",
+]
+
+EXIT_OK = 0
+"""The run succeeded or suspended; the command did what it was asked."""
+EXIT_FAILED = 1
+"""The run failed or was canceled (or stepstream itself reported an error)."""
+EXIT_USAGE = 2
+"""A wrong argument: bad JSON, unknown module, attribute, run or plugin."""
+
+
+def _plugin_manager(names: Sequence[str]) -> PluginManager:
+    """A fresh plugin manager with the optional built-ins named by ``-p``."""
+    try:
+        return get_plugin_manager(plugins=list(names))
+    except PluginError as exc:
+        raise UsageError(str(exc)) from exc
+
+
+def _renderer_for(args: argparse.Namespace, title: str) -> Renderer:
+    """``--json`` lines, rich's live view on a terminal, plain lines otherwise."""
+    if args.json:
+        return JsonRenderer(sys.stdout)
+    if sys.stdout.isatty():
+        return LiveRenderer(make_console(), title)
+    return PlainRenderer(sys.stdout, title)
+
+
+def _exit_status(result: WorkflowResult) -> int:
+    """0 for ``success`` and ``suspended`` (the run waits, as asked), 1 otherwise."""
+    return EXIT_OK if result.status in ("success", "suspended") else EXIT_FAILED
+
+
+def _resume_hint(args: argparse.Namespace, result: WorkflowResult) -> str | None:
+    """How to go on with a suspended run, or ``None``."""
+    if result.status != "suspended":
+        return None
+    if not args.db:
+        return "the run is kept in memory only: run it with --db PATH to be able to resume it"
+    step = ".".join(result.suspended[0]) if result.suspended else "STEP"
+    return (
+        f"resume with: stepstream resume {args.target} {result.run_id} "
+        f"--step {step} --data JSON --db {args.db}"
+    )
+
+
+async def run(args: argparse.Namespace) -> int:
+    """``stepstream run``: start a run of a workflow and show it live."""
+    input_data = parse_json(args.input, "--input") if args.input is not None else None
+    context = None
+    if args.runtime_context is not None:
+        values = parse_json(args.runtime_context, "--runtime-context")
+        if not isinstance(values, dict):
+            raise UsageError("--runtime-context: expected a JSON object")
+        context = RuntimeContext(values)
+    _, workflow = load_workflow(args.target)
+    pm = _plugin_manager(args.plugins)
+    storage = SQLiteStorage(args.db) if args.db else None
+    try:
+        live = await workflow.create_run(plugin_manager=pm, storage=storage)
+        renderer = _renderer_for(args, workflow.id)
+        with renderer:
+            if storage is not None:
+                renderer.note(f"run id: {live.run_id} (stored in {args.db})")
+            started = time.perf_counter()
+            stream = live.stream(input_data, context, close_on_suspend=True)
+            async for event in stream:
+                renderer.show(event)
+            result = await stream.get_workflow_state()
+            return _close(renderer, args, result, time.perf_counter() - started)
+    finally:
+        if storage is not None:
+            await storage.close()
+
+
+async def resume(args: argparse.Namespace) -> int:
+    """``stepstream resume``: resume a stored run at a suspended step and show it live."""
+    data = parse_json(args.data, "--data") if args.data is not None else None
+    _, workflow = load_workflow(args.target)
+    storage = existing_storage(args.db)
+    try:
+        # Checked before the plugins load (slow: the model client), so a wrong id fails fast.
+        snapshot = await storage.load_run(args.run_id)
+        if snapshot is None:
+            raise UsageError(f"run {args.run_id} is not in {args.db}")
+        if snapshot.workflow_id != workflow.id:
+            raise UsageError(
+                f"run {args.run_id} is a run of {snapshot.workflow_id!r}, not of {workflow.id!r}"
+            )
+        if snapshot.status in ("success", "failed", "canceled"):
+            raise UsageError(f"run {args.run_id} has ended ({snapshot.status}): nothing to resume")
+        step = _step_path(snapshot.suspended, args.step)
+        pm = _plugin_manager(args.plugins)
+        stored = await workflow.load_run(args.run_id, storage=storage, plugin_manager=pm)
+        renderer = _renderer_for(args, workflow.id)
+        stream = stored.stream(close_on_suspend=True)
+        with renderer:
+            where = f" at {'.'.join(step)}" if step else ""
+            renderer.note(f"▶ resuming {workflow.id} · run {stored.run_id}{where}")
+            started = time.perf_counter()
+            # Opened before resume() so that no event is missed; consumed while it runs.
+            consumer = asyncio.create_task(_consume(stream, renderer))
+            try:
+                result = await stored.resume(step=step, resume_data=data)
+            except RunStateError as exc:
+                await stream.aclose()
+                await consumer
+                raise UsageError(str(exc)) from exc
+            await consumer
+            return _close(renderer, args, result, time.perf_counter() - started)
+    finally:
+        await storage.close()
+
+
+async def _consume(stream: RunStream, renderer: Renderer) -> None:
+    async for event in stream:
+        renderer.show(event)
+
+
+def _close(
+    renderer: Renderer, args: argparse.Namespace, result: WorkflowResult, seconds: float
+) -> int:
+    renderer.finish(result, seconds)
+    hint = _resume_hint(args, result)
+    if hint is not None:
+        renderer.note(hint)
+    return _exit_status(result)
+
+
+def _step_path(suspended: list[list[str]], step: str | None) -> list[str] | None:
+    """``--step`` as the suspended path it names: ``approve`` or ``inner.approve`` finds
+    ``["inner", "approve"]``. ``None`` lets resume() pick the only suspended step (or
+    continue an interrupted run)."""
+    if step is None:
+        return None
+    for path in suspended:
+        dotted = ".".join(path)
+        if dotted == step or dotted.endswith("." + step):
+            return list(path)
+    listed = ", ".join(".".join(path) for path in suspended) or "none"
+    raise UsageError(f"step {step!r} is not suspended (suspended: {listed})")
+
+
+def existing_storage(db: str) -> SQLiteStorage:
+    """The SQLite storage in the file ``db``, which must exist (reading never creates one)."""
+    if not Path(db).is_file():
+        raise UsageError(f"no database at {db}")
+    return SQLiteStorage(db)
+
+
+def serve(args: argparse.Namespace) -> int:
+    """``stepstream serve``: serve workflows over HTTP until interrupted."""
+    workflows: dict[str, Workflow] = {}
+    for target in args.targets:
+        for key, workflow in workflows_of(target).items():
+            if workflows.get(key, workflow) is not workflow:
+                raise UsageError(f"two workflows are named {key!r}; serve them separately")
+            workflows[key] = workflow
+    try:
+        from stepstream.server import create_app
+        from stepstream.server import serve as serve_app
+    except ImportError as exc:
+        raise UsageError(
+            f"serve needs the server extra: pip install 'stepstream[server]' ({exc})"
+        ) from exc
+    pm = _plugin_manager(args.plugins)
+    storage = SQLiteStorage(args.db) if args.db else None
+    app = create_app(workflows, storage=storage, token=args.token, plugin_manager=pm)
+    names = ", ".join(sorted(workflows))
+    print(f"serving {names} on http://{args.host}:{args.port}", flush=True)
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how a server stops: no error
+        serve_app(app, host=args.host, port=args.port)
+    return EXIT_OK
+
+
+def plugins(args: argparse.Namespace) -> int:
+    """``stepstream plugins``: the plugins a run gets, and where each came from."""
+    pm = _plugin_manager(())
+    table = Table("plugin", "source", title="registered plugins", title_justify="left")
+    listed = pm.list_plugins()
+    for name, source in listed:
+        table.add_row(name, source)
+    console = make_console()
+    console.print(table)
+    registered = {name for name, _ in listed}
+    available = [name for name in OPTIONAL_PLUGINS if name not in registered]
+    if available:
+        console.print(f"available by name (-p NAME): {', '.join(available)}")
+    return EXIT_OK

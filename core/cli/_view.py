@@ -1,0 +1,169 @@
+"""What the live view knows about a run, built from its events one at a time (no I/O).
+
+:class:`RunView` is a pure state machine: ``handle(event)`` updates the steps (status,
+timing, streamed agent text, written data) and returns the step the event was about, so both
+renderers (rich's live region for terminals, plain lines for pipes) draw from the same state,
+and it can be tested without a terminal. The text helpers below format what both print.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from stepstream.events import Event
+from stepstream.result import WorkflowResult, now_ms
+
+__all__ = ["MARKS", "RunView", "StepView", "brief", "duration", "step_line", "summary"]
+
+MARKS = {"running": "●", "success": "✓", "failed": "✗", "canceled": "⊘", "suspended": "⏸"}
+"""The mark in front of a step line, by status."""
+
+
+@dataclass
+class StepView:
+    """One execution of a step as the view shows it (a loop's steps get one per iteration)."""
+
+    step_id: str
+    started_at: int
+    """When this execution started (a resumed step: when it was resumed), ms since the epoch."""
+    status: str = "running"
+    ended_at: int | None = None
+    error: str | None = None
+    agent: str | None = None
+    """The agent's name, for an agent step once it starts answering."""
+    text: str = ""
+    """The agent's answer so far (its ``tool-call-delta`` events concatenated)."""
+    notes: list[str] = field(default_factory=list)
+    """One line per ``step-output``, tool call and tool result, in order."""
+    suspend_payload: Any = None
+
+    @property
+    def depth(self) -> int:
+        """How deeply nested the step is (nested workflows' step ids are ``outer.inner``)."""
+        return self.step_id.count(".")
+
+    def elapsed_ms(self, now: int | None = None) -> int:
+        """Milliseconds from the start to the end, or to ``now`` while running."""
+        end = self.ended_at if self.ended_at is not None else (now or now_ms())
+        return max(0, end - self.started_at)
+
+
+class RunView:
+    """The run so far: its steps in start order, the open ones by id, model and plugin errors."""
+
+    def __init__(self) -> None:
+        self.run_id: str | None = None
+        self.steps: list[StepView] = []
+        self.open: dict[str, StepView] = {}
+        self.problems: list[str] = []
+        """Model errors and plugin errors, as lines."""
+        self.finished = False
+
+    def handle(self, event: Event) -> StepView | None:
+        """Take ``event`` into the view; return the step it is about, if any."""
+        self.run_id = event.run_id
+        if event.type == "step-start":
+            step = StepView(event.step_id, event.resumed_at or event.started_at)
+            self.steps.append(step)
+            self.open[event.step_id] = step
+            return step
+        if event.type == "step-result":
+            step = self._step(event.step_id)
+            step.status, step.ended_at, step.error = event.status, event.ended_at, event.error
+            self.open.pop(event.step_id, None)
+            return step
+        if event.type == "step-suspended":
+            step = self._step(event.step_id)
+            step.status, step.ended_at = "suspended", event.suspended_at
+            step.suspend_payload = event.suspend_payload
+            self.open.pop(event.step_id, None)
+            return step
+        if event.type == "step-output":
+            step = self._step(event.step_id)
+            step.notes.append(f"wrote {brief(event.output)}")
+            return step
+        if event.type == "finish":
+            self.finished = True
+        elif event.type == "plugin-error":
+            self.problems.append(f"plugin {event.plugin!r} raised in {event.hook}: {event.error}")
+        elif event.type == "error":
+            self.problems.append(f"model error: {brief(event.error)}")
+        return self._agent_event(event)
+
+    def _agent_event(self, event: Event) -> StepView | None:
+        # Agent events carry the agent's name, which is its step's id (Mastra's createStep).
+        if event.type == "tool-call-streaming-start":
+            step = self._step(event.name)
+            step.agent = event.name
+        elif event.type == "tool-call-delta":
+            step = self._step(event.name)
+            step.text += event.args_text_delta
+        elif event.type == "tool-call":
+            step = self._agent_step()
+            step.notes.append(f"calls {event.tool_name}({brief(event.args)})")
+        elif event.type == "tool-result":
+            step = self._agent_step()
+            step.notes.append(f"{event.tool_name} returned {brief(event.result)}")
+        else:
+            return None
+        return step
+
+    def _step(self, step_id: str) -> StepView:
+        found = self.open.get(step_id)
+        if found is None:
+            # A suffix match finds a nested agent step ("outer.Agent") by the agent's name.
+            found = next((s for k, s in self.open.items() if k.endswith("." + step_id)), None)
+        if found is None:  # an event of a step the view never saw start (a replay's tail)
+            found = StepView(step_id, now_ms())
+            self.steps.append(found)
+            self.open[step_id] = found
+        return found
+
+    def _agent_step(self) -> StepView:
+        agents = [s for s in self.open.values() if s.agent is not None]
+        return agents[-1] if agents else self._step("agent")
+
+
+def duration(ms: int) -> str:
+    """``12 ms`` under a second, ``1.25 s`` under a minute, ``2 min 5 s`` beyond."""
+    if ms < 1000:
+        return f"{ms} ms"
+    if ms < 60_000:
+        return f"{ms / 1000:.2f} s"
+    return f"{ms // 60_000} min {ms % 60_000 // 1000} s"
+
+
+def brief(value: Any, limit: int = 120) -> str:
+    """``value`` as compact JSON (or ``repr``), cut to ``limit`` characters."""
+    try:
+        text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+    except (TypeError, ValueError):
+        text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def step_line(step: StepView, now: int | None = None) -> str:
+    """The step's one-line state: ``✓ fetch-weather success in 12 ms``."""
+    mark = MARKS.get(step.status, "?")
+    took = duration(step.elapsed_ms(now))
+    if step.status == "running":
+        return f"{mark} {step.step_id} … {took}"
+    if step.status == "suspended":
+        return f"{mark} {step.step_id} suspended after {took}: {brief(step.suspend_payload)}"
+    line = f"{mark} {step.step_id} {step.status} in {took}"
+    return f"{line}: {step.error}" if step.error else line
+
+
+def summary(result: WorkflowResult, seconds: float) -> list[str]:
+    """The lines closing a run's view: status and duration, then the result or the error."""
+    lines = [f"{result.status} in {duration(round(seconds * 1000))} · run {result.run_id}"]
+    if result.status == "success":
+        lines.append("result: " + json.dumps(result.result, indent=2, ensure_ascii=False))
+    elif result.status == "suspended":
+        for path in result.suspended:
+            lines.append(f"suspended at {'.'.join(path)}")
+    elif result.error:
+        lines.append(f"error: {result.error}")
+    return lines

@@ -1,0 +1,18 @@
+"""An HTTP server for stepstream workflows that speaks Mastra's workflow API.
+
+``create_app({"seqWf": workflow, ...})`` gives an ASGI app (Starlette) with the workflow
+endpoints of Mastra's server (``/api/workflows/...``: list, describe, create-run, start,
+start-async, stream, watch, resume, resume-async, runs, execution-result, cancel, send-event),
+so Mastra front ends and ``@mastra/client-js`` work against Python workflows unchanged; see
+``shared/conformance/HTTP-API.md``. Beside them, ``GET .../runs/{runId}/events`` streams a run
+as Server-Sent Events (``id:`` = sequence number), resuming after ``Last-Event-ID``.
+
+Runs are kept in the given storage (an in-memory SQLite store by default), so every run can be
+listed, inspected and resumed, and SSE clients can reconnect. Requires ``stepstream[server]``.
+"""
+
+from __future__ import annotations
+
+from .app import create_app, serve
+
+__all__ = ["create_app", "serve"]
