@@ -225,7 +225,11 @@ def create_app(
             state = run.current_state()
             payload: dict[str, Any] = {"workflowState": state}
             step_id = getattr(event, "step_id", None)
-            if step_id is not None and step_id in state["steps"]:
+            if event is not None and event.type == "step-start":
+                # The step as it was at this event: running (the state may be further on).
+                started = event.to_wire()["payload"]
+                payload = {"currentStep": started, **payload}
+            elif step_id is not None and step_id in state["steps"]:
                 payload = {"currentStep": {"id": step_id, **state["steps"][step_id]}, **payload}
             body = {
                 "type": "watch",

@@ -124,7 +124,10 @@ def test_watch_sends_json_strings_and_ends_when_the_run_does(server_url: str) ->
     pieces = [json.loads(json.loads(p)) for p in body.split(RS) if p]  # a string holding JSON
     assert all(p["type"] == "watch" and p["runId"] == run_id for p in pieces)
     assert pieces[-1]["payload"]["workflowState"]["status"] == "success"
-    assert any(p["payload"].get("currentStep", {}).get("id") == "double" for p in pieces)
+    steps = [p["payload"]["currentStep"] for p in pieces if "currentStep" in p["payload"]]
+    # A step-start's record shows the step as it was then: running, not already finished.
+    assert {"id": "double", "status": "running"}.items() <= steps[0].items()
+    assert any(s["id"] == "double" and s["status"] == "success" for s in steps)
 
 
 @pytest.mark.asyncio
