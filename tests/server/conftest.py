@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 import uvicorn
 
-from stepstream import get_plugin_manager
+from stepstream import PluginManager, Workflow, get_plugin_manager
 from stepstream.server import create_app
 
 from ..conformance import workflows as cases
@@ -21,16 +21,23 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _serve(token: str | None) -> Iterator[str]:
+def serve_in_thread(
+    workflows: dict[str, Workflow] | None = None,
+    *,
+    token: str | None = None,
+    plugin_manager: PluginManager | None = None,
+) -> Iterator[str]:
+    """Serve ``workflows`` (the conformance ones by default) with uvicorn on 127.0.0.1."""
     app = create_app(
-        {
+        workflows
+        or {
             "seqWf": cases.a_sequence(),
             "approvalWf": cases.i_suspend_resume(),
             "localeWf": cases.j_runtime_context(),
             "failWf": cases.e_step_throws(),
         },
         token=token,
-        plugin_manager=get_plugin_manager(load_entrypoints=False),
+        plugin_manager=plugin_manager or get_plugin_manager(load_entrypoints=False),
     )
     port = _free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
@@ -49,9 +56,9 @@ def _serve(token: str | None) -> Iterator[str]:
 
 @pytest.fixture
 def server_url() -> Iterator[str]:
-    yield from _serve(None)
+    yield from serve_in_thread()
 
 
 @pytest.fixture
 def secured_url() -> Iterator[str]:
-    yield from _serve("s3cret")
+    yield from serve_in_thread(token="s3cret")
