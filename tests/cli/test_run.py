@@ -11,11 +11,13 @@ import struct
 import subprocess
 import sys
 import termios
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from stepstream.agents.local_model import FULL_TEXT, ModelServer
+from stepstream.agents.local_model import FULL_TEXT, ModelServer, TextReply
 
 from .child import ROOT, SAMPLES, LiveOutput, child_env, cli, cli_command
 
@@ -152,3 +154,37 @@ def test_without_rich_the_cli_says_what_to_install() -> None:
     )
     assert done.returncode == 2
     assert "pip install 'stepstream[cli]'" in done.stderr
+
+
+def test_agent_text_shows_token_by_token_before_the_answer_ends(
+    model_server: ModelServer,
+) -> None:
+    """The model sends its first words, then waits until the test has seen them in the CLI's
+    output: the text is on screen while the answer is still being written."""
+    seen_first = threading.Event()
+
+    def words() -> Iterator[str]:
+        yield "Rain"
+        yield "coats"
+        seen_first.wait(30)  # held back until the test saw the first words live
+        yield " and tea."
+
+    model_server.responder = lambda body: TextReply(words())
+    env = child_env(OPENAI_BASE_URL=model_server.base_url, OPENAI_API_KEY="local")
+    args = cli_command("run", "tests.cli.agent_workflow", "--input", '{"topic": "rain"}')
+    proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE)
+    assert proc.stdout is not None
+    fd = proc.stdout.fileno()
+    decode = codecs.getincrementaldecoder("utf-8")()
+    try:
+        out = LiveOutput(lambda: decode.decode(os.read(fd, 65536)))
+        out.wait_for("│ Raincoats")
+        assert proc.poll() is None and "and tea" not in out.plain
+        seen_first.set()
+        rest = out.wait_end()
+        assert proc.wait(timeout=15) == 0
+        assert "│ Raincoats and tea." in out.plain + rest
+    finally:
+        seen_first.set()
+        proc.kill()
+        proc.communicate()
