@@ -56,9 +56,7 @@ import gc
 import json
 import os
 import platform
-import socket
 import statistics
-import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import contextmanager
@@ -74,7 +72,7 @@ from stepstream import PluginManager, Step, StepContext, Workflow, get_plugin_ma
 from stepstream.agents import Agent
 from stepstream.agents.local_model import ModelServer, TextReply, tokens
 from stepstream.agents.local_replies import MODEL
-from stepstream.server import create_app
+from stepstream.server import create_app, serve_in_thread
 from stepstream.storage.sqlite import SQLiteStorage
 
 SIDES = ("in-process", "in-proc+db", "http")
@@ -184,30 +182,11 @@ class Checker:
 # -- the HTTP server --------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextmanager
 def http_server(workflows: dict[str, Workflow], pm: PluginManager) -> Iterator[str]:
     """Serve ``create_app(workflows)`` with uvicorn on 127.0.0.1 from a thread; yield its URL."""
-    app = create_app(workflows, plugin_manager=pm)
-    port = _free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
-    thread.start()
-    while not server.started:  # uvicorn's own readiness flag, set once it listens
-        if not thread.is_alive():
-            raise RuntimeError("the HTTP server did not start")
-        thread.join(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
+    with serve_in_thread(create_app(workflows, plugin_manager=pm)) as url:
+        yield url
 
 
 async def records(response: httpx.Response) -> AsyncIterator[dict[str, Any]]:

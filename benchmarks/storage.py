@@ -71,12 +71,9 @@ import os
 import platform
 import pstats
 import random
-import shutil
 import signal
-import socket
 import sqlite3
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -94,6 +91,7 @@ import stepstream
 from stepstream import PluginManager, Workflow, get_plugin_manager
 from stepstream.storage import Storage
 from stepstream.storage.sqlite import SQLiteStorage
+from stepstream.storage.throwaway import ThrowawayPostgres
 
 if TYPE_CHECKING:
     import psycopg
@@ -117,72 +115,6 @@ class Sizes:
 
 
 QUICK = Sizes(steps=100, runs=5, concurrent_runs=200, concurrent_steps=3, floor_ops=500)
-
-
-# -- a throwaway PostgreSQL server (the minimal part of tests/storage/conftest.py) -------------
-# Copied rather than imported: that module is a pytest conftest (it imports pytest and
-# pytest_asyncio, and its server start lives inside a fixture).
-
-
-def server_bindir() -> Path | None:
-    """Where ``initdb`` and ``pg_ctl`` live: not on PATH on Debian, so ask ``pg_config``."""
-    candidates: list[Path] = []
-    if pg_config := shutil.which("pg_config"):
-        out = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True, check=False)
-        candidates.append(Path(out.stdout.strip()))
-    candidates += sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)
-    if initdb := shutil.which("initdb"):
-        candidates.append(Path(initdb).parent)
-    return next((d for d in candidates if (d / "initdb").is_file()), None)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-class ThrowawayPostgres:
-    """A PostgreSQL server in a temporary directory; :meth:`stop` always cleans up."""
-
-    def __init__(self, bindir: Path, *, fsync: bool) -> None:
-        self.bindir = bindir
-        self.fsync = fsync
-        # initdb refuses to run as root: run the server binaries as the postgres user instead.
-        self.as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-        self.root = Path(tempfile.mkdtemp(prefix="stepstream-bench-pg-"))
-        self.data = self.root / "data"
-        self.pg_ctl = [*self.as_user, str(bindir / "pg_ctl"), "-D", str(self.data)]
-
-    def start(self) -> str:
-        """Start the server and return the DSN of an empty database on it."""
-        if self.as_user:
-            shutil.chown(self.root, "postgres", "postgres")
-        initdb = [*self.as_user, str(self.bindir / "initdb"), "-D", str(self.data), "--no-sync"]
-        initdb += ["--auth=trust", "--username=postgres", "--encoding=UTF8", "--locale=C"]
-        done = subprocess.run(initdb, capture_output=True, text=True, check=False)
-        if done.returncode != 0:
-            raise RuntimeError(f"initdb failed:\n{done.stdout}{done.stderr}")
-        port = free_port()
-        options = f"-k {self.root} -p {port} -c listen_addresses=127.0.0.1"
-        if not self.fsync:
-            options += " -F"
-        start = [*self.pg_ctl, "-w", "-l", str(self.root / "server.log"), "-o", options, "start"]
-        if subprocess.run(start, capture_output=True, check=False).returncode != 0:
-            log = (self.root / "server.log").read_text(errors="replace")
-            raise RuntimeError(f"pg_ctl start failed:\n{log}")
-        import psycopg
-
-        admin = f"postgresql://postgres@127.0.0.1:{port}/postgres"
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute("CREATE DATABASE stepstream_bench")
-        return f"postgresql://postgres@127.0.0.1:{port}/stepstream_bench"
-
-    def stop(self) -> None:
-        """Stop the server (a no-op if it never started) and remove its directory."""
-        subprocess.run([*self.pg_ctl, "-m", "fast", "-w", "stop"], capture_output=True, check=False)
-        shutil.rmtree(self.root, ignore_errors=True)
 
 
 # -- backends ---------------------------------------------------------------------------------
@@ -643,11 +575,10 @@ def main(argv: list[str] | None = None) -> int:
     server: ThrowawayPostgres | None = None
     want_pg = args.profile == "postgres" if args.profile else not args.no_postgres
     if want_pg:
-        bindir = server_bindir()
-        if bindir is None:
-            env.pg_note = "server binaries (initdb) not found; apt-get install -y postgresql"
-        else:
-            server = ThrowawayPostgres(bindir, fsync=not args.pg_nosync)
+        try:
+            server = ThrowawayPostgres(fsync=not args.pg_nosync, database="stepstream_bench")
+        except FileNotFoundError as exc:
+            env.pg_note = str(exc)
     elif not args.profile:
         env.pg_note = "--no-postgres"
     if args.profile == "postgres" and server is None:

@@ -13,6 +13,6 @@ listed, inspected and resumed, and SSE clients can reconnect. Requires ``stepstr
 
 from __future__ import annotations
 
-from .app import create_app, serve
+from .app import create_app, serve, serve_in_thread
 
-__all__ = ["create_app", "serve"]
+__all__ = ["create_app", "serve", "serve_in_thread"]

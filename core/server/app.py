@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import socket
+import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from typing import Any
 
 from starlette.applications import Starlette
@@ -25,12 +28,12 @@ from ..storage.sqlite import SQLiteStorage
 from ..workflow import Workflow
 from .describe import workflow_info
 
-__all__ = ["create_app", "serve"]
+__all__ = ["create_app", "serve", "serve_in_thread"]
 
 RS = "\x1e"  # Mastra's record separator between JSON records
 
 
-class Problem(Exception):
+class _Problem(Exception):
     """An HTTP error answered as ``{"error": message}``."""
 
     def __init__(self, status: int, message: str) -> None:
@@ -54,7 +57,7 @@ class _Runs:
     def workflow(self, key: str) -> Workflow:
         found = self.workflows.get(key)
         if found is None:
-            raise Problem(404, "Workflow not found")
+            raise _Problem(404, "Workflow not found")
         return found
 
     async def create(self, key: str, run_id: str | None) -> Run:
@@ -68,14 +71,14 @@ class _Runs:
     async def get(self, key: str, run_id: str | None) -> Run:
         wf = self.workflow(key)
         if not run_id:
-            raise Problem(400, "runId required")
+            raise _Problem(400, "runId required")
         run = self.live.get((key, run_id))
         if run is not None:
             return run
         try:
             run = await wf.load_run(run_id, storage=self.storage, plugin_manager=self.pm)
         except RunStateError:
-            raise Problem(404, "Workflow run not found") from None
+            raise _Problem(404, "Workflow run not found") from None
         self.live[(key, run_id)] = run
         return run
 
@@ -92,9 +95,9 @@ async def _body(request: Request) -> dict[str, Any]:
     try:
         data = json.loads(raw)
     except json.JSONDecodeError as exc:
-        raise Problem(400, f"invalid JSON body: {exc}") from None
+        raise _Problem(400, f"invalid JSON body: {exc}") from None
     if not isinstance(data, dict):
-        raise Problem(400, "the JSON body must be an object")
+        raise _Problem(400, "the JSON body must be an object")
     return data
 
 
@@ -103,7 +106,7 @@ def _context(body: dict[str, Any]) -> RuntimeContext | None:
     if values is None:
         return None
     if not isinstance(values, dict):
-        raise Problem(400, "runtimeContext must be an object")
+        raise _Problem(400, "runtimeContext must be an object")
     return RuntimeContext(values)
 
 
@@ -111,7 +114,7 @@ def _check_input(wf: Workflow, data: Any) -> None:
     try:
         wf.parse_input(data)
     except StepstreamError as exc:
-        raise Problem(400, f"inputData is invalid: {exc}") from None
+        raise _Problem(400, f"inputData is invalid: {exc}") from None
 
 
 def _record(seq_or_event: Event) -> bytes:
@@ -187,7 +190,7 @@ def create_app(
         body = await _body(request)
         _check_input(run.workflow, body.get("inputData"))
         if run.status != "pending":
-            raise Problem(409, f"run {run.run_id} has already started")
+            raise _Problem(409, f"run {run.run_id} has already started")
         runs.background(run.start(body.get("inputData"), _context(body)))
         return JSONResponse({"message": "Workflow run started"})
 
@@ -196,7 +199,7 @@ def create_app(
         body = await _body(request)
         _check_input(run.workflow, body.get("inputData"))
         if run.status != "pending":
-            raise Problem(409, f"run {run.run_id} has already started")
+            raise _Problem(409, f"run {run.run_id} has already started")
         result = await run.start(body.get("inputData"), _context(body))
         return JSONResponse(result.to_wire())
 
@@ -208,7 +211,7 @@ def create_app(
         try:
             events = run.stream(body.get("inputData"), _context(body))
         except StepstreamError as exc:
-            raise Problem(409, str(exc)) from None
+            raise _Problem(409, str(exc)) from None
 
         async def records() -> AsyncIterator[bytes]:
             async for event in events:
@@ -269,15 +272,15 @@ def create_app(
         body = await _body(request)
         step = body.get("step")
         if not step:
-            raise Problem(400, "step required to resume workflow")
+            raise _Problem(400, "step required to resume workflow")
         if not isinstance(step, str | list) or (
             isinstance(step, list) and not all(isinstance(s, str) for s in step)
         ):
-            raise Problem(400, "step must be a step id or a list of step ids")
+            raise _Problem(400, "step must be a step id or a list of step ids")
         if run.status == "running":
             await run.wait()  # a client resuming right after `step-suspended`
         if run.status != "suspended":
-            raise Problem(409, f"run {run.run_id} is not suspended (status {run.status!r})")
+            raise _Problem(409, f"run {run.run_id} is not suspended (status {run.status!r})")
         work = run.resume(step, body.get("resumeData"), _context(body))
         if not wait:
             runs.background(work)
@@ -285,7 +288,7 @@ def create_app(
         try:
             return JSONResponse((await work).to_wire())
         except RunStateError as exc:
-            raise Problem(409, str(exc)) from None
+            raise _Problem(409, str(exc)) from None
 
     async def resume_now(request: Request) -> Response:
         return await resume(request, wait=False)
@@ -299,7 +302,7 @@ def create_app(
             limit = int(request.query_params.get("limit", 100))
             offset = int(request.query_params.get("offset", 0))
         except ValueError:
-            raise Problem(400, "limit and offset must be numbers") from None
+            raise _Problem(400, "limit and offset must be numbers") from None
         found = await runs.storage.list_runs(workflow_id=wf.id, limit=limit + offset)
         page = found[offset:]
         snapshots = [await runs.storage.load_run(r.run_id) for r in page]
@@ -310,7 +313,7 @@ def create_app(
         wf = runs.workflow(key(request))
         snapshot = await runs.storage.load_run(str(request.path_params["run_id"]))
         if snapshot is None or snapshot.workflow_id != wf.id:
-            raise Problem(404, "Workflow run not found")
+            raise _Problem(404, "Workflow run not found")
         return snapshot
 
     async def run_by_id(request: Request) -> Response:
@@ -338,9 +341,9 @@ def create_app(
         body = await _body(request)
         event = body.get("event")
         if not isinstance(event, str) or not event:
-            raise Problem(400, "event required (a string)")
+            raise _Problem(400, "event required (a string)")
         if run.status in ("success", "failed", "canceled"):
-            raise Problem(409, f"run {run.run_id} has ended ({run.status})")
+            raise _Problem(409, f"run {run.run_id} has ended ({run.status})")
         runs.background(run.send_event(event, body.get("data")))
         return JSONResponse({"message": "Workflow run event sent"})
 
@@ -350,7 +353,7 @@ def create_app(
         try:
             after = int(raw)
         except ValueError:
-            raise Problem(400, "Last-Event-ID must be a sequence number") from None
+            raise _Problem(400, "Last-Event-ID must be a sequence number") from None
         queue: asyncio.Queue[Event] = asyncio.Queue(maxsize=256)
         unwatch = run.watch(queue.put)  # subscribe first, then read the history: no gap
         history = await run.history(after)
@@ -402,10 +405,10 @@ def create_app(
     ]
 
     async def problem(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, Problem)
+        assert isinstance(exc, _Problem)
         return JSONResponse({"error": exc.message}, status_code=exc.status)
 
-    app = Starlette(routes=routes, exception_handlers={Problem: problem})
+    app = Starlette(routes=routes, exception_handlers={_Problem: problem})
     app.state.runs = runs
     if token is not None:
         app.add_middleware(_BearerAuth, token=token)
@@ -442,6 +445,33 @@ class _BearerAuth:
                 await response(scope, receive, send)
                 return
         await self.app(scope, receive, send)
+
+
+@contextlib.contextmanager
+def serve_in_thread(app: Starlette, *, host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
+    """Serve ``app`` with uvicorn from a background thread; yield its base URL.
+
+    For tests, notebooks and benchmarks: the server listens before the URL is yielded and is
+    stopped on exit. ``port=0`` picks a free port.
+    """
+    import uvicorn
+
+    if port == 0:
+        with socket.socket() as s:
+            s.bind((host, 0))
+            port = int(s.getsockname()[1])
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="error"))
+    thread = threading.Thread(target=server.run, name="stepstream-uvicorn", daemon=True)
+    thread.start()
+    while not server.started:  # uvicorn's own readiness flag, set once it listens
+        if not thread.is_alive():
+            raise RuntimeError(f"the HTTP server did not start on {host}:{port}")
+        thread.join(0.01)
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
 
 
 def serve(app: Starlette, *, host: str = "127.0.0.1", port: int = 4111) -> None:

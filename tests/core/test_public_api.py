@@ -38,6 +38,14 @@ PUBLIC_MODULES = [
     "stepstream.agents.local_model",
     "stepstream.agents.local_replies",
     "stepstream.agents.local_responders",
+    "stepstream.storage",
+    "stepstream.storage.sqlite",
+    "stepstream.storage.postgres",
+    "stepstream.storage.throwaway",
+    "stepstream.server",
+    "stepstream.server.app",
+    "stepstream.server.describe",
+    "stepstream.cli",
 ]
 
 
