@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import traceback
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel
 
-from .errors import describe_error
+from .errors import RunStateError, describe_error
 from .events import StepOutputEvent
 from .graph import node_steps
 from .result import RunState
@@ -22,6 +23,8 @@ if TYPE_CHECKING:
     from .workflow import Workflow
 
 OutcomeStatus = Literal["success", "failed", "suspended", "canceled"]
+StepRef = str | Step[Any, Any] | Sequence[str]
+"""A step named for resuming: its id, the step itself, or its id path (nested steps)."""
 
 
 @dataclass
@@ -128,3 +131,27 @@ class StartBarrier:
 def failed(exc: BaseException) -> Outcome:
     detail = "".join(traceback.format_exception(exc))
     return Outcome("failed", error=describe_error(exc), error_detail=detail)
+
+
+def resolve_path(step: StepRef | None, suspended: list[list[str]], run_id: str) -> tuple[str, ...]:
+    """The suspended path ``step`` names (the only one when ``step`` is ``None``)."""
+    if step is None:
+        if len(suspended) != 1:
+            raise RunStateError(
+                f"run {run_id} has {len(suspended)} suspended steps {suspended}; name one",
+                run_id=run_id,
+            )
+        return tuple(suspended[0])
+    if isinstance(step, Step):
+        wanted: tuple[str, ...] = (step.id,)
+    elif isinstance(step, str):
+        wanted = (step,)
+    else:
+        wanted = tuple(step)
+    for path in suspended:
+        if tuple(path) == wanted or tuple(path[-len(wanted) :]) == wanted:
+            return tuple(path)
+    raise RunStateError(
+        f"run {run_id}: step {'.'.join(wanted)!r} is not suspended (suspended: {suspended})",
+        run_id=run_id,
+    )

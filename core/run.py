@@ -11,15 +11,16 @@ from typing import TYPE_CHECKING, Any, Literal
 from ._dispatch import Dispatcher
 from ._engine import Execution
 from ._persist import Persistence, make_snapshot
-from ._scope import ResumeRequest
+from ._run_sync import SyncTwins
+from ._scope import ResumeRequest, StepRef, resolve_path
 from .context import RuntimeContext
 from .errors import RunStateError, StreamError
 from .events import Event, FinishEvent, event_from_wire
 from .hookspecs import hookimpl
 from .plugin_manager import PluginManager
 from .result import RunState, WorkflowResult
-from .run_stream import ENDED, RunStream, SyncRunStream
-from .steps import Step, to_jsonable
+from .run_stream import DEFAULT_BUFFER_SIZE, ENDED, RunStream, SyncRunStream
+from .steps import to_jsonable
 from .storage import RunSnapshot, Storage
 
 if TYPE_CHECKING:
@@ -28,13 +29,7 @@ if TYPE_CHECKING:
 __all__ = ["DEFAULT_BUFFER_SIZE", "Run", "RunStream", "SyncRunStream"]
 
 
-DEFAULT_BUFFER_SIZE = 256
-"""Events a stream holds before its run waits for the consumer."""
-
-StepRef = str | Step[Any, Any] | Sequence[str]
-
-
-class Run:
+class Run(SyncTwins):
     """One run of a committed workflow; made by ``workflow.create_run()``.
 
     A run executes once from its input (``start()`` or ``stream()``) and again from each
@@ -317,7 +312,7 @@ class Run:
             raise RunStateError(
                 f"run {self.run_id} is not suspended (status {self.status!r})", run_id=self.run_id
             )
-        path = _resolve_path(step, result.suspended, self.run_id)
+        path = resolve_path(step, result.suspended, self.run_id)
         return await self._launch(ResumeRequest(path=path, data=resume_data))
 
     async def send_event(self, event: str, data: Any = None) -> WorkflowResult | None:
@@ -400,54 +395,6 @@ class Run:
             return self._task.result()
         return self._result
 
-    # -- sync twins -----------------------------------------------------------------------------
-
-    def start_sync(
-        self, input_data: Any = None, runtime_context: RuntimeContext | None = None
-    ) -> WorkflowResult:
-        """The sync twin of :meth:`start` (for scripts; not inside a running event loop)."""
-        with asyncio.Runner() as runner:
-            return runner.run(self.start(input_data, runtime_context))
-
-    def stream_sync(
-        self,
-        input_data: Any = None,
-        runtime_context: RuntimeContext | None = None,
-        *,
-        buffer_size: int = DEFAULT_BUFFER_SIZE,
-        close_on_suspend: bool = True,
-        after_seq: int | None = None,
-    ) -> SyncRunStream:
-        """The sync twin of :meth:`stream`; iterate it with a plain ``for``.
-
-        It closes on suspend by default, since nothing else can resume the run meanwhile in
-        the same thread.
-        """
-        return SyncRunStream(
-            self.stream(
-                input_data,
-                runtime_context,
-                buffer_size=buffer_size,
-                close_on_suspend=close_on_suspend,
-                after_seq=after_seq,
-            )
-        )
-
-    def resume_sync(
-        self,
-        step: StepRef | None = None,
-        resume_data: Any = None,
-        runtime_context: RuntimeContext | None = None,
-    ) -> WorkflowResult:
-        """The sync twin of :meth:`resume`."""
-        with asyncio.Runner() as runner:
-            return runner.run(self.resume(step, resume_data, runtime_context))
-
-    def cancel_sync(self) -> WorkflowResult | None:
-        """The sync twin of :meth:`cancel`."""
-        with asyncio.Runner() as runner:
-            return runner.run(self.cancel())
-
 
 class _Watcher:
     def __init__(self, callback: Callable[[Event], Awaitable[None] | None]) -> None:
@@ -456,29 +403,6 @@ class _Watcher:
     @hookimpl
     def on_event(self, event: Event) -> Awaitable[None] | None:
         return self.callback(event)
-
-
-def _resolve_path(step: StepRef | None, suspended: list[list[str]], run_id: str) -> tuple[str, ...]:
-    if step is None:
-        if len(suspended) != 1:
-            raise RunStateError(
-                f"run {run_id} has {len(suspended)} suspended steps {suspended}; name one",
-                run_id=run_id,
-            )
-        return tuple(suspended[0])
-    if isinstance(step, Step):
-        wanted: tuple[str, ...] = (step.id,)
-    elif isinstance(step, str):
-        wanted = (step,)
-    else:
-        wanted = tuple(step)
-    for path in suspended:
-        if tuple(path) == wanted or tuple(path[-len(wanted) :]) == wanted:
-            return tuple(path)
-    raise RunStateError(
-        f"run {run_id}: step {'.'.join(wanted)!r} is not suspended (suspended: {suspended})",
-        run_id=run_id,
-    )
 
 
 def _canceled(result: WorkflowResult) -> WorkflowResult:

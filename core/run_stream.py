@@ -15,7 +15,10 @@ from .result import WorkflowResult
 if TYPE_CHECKING:
     from .run import Run
 
-__all__ = ["ENDED", "RunStream", "SyncRunStream"]
+__all__ = ["DEFAULT_BUFFER_SIZE", "ENDED", "RunStream", "SyncRunStream"]
+
+DEFAULT_BUFFER_SIZE = 256
+"""Events a stream holds before its run waits for the consumer."""
 
 
 class _Ended:

@@ -3,154 +3,37 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import socket
-import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
-from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ..context import RuntimeContext
 from ..errors import RunStateError, StepstreamError
 from ..events import Event
 from ..plugin_manager import PluginManager, get_plugin_manager
-from ..result import RunState, StepRecord
-from ..run import Run
 from ..storage import RunSnapshot, Storage
 from ..storage.sqlite import SQLiteStorage
 from ..workflow import Workflow
+from ._registry import (
+    RS,
+    _body,
+    _check_input,
+    _context,
+    _Problem,
+    _record,
+    _Runs,
+    _steps_wire,
+    _stored_run,
+)
+from ._serving import _BearerAuth, serve, serve_in_thread
 from .describe import workflow_info
 
 __all__ = ["create_app", "serve", "serve_in_thread"]
-
-RS = "\x1e"  # Mastra's record separator between JSON records
-
-
-class _Problem(Exception):
-    """An HTTP error answered as ``{"error": message}``."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-
-class _Runs:
-    """The server's runs: live ``Run`` objects, and stored ones loaded on demand."""
-
-    def __init__(
-        self, workflows: Mapping[str, Workflow], storage: Storage, pm: PluginManager
-    ) -> None:
-        self.workflows = dict(workflows)
-        self.storage = storage
-        self.pm = pm
-        self.live: dict[tuple[str, str], Run] = {}
-        self.tasks: set[asyncio.Task[Any]] = set()
-
-    def workflow(self, key: str) -> Workflow:
-        found = self.workflows.get(key)
-        if found is None:
-            raise _Problem(404, "Workflow not found")
-        return found
-
-    async def create(self, key: str, run_id: str | None) -> Run:
-        wf = self.workflow(key)
-        if run_id and (key, run_id) in self.live:
-            return self.live[(key, run_id)]
-        run = await wf.create_run(run_id or None, plugin_manager=self.pm, storage=self.storage)
-        self.live[(key, run.run_id)] = run
-        return run
-
-    async def get(self, key: str, run_id: str | None) -> Run:
-        wf = self.workflow(key)
-        if not run_id:
-            raise _Problem(400, "runId required")
-        run = self.live.get((key, run_id))
-        if run is not None:
-            return run
-        try:
-            run = await wf.load_run(run_id, storage=self.storage, plugin_manager=self.pm)
-        except RunStateError:
-            raise _Problem(404, "Workflow run not found") from None
-        self.live[(key, run_id)] = run
-        return run
-
-    def background(self, work: Awaitable[Any]) -> None:
-        task = asyncio.ensure_future(work)
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
-
-
-async def _body(request: Request) -> dict[str, Any]:
-    raw = await request.body()
-    if not raw.strip():
-        return {}
-    try:
-        data = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise _Problem(400, f"invalid JSON body: {exc}") from None
-    if not isinstance(data, dict):
-        raise _Problem(400, "the JSON body must be an object")
-    return data
-
-
-def _context(body: dict[str, Any]) -> RuntimeContext | None:
-    values = body.get("runtimeContext")
-    if values is None:
-        return None
-    if not isinstance(values, dict):
-        raise _Problem(400, "runtimeContext must be an object")
-    return RuntimeContext(values)
-
-
-def _check_input(wf: Workflow, data: Any) -> None:
-    try:
-        wf.parse_input(data)
-    except StepstreamError as exc:
-        raise _Problem(400, f"inputData is invalid: {exc}") from None
-
-
-def _record(seq_or_event: Event) -> bytes:
-    return (json.dumps(seq_or_event.to_wire()) + RS).encode()
-
-
-def _stored_run(key: str, snapshot: RunSnapshot) -> dict[str, Any]:
-    stamp = _iso(snapshot.updated_at)
-    return {
-        "workflowName": key,
-        "runId": snapshot.run_id,
-        "snapshot": {
-            "runId": snapshot.run_id,
-            "status": snapshot.status,
-            "context": _steps_wire(snapshot),
-            "suspended": snapshot.suspended,
-            "result": snapshot.result,
-            "error": snapshot.error,
-            "runtimeContext": snapshot.runtime_context,
-            "timestamp": snapshot.updated_at,
-        },
-        "createdAt": stamp,
-        "updatedAt": stamp,
-    }
-
-
-def _steps_wire(snapshot: RunSnapshot) -> dict[str, Any]:
-    state = RunState.from_json(snapshot.state)
-    steps: dict[str, Any] = {"input": state.input}
-    for step_id, record in state.steps.items():
-        steps[step_id] = record.to_wire()
-    return steps
-
-
-def _iso(ms: int) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms / 1000)) + f".{ms % 1000:03d}Z"
 
 
 def create_app(
@@ -424,62 +307,3 @@ def _drain(queue: asyncio.Queue[Event]) -> None:
     # A run waiting to put into a departed subscriber's full queue must not wait forever.
     while not queue.empty():
         queue.get_nowait()
-
-
-class _BearerAuth:
-    """Rejects ``/api`` requests without ``Authorization: Bearer <token>`` (401)."""
-
-    def __init__(self, app: ASGIApp, token: str) -> None:
-        self.app = app
-        self.expected = f"Bearer {token}".encode()
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"].startswith("/api"):
-            headers = dict(scope.get("headers") or [])
-            if headers.get(b"authorization") != self.expected:
-                response = JSONResponse(
-                    {"error": "missing or invalid bearer token"},
-                    status_code=401,
-                    headers={"WWW-Authenticate": "Bearer"},
-                )
-                await response(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
-
-
-@contextlib.contextmanager
-def serve_in_thread(app: Starlette, *, host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
-    """Serve ``app`` with uvicorn from a background thread; yield its base URL.
-
-    For tests, notebooks and benchmarks: the server listens before the URL is yielded and is
-    stopped on exit. ``port=0`` picks a free port.
-    """
-    import uvicorn
-
-    if port == 0:
-        with socket.socket() as s:
-            s.bind((host, 0))
-            port = int(s.getsockname()[1])
-    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="error"))
-    thread = threading.Thread(target=server.run, name="stepstream-uvicorn", daemon=True)
-    thread.start()
-    while not server.started:  # uvicorn's own readiness flag, set once it listens
-        if not thread.is_alive():
-            raise RuntimeError(f"the HTTP server did not start on {host}:{port}")
-        thread.join(0.01)
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
-
-
-def serve(app: Starlette, *, host: str = "127.0.0.1", port: int = 4111) -> None:
-    """Serve ``app`` with uvicorn until interrupted."""
-    import uvicorn
-
-    uvicorn.run(app, host=host, port=port, log_level="warning")
-
-
-_Handler = Callable[[Request], Awaitable[Response]]
-_unused = StepRecord
