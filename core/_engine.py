@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ._dispatch import Dispatcher
@@ -154,16 +154,33 @@ class Execution(StepLifecycle):
         )
         self.result = result
         self.d.notify("after_workflow_run", run_id=self.run_id, workflow_id=wf.id, result=result)
-        if self.d.persist is not None:
-            # The final state is stored before `finish`: whoever sees `finish` can load it.
-            await self.d.persist.checkpoint(lambda: self.snapshot(result))
-        if result.status != "suspended":
-            await self.d.emit(FinishEvent)
-            if self.d.persist is not None:
-                await self.d.persist.checkpoint(None)
+        # The end is stored and `finish` sent even if a cancel arrives meanwhile.
+        external_cancel = await self._close(result, cancel_requested) or external_cancel
         if external_cancel:
             raise asyncio.CancelledError
         return result
+
+    async def _close(self, result: WorkflowResult, cancel_requested: Callable[[], bool]) -> bool:
+        """Store the final state (before `finish`: whoever sees `finish` can load it), send
+        `finish`; return whether a cancel from outside arrived meanwhile."""
+        persist = self.d.persist
+        steps: list[Callable[[], Awaitable[Any]]] = []
+        if persist is not None:
+            steps.append(lambda: persist.checkpoint(lambda: self.snapshot(result)))
+        if result.status != "suspended":
+            steps.append(lambda: self.d.emit(FinishEvent))
+            if persist is not None:
+                steps.append(lambda: persist.checkpoint(None))
+        outside = False
+        for step in steps:
+            for _ in range(2):  # a step a cancel interrupted is done once more
+                try:
+                    await step()
+                    break
+                except asyncio.CancelledError:
+                    self.d.holding = False
+                    outside = outside or not cancel_requested()
+        return outside
 
     async def run_nodes(self, scope: Scope, nodes: Sequence[Node], cursor: Cursor) -> Outcome:
         """Run nodes in sequence, each on the previous one's output."""

@@ -183,8 +183,12 @@ class StepLifecycle:
         if foreach is not None:
             return await self._foreach(scope, foreach, sid, record.payload)
         resume_data = step.parse_resume(record.resume_payload) if resuming else None
-        if isinstance(step, EventStep) and resume_data is None and step.event in self.events:
-            resume_data = step.parse_resume(self.events.pop(step.event))  # sent before we got here
+        if isinstance(step, EventStep):
+            if not resuming and step.event in self.events:  # sent before the step was reached
+                resume_data = step.parse_resume(self.events.pop(step.event))
+                resuming = True
+            if resuming:  # the event came (its data may be None): run the wrapped step
+                step = step.inner
         # A map function sees the previous output typed; a step, its own input schema.
         typed = cursor.typed() if isinstance(step, MapStep) else step.parse_input(record.payload)
         ctx = self._context(scope, sid, typed, resume_data, record.suspend_payload)
@@ -199,7 +203,8 @@ class StepLifecycle:
     ) -> None:
         # The start is stored before sleeping, so a recovered run sleeps only what is left.
         scope.state.steps[step.id] = record
-        await self.checkpoint()
+        if await self.checkpoint():
+            raise asyncio.CancelledError
         delay = step.wake_at(ctx, record.started_at) - time.time()
         if delay > 0:
             await asyncio.sleep(delay)
@@ -304,7 +309,8 @@ class StepLifecycle:
         resuming: bool,
     ) -> Outcome:
         state = scope.state.nested.get(wf.id)
-        if state is None or not resuming:
+        recovering = self.resume is not None and self.resume.path is None
+        if state is None or not (resuming or recovering):
             state = scope.state.nested[wf.id] = RunState(input=input_data)
         wf.parse_input(input_data)
         child = Scope(wf, state, self, prefix=sid + ".", path=path)

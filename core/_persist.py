@@ -44,6 +44,9 @@ class Persistence:
         (events only when ``snapshot`` is ``None``)."""
         async with self._lock:
             self.writing, self.pending = self.pending, []
+            # Taken now, with no await since the events moved: it matches them exactly (a
+            # parallel step ending during the writes below belongs to the next checkpoint).
+            snap = snapshot() if snapshot is not None else None
             try:
                 await self.storage.append_events(self.run_id, self.writing)
             except BaseException:
@@ -51,8 +54,8 @@ class Persistence:
                 raise
             finally:
                 self.writing = []
-            if snapshot is not None:
-                await self.storage.save_run(snapshot())
+            if snap is not None:
+                await self.storage.save_run(snap)
 
 
 def make_snapshot(

@@ -62,6 +62,7 @@ class Run(SyncTwins):
         self._interrupted = False
         self._events: dict[str, Any] = {}
         self._execution: Execution | None = None
+        self._followups: set[asyncio.Task[None]] = set()
         self._runtime_context = RuntimeContext()
         self._task: asyncio.Task[WorkflowResult] | None = None
         self._result: WorkflowResult | None = None
@@ -281,7 +282,23 @@ class Run(SyncTwins):
         stream = self._stream
         if stream is not None and result.status == "suspended" and stream.close_on_suspend:
             stream.channel.end()
+        if result.status == "suspended":
+            self._deliver_kept_events(result)
         return result
+
+    def _deliver_kept_events(self, result: WorkflowResult) -> None:
+        # An event sent while the run was on its way to the step waiting for it.
+        for path in result.suspended:
+            payload = self._suspend_payload(path)
+            if isinstance(payload, dict) and payload.get("event") in self._events:
+                data = self._events.pop(payload["event"])
+                task = asyncio.get_running_loop().create_task(self._resume_later(path, data))
+                self._followups.add(task)
+                task.add_done_callback(self._followups.discard)
+                return
+
+    async def _resume_later(self, path: list[str], data: Any) -> None:
+        await self.resume(step=path, resume_data=data)  # waits for the ending execution
 
     # -- resume and cancel -------------------------------------------------------------------
 

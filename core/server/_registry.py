@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from collections.abc import Awaitable, Mapping
 from typing import Any
@@ -18,6 +19,8 @@ from ..result import RunState
 from ..run import Run
 from ..storage import RunSnapshot, Storage
 from ..workflow import Workflow
+
+log = logging.getLogger("stepstream.server")
 
 RS = "\x1e"  # Mastra's record separator between JSON records
 
@@ -50,12 +53,26 @@ class _Runs:
         return found
 
     async def create(self, key: str, run_id: str | None) -> Run:
+        """The run ``run_id`` (live, or stored: never run twice), or a new one."""
         wf = self.workflow(key)
-        if run_id and (key, run_id) in self.live:
-            return self.live[(key, run_id)]
+        if run_id:
+            if (key, run_id) in self.live:
+                return self.live[(key, run_id)]
+            try:
+                run = await wf.load_run(run_id, storage=self.storage, plugin_manager=self.pm)
+            except RunStateError:
+                pass  # unknown: made below with that id
+            else:
+                self.live[(key, run_id)] = run
+                return run
         run = await wf.create_run(run_id or None, plugin_manager=self.pm, storage=self.storage)
         self.live[(key, run.run_id)] = run
         return run
+
+    def settle(self, key: str, run: Run) -> None:
+        """Forget an ended run (storage keeps it): the live set holds only runs that may act."""
+        if run.status in ("success", "failed", "canceled"):
+            self.live.pop((key, run.run_id), None)
 
     async def get(self, key: str, run_id: str | None) -> Run:
         wf = self.workflow(key)
@@ -71,10 +88,18 @@ class _Runs:
         self.live[(key, run_id)] = run
         return run
 
-    def background(self, work: Awaitable[Any]) -> None:
+    def background(self, work: Awaitable[Any], key: str, run: Run) -> None:
+        """Run ``work`` after the response; its failure is logged, the run then settled."""
         task = asyncio.ensure_future(work)
         self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
+
+        def done(task: asyncio.Future[Any]) -> None:
+            self.tasks.discard(task)
+            if not task.cancelled() and task.exception() is not None:
+                log.error("background work on run %s failed", run.run_id, exc_info=task.exception())
+            self.settle(key, run)
+
+        task.add_done_callback(done)
 
 
 async def _body(request: Request) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from .._scope import resolve_path
 from ..errors import RunStateError, StepstreamError
 from ..events import Event
 from ..plugin_manager import PluginManager, get_plugin_manager
@@ -74,7 +75,7 @@ def create_app(
         _check_input(run.workflow, body.get("inputData"))
         if run.status != "pending":
             raise _Problem(409, f"run {run.run_id} has already started")
-        runs.background(run.start(body.get("inputData"), _context(body)))
+        runs.background(run.start(body.get("inputData"), _context(body)), key(request), run)
         return JSONResponse({"message": "Workflow run started"})
 
     async def start_async(request: Request) -> Response:
@@ -84,6 +85,7 @@ def create_app(
         if run.status != "pending":
             raise _Problem(409, f"run {run.run_id} has already started")
         result = await run.start(body.get("inputData"), _context(body))
+        runs.settle(key(request), run)
         return JSONResponse(result.to_wire())
 
     async def stream(request: Request) -> Response:
@@ -97,8 +99,11 @@ def create_app(
             raise _Problem(409, str(exc)) from None
 
         async def records() -> AsyncIterator[bytes]:
-            async for event in events:
-                yield _record(event)
+            try:
+                async for event in events:
+                    yield _record(event)
+            finally:
+                runs.settle(key(request), run)
 
         return StreamingResponse(records(), media_type="text/plain; charset=UTF-8")
 
@@ -136,9 +141,12 @@ def create_app(
                     waiting: set[asyncio.Future[Any]] = {getter}
                     if run.status == "running":
                         waiting.add(asyncio.ensure_future(run.wait()))
-                    done, pending = await asyncio.wait(waiting, return_when="FIRST_COMPLETED")
-                    for other in pending:
-                        other.cancel()
+                    try:
+                        done, _ = await asyncio.wait(waiting, return_when="FIRST_COMPLETED")
+                    finally:  # also when the client leaves: nothing may be left waiting
+                        for future in waiting:
+                            if not future.done():
+                                future.cancel()
                     if getter in done:
                         event = getter.result()
                         yield record(event)
@@ -162,16 +170,22 @@ def create_app(
             raise _Problem(400, "step must be a step id or a list of step ids")
         if run.status == "running":
             await run.wait()  # a client resuming right after `step-suspended`
-        if run.status != "suspended":
+        if run.status != "suspended" or run.result is None:
             raise _Problem(409, f"run {run.run_id} is not suspended (status {run.status!r})")
-        work = run.resume(step, body.get("resumeData"), _context(body))
-        if not wait:
-            runs.background(work)
-            return JSONResponse({"message": "Workflow run resumed"})
         try:
-            return JSONResponse((await work).to_wire())
+            resolve_path(step, run.result.suspended, run.run_id)  # 409 now, not in background
         except RunStateError as exc:
             raise _Problem(409, str(exc)) from None
+        work = run.resume(step, body.get("resumeData"), _context(body))
+        if not wait:
+            runs.background(work, key(request), run)
+            return JSONResponse({"message": "Workflow run resumed"})
+        try:
+            result = await work
+        except RunStateError as exc:
+            raise _Problem(409, str(exc)) from None
+        runs.settle(key(request), run)
+        return JSONResponse(result.to_wire())
 
     async def resume_now(request: Request) -> Response:
         return await resume(request, wait=False)
@@ -227,7 +241,7 @@ def create_app(
             raise _Problem(400, "event required (a string)")
         if run.status in ("success", "failed", "canceled"):
             raise _Problem(409, f"run {run.run_id} has ended ({run.status})")
-        runs.background(run.send_event(event, body.get("data")))
+        runs.background(run.send_event(event, body.get("data")), key(request), run)
         return JSONResponse({"message": "Workflow run event sent"})
 
     async def sse(request: Request) -> Response:

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+
+from stepstream import StepContext, Workflow, get_plugin_manager, step
+from stepstream.server import create_app, serve_in_thread
+from stepstream.storage.sqlite import SQLiteStorage
 
 from ..conformance.traces import Normaliser, assert_same, load_events, load_state
 
@@ -296,3 +301,42 @@ def test_watch_ends_when_the_run_suspends(server_url: str) -> None:
     last = [json.loads(json.loads(p)) for p in body.split(RS) if p][-1]
     assert last["payload"]["workflowState"]["status"] == "suspended"
     assert "currentStep" not in last["payload"]
+
+
+def test_resume_of_a_step_that_is_not_suspended_is_refused_at_once(server_url: str) -> None:
+    run_id = httpx.post(f"{server_url}/api/workflows/approvalWf/create-run").json()["runId"]
+    httpx.post(
+        f"{server_url}/api/workflows/approvalWf/start-async?runId={run_id}",
+        json={"inputData": {"item": "x"}},
+    )
+    wrong = httpx.post(
+        f"{server_url}/api/workflows/approvalWf/resume?runId={run_id}", json={"step": "nope"}
+    )
+    assert wrong.status_code == 409 and "'nope' is not suspended" in wrong.json()["error"]
+
+
+def test_ended_runs_leave_memory_and_are_never_run_again_after_a_restart(tmp_path: Path) -> None:
+    calls: list[int] = []
+
+    @step(id="count")
+    async def count(ctx: StepContext[Any]) -> Any:
+        calls.append(1)
+        return {"n": len(calls)}
+
+    workflows = {"countWf": Workflow(id="count-wf").then(count).commit()}
+    pm = get_plugin_manager(load_entrypoints=False)
+    db = tmp_path / "runs.db"
+    app = create_app(workflows, storage=SQLiteStorage(db), plugin_manager=pm)
+    with serve_in_thread(app) as url:
+        done = httpx.post(
+            f"{url}/api/workflows/countWf/start-async?runId=R1", json={"inputData": {}}
+        )
+        assert done.json()["result"] == {"n": 1}
+        assert app.state.runs.live == {}  # ended: kept in storage only
+    restarted = create_app(workflows, storage=SQLiteStorage(db), plugin_manager=pm)
+    with serve_in_thread(restarted) as url:
+        again = httpx.post(f"{url}/api/workflows/countWf/stream?runId=R1", json={"inputData": {}})
+        assert again.status_code == 409 and "has ended" in again.json()["error"]
+        state = httpx.get(f"{url}/api/workflows/countWf/runs/R1/execution-result").json()
+        assert state["result"] == {"n": 1}
+    assert calls == [1]

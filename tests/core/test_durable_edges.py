@@ -1,0 +1,164 @@
+"""Durable runs at awkward moments (found in review): checkpoints racing parallel steps,
+cancels during checkpoints, recovery inside nested workflows, events without data."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from stepstream import Event, StepContext, Workflow, get_plugin_manager, hookimpl, step
+from stepstream.storage import RunSnapshot, StoredEvent
+from stepstream.storage.sqlite import SQLiteStorage
+
+
+class Checked(SQLiteStorage):
+    """Asserts at every save that the log holds every event the snapshot counts."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.append_gate: asyncio.Event | None = None
+        self.save_gate: asyncio.Event | None = None
+        self.saving = asyncio.Event()
+        self.snapshots: list[RunSnapshot] = []
+
+    async def append_events(self, run_id: str, events: list[StoredEvent]) -> None:
+        if self.append_gate is not None:
+            gate, self.append_gate = self.append_gate, None
+            await gate.wait()
+        await super().append_events(run_id, events)
+
+    async def save_run(self, snapshot: RunSnapshot) -> None:
+        final = snapshot.status in ("success", "failed", "canceled")
+        if final and self.save_gate is not None:
+            self.saving.set()
+            await self.save_gate.wait()
+        stored = {e.seq for e in await self.read_events(snapshot.run_id)}
+        counted = set(range(snapshot.last_seq if final else snapshot.last_seq + 1))
+        assert counted <= stored, f"snapshot counts unstored events {sorted(counted - stored)}"
+        self.snapshots.append(snapshot)
+        await super().save_run(snapshot)
+
+
+@pytest.mark.asyncio
+async def test_a_checkpoint_racing_a_parallel_step_never_outruns_the_log(tmp_path: Path) -> None:
+    store = Checked(tmp_path / "runs.db")
+    b_finished = asyncio.Event()
+    store.append_gate = b_finished  # the first write waits until `b` has finished
+
+    class Watch:
+        @hookimpl
+        def on_event(self, event: Event) -> None:
+            if event.type == "step-finish" and getattr(event, "step_id", "") == "b":
+                b_finished.set()
+
+    @step(id="a")
+    async def a(ctx: StepContext[Any]) -> Any:
+        return {"a": 1}
+
+    @step(id="b")
+    async def b(ctx: StepContext[Any]) -> Any:
+        return {"b": 1}
+
+    pm = get_plugin_manager(load_entrypoints=False, plugins=[Watch()])
+    wf = Workflow(id="wf", storage=store).parallel([a, b]).commit()
+    result = await (await wf.create_run(plugin_manager=pm)).start({})
+    assert result.status == "success" and len(store.snapshots) >= 3
+    await store.close()
+
+
+@pytest.mark.asyncio
+async def test_a_cancel_during_the_final_checkpoint_still_finishes_and_stores(
+    tmp_path: Path,
+) -> None:
+    store = Checked(tmp_path / "runs.db")
+    store.save_gate = asyncio.Event()
+
+    @step(id="only")
+    async def only(ctx: StepContext[Any]) -> Any:
+        return {"ok": True}
+
+    run = await Workflow(id="wf", storage=store).then(only).commit().create_run()
+    stream = run.stream(input_data={})
+    types: list[str] = []
+
+    async def consume() -> None:
+        async for event in stream:
+            types.append(event.type)
+
+    reader = asyncio.create_task(consume())
+    await store.saving.wait()  # the run is storing its final state
+    canceling = asyncio.create_task(run.cancel())
+    await asyncio.sleep(0)  # let the cancel reach the run (the gate below is what orders)
+    store.save_gate.set()
+    await canceling
+    await reader
+    assert types[-1] == "finish"
+    stored = await store.load_run(run.run_id)
+    assert stored is not None and stored.status in ("success", "canceled")
+    await store.close()
+
+
+@pytest.mark.asyncio
+async def test_recovery_inside_a_nested_workflow_skips_its_finished_steps(tmp_path: Path) -> None:
+    store = Checked(tmp_path / "runs.db")
+    ran: list[str] = []
+    blocked = asyncio.Event()
+
+    def make(step_id: str, block: bool = False) -> Any:
+        @step(id=step_id)
+        async def body(ctx: StepContext[Any]) -> Any:
+            if block and not ran.count("recovering"):
+                blocked.set()
+                await asyncio.Event().wait()
+            ran.append(step_id)
+            return {"n": ctx.input_data["n"] + 1}
+
+        return body
+
+    inner = Workflow(id="inner").then(make("i1")).then(make("i2", block=True)).commit()
+    wf = Workflow(id="outer", storage=store).then(make("o1")).then(inner).then(make("o2")).commit()
+    run = await wf.create_run()
+    task = asyncio.create_task(run.start({"n": 0}))
+    await blocked.wait()
+    crashed = store.snapshots[-1]  # what storage held when the process "died"
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    await store.save_run(crashed)
+    ran.append("recovering")
+    again = await wf.load_run(run.run_id)
+    assert again.status == "interrupted"
+    result = await again.resume()
+    assert result.status == "success" and result.result == {"n": 4}
+    assert ran == ["o1", "i1", "recovering", "i2", "o2"]  # i1 did not run again
+    await store.close()
+
+
+@pytest.mark.asyncio
+async def test_events_with_no_data_and_events_sent_while_suspending(tmp_path: Path) -> None:
+    @step(id="after")
+    async def after(ctx: StepContext[Any]) -> Any:
+        return {"event": ctx.resume_data}
+
+    wf = Workflow(id="wf").wait_for_event("go", after).commit()
+    run = await wf.create_run(plugin_manager=get_plugin_manager(load_entrypoints=False))
+    await run.start({})
+    done = await run.send_event("go")  # no data is still the event
+    assert done is not None and done.status == "success" and done.result == {"event": None}
+
+    store = SQLiteStorage(tmp_path / "runs.db")  # its checkpoints make the race real
+    run = await wf.create_run(
+        plugin_manager=get_plugin_manager(load_entrypoints=False), storage=store
+    )
+    stream = run.stream(input_data={})
+    async for event in stream:
+        if event.type == "step-suspended":
+            # The run may still be ending its execution: the event is then kept, and
+            # delivered once it has suspended; else it resumes the run at once.
+            sent = await run.send_event("go", "late")
+            assert sent is None or sent.result == {"event": "late"}
+    result = await stream.get_workflow_state()  # the stream ended with `finish`
+    assert result.status == "success" and result.result == {"event": "late"}
+    await store.close()
