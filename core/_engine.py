@@ -164,16 +164,19 @@ class Execution(StepLifecycle):
         """Store the final state (before `finish`: whoever sees `finish` can load it), send
         `finish`; return whether a cancel from outside arrived meanwhile."""
         persist = self.d.persist
-        steps: list[Callable[[], Awaitable[Any]]] = []
+        # (step, may it run again after a cancel): a checkpoint may (it is idempotent); the
+        # `finish` emit may not, since a cancel during its backpressure wait comes after the
+        # event was already dispatched.
+        steps: list[tuple[Callable[[], Awaitable[Any]], bool]] = []
         if persist is not None:
-            steps.append(lambda: persist.checkpoint(lambda: self.snapshot(result)))
+            steps.append((lambda: persist.checkpoint(lambda: self.snapshot(result)), True))
         if result.status != "suspended":
-            steps.append(lambda: self.d.emit(FinishEvent))
+            steps.append((lambda: self.d.emit(FinishEvent), False))
             if persist is not None:
-                steps.append(lambda: persist.checkpoint(None))
+                steps.append((lambda: persist.checkpoint(None), True))
         outside = False
-        for step in steps:
-            for _ in range(2):  # a step a cancel interrupted is done once more
+        for step, again in steps:
+            for _ in range(2 if again else 1):
                 try:
                     await step()
                     break

@@ -162,3 +162,36 @@ async def test_events_with_no_data_and_events_sent_while_suspending(tmp_path: Pa
     result = await stream.get_workflow_state()  # the stream ended with `finish`
     assert result.status == "success" and result.result == {"event": "late"}
     await store.close()
+
+
+@pytest.mark.asyncio
+async def test_a_cancel_while_finish_is_awaited_sends_one_finish() -> None:
+    """`finish` is dispatched before the run awaits plugins' work on it: a cancel during that
+    wait must not send it again."""
+    finishes: list[int] = []
+    finish_sent = asyncio.Event()
+
+    @step(id="only")
+    async def only(ctx: StepContext[Any]) -> Any:
+        return {}
+
+    run = (
+        await Workflow(id="wf")
+        .then(only)
+        .commit()
+        .create_run(plugin_manager=get_plugin_manager(load_entrypoints=False))
+    )
+
+    async def slow_watcher(event: Event) -> None:
+        if event.type == "finish":
+            finishes.append(event.seq)
+            finish_sent.set()
+            if len(finishes) == 1:
+                await asyncio.Event().wait()  # the run waits here until it is canceled
+
+    run.watch(slow_watcher)
+    task = asyncio.create_task(run.start({}))
+    await finish_sent.wait()
+    await run.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    assert len(finishes) == 1  # dispatched once, never again
