@@ -148,7 +148,8 @@ class StepLifecycle:
             self.d.notify("on_step_error", run_id=self.run_id, step_id=sid, error=exc)
         # A step that started always ends with its events, even while the run is canceled.
         canceled = await self._finish_step(scope, step, sid, record, outcome) or canceled
-        canceled = await self.checkpoint() or canceled
+        if self.d.persist is not None:  # durable runs only: no work on the in-memory path
+            canceled = await self.checkpoint() or canceled
         if canceled:
             raise asyncio.CancelledError
         return (

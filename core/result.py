@@ -15,6 +15,7 @@ __all__ = [
     "StepRecordStatus",
     "WorkflowResult",
     "now_ms",
+    "steps_wire",
 ]
 
 RunStatus = Literal["running", "success", "failed", "suspended", "canceled"]
@@ -69,6 +70,14 @@ class StepRecord:
         return wire
 
 
+def steps_wire(input_data: Any, records: dict[str, StepRecord]) -> dict[str, Any]:
+    """Mastra's ``steps`` map: ``input`` first, then each record in completion order."""
+    steps: dict[str, Any] = {"input": input_data}
+    for step_id, record in records.items():
+        steps[step_id] = record.to_wire()
+    return steps
+
+
 @dataclass
 class PluginErrorInfo:
     """A plugin's hook raised during the run (the run went on)."""
@@ -104,10 +113,7 @@ class WorkflowResult:
 
     def to_wire(self) -> dict[str, Any]:
         """Mastra's ``getWorkflowState()`` object (see ``conformance/traces/*.state.json``)."""
-        steps: dict[str, Any] = {"input": self.input}
-        for step_id, record in self.steps.items():
-            steps[step_id] = record.to_wire()
-        wire: dict[str, Any] = {"status": self.status, "steps": steps}
+        wire: dict[str, Any] = {"status": self.status, "steps": steps_wire(self.input, self.steps)}
         if self.status == "success":
             wire["result"] = self.result
         elif self.status in ("failed", "canceled"):

@@ -18,7 +18,7 @@ from .errors import RunStateError, StreamError
 from .events import Event, FinishEvent, event_from_wire
 from .hookspecs import hookimpl
 from .plugin_manager import PluginManager
-from .result import RunState, WorkflowResult
+from .result import RunState, WorkflowResult, steps_wire
 from .run_stream import DEFAULT_BUFFER_SIZE, ENDED, RunStream, SyncRunStream
 from .steps import to_jsonable
 from .storage import RunSnapshot, Storage
@@ -93,9 +93,7 @@ class Run(SyncTwins):
 
     def current_state(self) -> dict[str, Any]:
         """The run's state right now, in ``getWorkflowState()``'s shape (also mid-run)."""
-        steps: dict[str, Any] = {"input": self._state.input}
-        for step_id, record in self._state.steps.items():
-            steps[step_id] = record.to_wire()
+        steps = steps_wire(self._state.input, self._state.steps)
         result = self._result if self.status != "running" else self._ending
         return {
             "status": result.status if result is not None else self.status,

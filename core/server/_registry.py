@@ -15,7 +15,7 @@ from ..context import RuntimeContext
 from ..errors import RunStateError, StepstreamError
 from ..events import Event
 from ..plugin_manager import PluginManager
-from ..result import RunState
+from ..result import RunState, steps_wire
 from ..run import Run
 from ..storage import RunSnapshot, Storage
 from ..workflow import Workflow
@@ -131,8 +131,8 @@ def _check_input(wf: Workflow, data: Any) -> None:
         raise _Problem(400, f"inputData is invalid: {exc}") from None
 
 
-def _record(seq_or_event: Event) -> bytes:
-    return (json.dumps(seq_or_event.to_wire()) + RS).encode()
+def _record(event: Event) -> bytes:
+    return (json.dumps(event.to_wire()) + RS).encode()
 
 
 def _stored_run(key: str, snapshot: RunSnapshot) -> dict[str, Any]:
@@ -157,10 +157,7 @@ def _stored_run(key: str, snapshot: RunSnapshot) -> dict[str, Any]:
 
 def _steps_wire(snapshot: RunSnapshot) -> dict[str, Any]:
     state = RunState.from_json(snapshot.state)
-    steps: dict[str, Any] = {"input": state.input}
-    for step_id, record in state.steps.items():
-        steps[step_id] = record.to_wire()
-    return steps
+    return steps_wire(state.input, state.steps)
 
 
 def _iso(ms: int) -> str:
