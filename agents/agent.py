@@ -22,6 +22,7 @@ import openai
 
 from stepstream.adapter import AgentChunk, Finish, StreamAdapter, TextDelta, ToolCallRequest
 from stepstream.errors import ModelError, ModelStreamError, StepstreamError, describe_error
+from stepstream.run_stream import iterate_sync
 
 from .retry import RetryPolicy
 from .tools import Tool, result_text
@@ -154,15 +155,7 @@ class Agent:
     def stream_sync(self, prompt: str) -> Iterator[AgentEvent]:
         """The sync twin of :meth:`stream`, driven by a private event loop."""
         with asyncio.Runner() as runner:
-            events = self.stream(prompt)
-            try:
-                while True:
-                    try:
-                        yield runner.run(anext(events))
-                    except StopAsyncIteration:
-                        return
-            finally:
-                runner.run(events.aclose())
+            yield from iterate_sync(runner, self.stream(prompt))
 
     def as_step(self) -> Step[Any, Any]:
         """This agent as a workflow step (``step.from_agent(agent)``)."""

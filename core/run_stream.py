@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .channel import EventChannel
 from .context import RuntimeContext
@@ -15,7 +15,23 @@ from .result import WorkflowResult
 if TYPE_CHECKING:
     from .run import Run
 
-__all__ = ["DEFAULT_BUFFER_SIZE", "ENDED", "RunStream", "SyncRunStream"]
+__all__ = ["DEFAULT_BUFFER_SIZE", "ENDED", "RunStream", "SyncRunStream", "iterate_sync"]
+
+T = TypeVar("T")
+
+
+def iterate_sync(runner: asyncio.Runner, events: AsyncGenerator[T, None]) -> Iterator[T]:
+    """Iterate an async generator from sync code on ``runner``'s loop; close it at the end
+    (also when the caller stops early)."""
+    try:
+        while True:
+            try:
+                yield runner.run(anext(events))
+            except StopAsyncIteration:
+                return
+    finally:
+        runner.run(events.aclose())
+
 
 DEFAULT_BUFFER_SIZE = 256
 """Events a stream holds before its run waits for the consumer."""
@@ -74,14 +90,14 @@ class RunStream:
         self._error = error
         self.channel.end()
 
-    def __aiter__(self) -> AsyncIterator[Event]:
+    def __aiter__(self) -> AsyncGenerator[Event, None]:
         if self._iterated:
             raise StreamError("a run's stream can be consumed once", run_id=self.run.run_id)
         self._iterated = True
         self._ensure_started()
         return self._events()
 
-    async def _events(self) -> AsyncIterator[Event]:
+    async def _events(self) -> AsyncGenerator[Event, None]:
         complete = False
         last = -1
         try:
@@ -140,17 +156,9 @@ class SyncRunStream:
         if self._iterated:
             raise StreamError("a run's stream can be consumed once", run_id=self._stream.run.run_id)
         self._iterated = True
-        events = self._runner.run(self._open())
-        try:
-            while True:
-                try:
-                    yield self._runner.run(anext(events))  # type: ignore[arg-type]
-                except StopAsyncIteration:
-                    return
-        finally:
-            self._runner.run(events.aclose())  # type: ignore[attr-defined]
+        yield from iterate_sync(self._runner, self._runner.run(self._open()))
 
-    async def _open(self) -> AsyncIterator[Event]:
+    async def _open(self) -> AsyncGenerator[Event, None]:
         # Starting the run needs the private loop to be running.
         return self._stream.__aiter__()
 
