@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Mapping
 from typing import Any
 
 from starlette.applications import Starlette
@@ -17,6 +17,8 @@ from .._scope import resolve_path
 from ..errors import RunStateError, StepstreamError
 from ..events import Event
 from ..plugin_manager import PluginManager, get_plugin_manager
+from ..result import WorkflowResult
+from ..run import Run
 from ..storage import RunSnapshot, Storage
 from ..storage.sqlite import SQLiteStorage
 from ..workflow import Workflow
@@ -69,22 +71,22 @@ def create_app(
         run = await runs.create(key(request), request.query_params.get("runId"))
         return JSONResponse({"runId": run.run_id})
 
-    async def start(request: Request) -> Response:
-        run = await runs.get(key(request), request.query_params.get("runId"))
+    async def starting(request: Request, run: Run) -> Awaitable[WorkflowResult]:
+        """The run's start, once the body is read and checked (4xx otherwise)."""
         body = await _body(request)
         _check_input(run.workflow, body.get("inputData"))
         if run.status != "pending":
             raise _Problem(409, f"run {run.run_id} has already started")
-        runs.background(run.start(body.get("inputData"), _context(body)), key(request), run)
+        return run.start(body.get("inputData"), _context(body))
+
+    async def start(request: Request) -> Response:
+        run = await runs.get(key(request), request.query_params.get("runId"))
+        runs.background(await starting(request, run), key(request), run)
         return JSONResponse({"message": "Workflow run started"})
 
     async def start_async(request: Request) -> Response:
         run = await runs.create(key(request), request.query_params.get("runId"))
-        body = await _body(request)
-        _check_input(run.workflow, body.get("inputData"))
-        if run.status != "pending":
-            raise _Problem(409, f"run {run.run_id} has already started")
-        result = await run.start(body.get("inputData"), _context(body))
+        result = await (await starting(request, run))
         runs.settle(key(request), run)
         return JSONResponse(result.to_wire())
 
