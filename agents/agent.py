@@ -157,11 +157,16 @@ class Agent:
         with asyncio.Runner() as runner:
             yield from iterate_sync(runner, self.stream(prompt))
 
-    def as_step(self) -> Step[Any, Any]:
-        """This agent as a workflow step (``step.from_agent(agent)``)."""
+    def as_step(self, *, executor: str | None = None) -> Step[Any, Any]:
+        """This agent as a workflow step (``step.from_agent(agent)``); ``executor`` names
+        where it runs (``"ray"``: on a Ray worker, its deltas relayed to the run's stream)."""
         from .step import AgentStep
 
-        return AgentStep(self)
+        return AgentStep(self, executor=executor)
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Sent to another process (a Ray worker): the standalone manager stays here.
+        return {**self.__dict__, "_plugin_manager": None}
 
     @property
     def plugin_manager(self) -> PluginManager:

@@ -49,12 +49,13 @@ class AgentStep(Step[AgentInput, AgentOutput]):
     forwards it; then the step fails. The deltas already sent stay in the stream.
     """
 
-    def __init__(self, agent: Agent) -> None:
+    def __init__(self, agent: Agent, *, executor: str | None = None) -> None:
         super().__init__(
             id=agent.name,
             input_schema=AgentInput,
             output_schema=AgentOutput,
             description=f"Agent {agent.name!r} ({agent.model})",
+            executor=executor,
         )
         self.agent = agent
 

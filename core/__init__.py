@@ -21,12 +21,14 @@ from .errors import (
     RunError,
     RunStateError,
     StepExecutionError,
+    StepSerializationError,
     StepstreamError,
     StreamError,
     ValidationError,
     WorkflowDefinitionError,
 )
 from .events import Event
+from .executor import LocalExecutor, StepExecutor
 from .hookspecs import hookimpl
 from .plugin_manager import PluginManager, get_plugin_manager
 from .result import StepRecord, WorkflowResult
@@ -38,6 +40,7 @@ __all__ = [
     "Event",
     "EventChannel",
     "InputValidationError",
+    "LocalExecutor",
     "ModelError",
     "ModelStreamError",
     "OutputValidationError",
@@ -54,7 +57,9 @@ __all__ = [
     "Step",
     "StepContext",
     "StepExecutionError",
+    "StepExecutor",
     "StepRecord",
+    "StepSerializationError",
     "StepstreamError",
     "StreamError",
     "SyncRunStream",

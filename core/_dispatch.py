@@ -100,6 +100,20 @@ class Dispatcher:
             if hook in pm.implemented:
                 getattr(pm.hook, hook)(**kwargs)
 
+    def decide(self, hook: str, **kwargs: Any) -> Any:
+        """Ask a decision hook: the run's own manager first, then the engine's; the first
+        answer that is not ``None`` wins (errors propagate)."""
+        for pm in reversed(self._managers):
+            if hook in pm.implemented:
+                answer = getattr(pm.hook, hook)(**kwargs)
+                if answer is not None:
+                    return answer
+        return None
+
+    def decides(self, hook: str) -> bool:
+        """Whether any manager of the run implements the decision hook ``hook``."""
+        return any(hook in pm.implemented for pm in self._managers)
+
     def wraps_steps(self) -> bool:
         """Whether any plugin implements ``wrap_step_run``."""
         return any("wrap_step_run" in pm.implemented for pm in self._managers)

@@ -38,6 +38,7 @@ from .steps import Step
 from .storage import RunSnapshot
 
 if TYPE_CHECKING:
+    from .executor import StepExecutor
     from .workflow import Workflow
 
 
@@ -68,6 +69,8 @@ class Execution(StepLifecycle):
         self.completed_before: set[tuple[int, str]] = set()
         self.result: WorkflowResult | None = None
         """The result, once known (also when the execution was canceled from outside)."""
+        self.executors: dict[Step[Any, Any], StepExecutor] = {}
+        """The executor chosen for each step that asked ``make_step_executor``."""
         if resume is not None:
             self._collect_completed(state)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import tenacity
@@ -17,6 +17,7 @@ from ._scope import Cursor, Outcome, ResumeRequest, Scope, StartBarrier, failed
 from .context import RuntimeContext, StepContext, Suspend
 from .errors import InputValidationError, StepExecutionError, StepTimeoutError
 from .events import StepFinishEvent, StepResultEvent, StepStartEvent, StepSuspendedEvent
+from .executor import LocalExecutor, StepExecutor, run_locally
 from .graph import EventStep, ForeachNode, MapStep, Node, SleepStep, as_workflow
 from .result import RunState, StepRecord, now_ms
 from .steps import Step
@@ -38,6 +39,7 @@ class StepLifecycle:
     completed_before: set[tuple[int, str]]
     is_canceled: Callable[[], bool]
     events: dict[str, Any]
+    executors: dict[Step[Any, Any], StepExecutor]
 
     async def run_nodes(self, scope: Scope, nodes: Sequence[Node], cursor: Cursor) -> Outcome:
         """Run nodes in sequence (the graph half provides it)."""
@@ -215,9 +217,7 @@ class StepLifecycle:
         record.attempts = 0
         if not step.retries and step.timeout is None:
             record.attempts = 1
-            return await (
-                step.run(ctx) if step.is_async else asyncio.to_thread(step.call_sync, ctx)
-            )
+            return await self._invoke(step, ctx)
         retrying = tenacity.AsyncRetrying(
             stop=tenacity.stop_after_attempt(step.retries + 1),
             wait=tenacity.wait_exponential(multiplier=step.retry_delay, max=30)
@@ -233,7 +233,7 @@ class StepLifecycle:
         raise AssertionError("unreachable: tenacity re-raises the last error")
 
     async def _attempt(self, step: Step[Any, Any], ctx: StepContext[Any]) -> Any:
-        call = step.run(ctx) if step.is_async else asyncio.to_thread(step.call_sync, ctx)
+        call = self._invoke(step, ctx)
         if step.timeout is None:
             return await call
         try:
@@ -244,6 +244,36 @@ class StepLifecycle:
                 run_id=self.run_id,
                 step_id=ctx.step_id,
             ) from None
+
+    def _invoke(self, step: Step[Any, Any], ctx: StepContext[Any]) -> Awaitable[Any]:
+        """One call of the step's function, on the executor chosen for it."""
+        if step.executor is None and not self.d.decides("make_step_executor"):
+            return run_locally(step, ctx)  # the default, without asking anyone
+        executor = self.executors.get(step)
+        if executor is None:
+            executor = self.executors[step] = self._choose_executor(step, ctx)
+        return executor.execute(step, ctx)
+
+    def _choose_executor(self, step: Step[Any, Any], ctx: StepContext[Any]) -> StepExecutor:
+        if step.executor == LocalExecutor.name:  # pinned to this process: nobody is asked
+            return LocalExecutor()
+        chosen = self.d.decide("make_step_executor", step=step, workflow_id=ctx.workflow_id)
+        if chosen is None and step.executor is None:
+            return LocalExecutor()
+        if chosen is None or (step.executor is not None and chosen.name != step.executor):
+            got = "none" if chosen is None else f"{chosen.name!r}"
+            hint = (
+                "; register stepstream.plugins.ray_executor.RayExecutor (the 'ray' plugin)"
+                if step.executor == "ray"
+                else ""
+            )
+            raise StepExecutionError(
+                f"step {step.id!r} asks for the {step.executor!r} executor, but the run's "
+                f"plugins provide {got}{hint}",
+                run_id=self.run_id,
+                step_id=ctx.step_id,
+            )
+        return chosen  # type: ignore[no-any-return]
 
     async def _finish_step(
         self, scope: Scope, step: Step[Any, Any], sid: str, record: StepRecord, outcome: Outcome

@@ -81,6 +81,13 @@ class Scope:
         found = ref if isinstance(ref, Step) else self.find_step(ref)
         return found.parse_output(record.output) if found is not None else record.output
 
+    def results(self) -> dict[str, Any]:
+        return {
+            step_id: self.lookup(step_id)
+            for step_id, record in self.state.steps.items()
+            if record.status == "success"
+        }
+
     def init_data(self) -> Any:
         schema = self.workflow.input_schema
         data = self.state.input

@@ -95,6 +95,10 @@ class StepServices(Protocol):
         """The workflow's input."""
         ...
 
+    def results(self) -> dict[str, Any]:
+        """The outputs of the steps of the same workflow that have succeeded so far."""
+        ...
+
     async def write(self, step_id: str, data: Any) -> None:
         """Emit ``data`` as a ``step-output`` event of ``step_id``."""
         ...
@@ -163,6 +167,11 @@ class StepContext(Generic[InputT]):
         the step has not run.
         """
         return self._services.lookup(step)
+
+    def get_step_results(self) -> dict[str, Any]:
+        """Return the outputs of every step of the same workflow that has succeeded so far,
+        by step id, each as :meth:`get_step_result` returns it."""
+        return self._services.results()
 
     def get_init_data(self) -> Any:
         """Return the workflow's input (an instance of its input schema when it has one)."""

@@ -12,7 +12,8 @@ it with ``raise ... from``.
     │   ├── InputValidationError     workflow input or a step's input
     │   └── OutputValidationError    a step's output
     ├── StepExecutionError           a step raised; wraps the step's exception
-    │   └── StepTimeoutError         an attempt of a step took longer than its timeout
+    │   ├── StepTimeoutError         an attempt of a step took longer than its timeout
+    │   └── StepSerializationError   a step cannot be sent to (or back from) its executor
     ├── ModelError                   a model call failed (after the retries, if retryable)
     │   └── ModelStreamError         the model failed after tokens were streamed: not replayed
     ├── PluginError                  a plugin misbehaved
@@ -29,6 +30,8 @@ Failures inside a run are reported as data (a failed ``step-result`` and a faile
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = [
     "InputValidationError",
     "ModelError",
@@ -41,6 +44,7 @@ __all__ = [
     "RunError",
     "RunStateError",
     "StepExecutionError",
+    "StepSerializationError",
     "StepTimeoutError",
     "StepstreamError",
     "StreamError",
@@ -51,7 +55,14 @@ __all__ = [
 
 
 class StepstreamError(Exception):
-    """The root of every error stepstream raises."""
+    """The root of every error stepstream raises.
+
+    Every error pickles with its attributes (keyword-only constructors included), so errors
+    travel between processes, e.g. from a step run on Ray back to the run.
+    """
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild, (type(self), self.args), self.__dict__)
 
 
 class WorkflowDefinitionError(StepstreamError):
@@ -130,6 +141,11 @@ class StepTimeoutError(StepExecutionError):
     """An attempt of a step took longer than the step's ``timeout``."""
 
 
+class StepSerializationError(StepExecutionError):
+    """A step cannot be sent to its executor's process (its function, input or run context
+    does not pickle), or its output or error cannot be sent back."""
+
+
 class PluginError(StepstreamError):
     """A plugin could not be loaded or one of its hook implementations raised."""
 
@@ -171,3 +187,9 @@ def describe_error(exc: BaseException) -> str:
     """Return the wire form of an error: ``"<ExceptionType>: <message>"``."""
     message = str(exc)
     return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+
+
+def _rebuild(cls: type[StepstreamError], args: tuple[Any, ...]) -> StepstreamError:
+    error = cls.__new__(cls)
+    Exception.__init__(error, *args)
+    return error

@@ -14,8 +14,9 @@ There are two kinds of hooks:
   event; the run and the other plugins go on. In strict mode (``get_plugin_manager(strict=True)``)
   the error is re-raised as :class:`~stepstream.errors.PluginHookError` instead, which fails
   the caller: meant for tests.
-* **Decision hooks** (``open_event_stream``) return a value the engine acts on; they are
-  ``firstresult`` and their errors propagate to the caller, never isolated.
+* **Decision hooks** (``open_event_stream``, ``make_stream_adapter``, ``make_step_executor``)
+  return a value the engine acts on; they are ``firstresult`` and their errors propagate to
+  the caller, never isolated.
 """
 
 from __future__ import annotations
@@ -30,7 +31,9 @@ if TYPE_CHECKING:
     from .adapter import StreamAdapter
     from .channel import EventChannel
     from .events import Event
+    from .executor import StepExecutor
     from .result import WorkflowResult
+    from .steps import Step
 
 __all__ = [
     "PROJECT_NAME",
@@ -40,6 +43,7 @@ __all__ = [
     "before_workflow_run",
     "hookimpl",
     "hookspec",
+    "make_step_executor",
     "make_stream_adapter",
     "on_event",
     "on_plugin_error",
@@ -222,4 +226,27 @@ def make_stream_adapter(provider: str, model: str) -> StreamAdapter | None:
         plugin answer.
 
     Decision hook (firstresult): errors propagate to the agent step, which fails.
+    """
+
+
+@hookspec(firstresult=True)
+def make_step_executor(step: Step[Any, Any], workflow_id: str) -> StepExecutor | None:
+    """Choose where ``step``'s function runs.
+
+    The engine asks once per step and run, before the step's first attempt, for every step
+    that runs a function (not for nested workflows, whose own steps are asked, nor for
+    ``sleep`` and ``wait_for_event`` nodes, nor for steps pinned with ``executor="local"``,
+    which always run in this process). With no answer the step runs in this process
+    (:class:`~stepstream.executor.LocalExecutor`). A step that names an executor
+    (``step(executor="ray")``) and gets none, or gets one of another name, fails with a
+    :class:`~stepstream.errors.StepExecutionError` that says which plugin to register. The
+    built-in ``ray`` plugin (:class:`~stepstream.plugins.ray_executor.RayExecutor`) answers
+    for steps that ask for ``"ray"``, or for every step when told so.
+
+    :param step: The step about to run; ``step.executor`` is the name it asks for, if any.
+    :param workflow_id: The id of the workflow the step belongs to.
+    :return: A :class:`~stepstream.executor.StepExecutor`, or ``None`` to let another plugin
+        answer.
+
+    Decision hook (firstresult): errors propagate and fail the step.
     """

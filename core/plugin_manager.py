@@ -49,6 +49,7 @@ OPTIONAL_PLUGINS: dict[str, str] = {
     "metrics": "stepstream.plugins.metrics:MetricsPlugin",
     "jsonl": "stepstream.plugins.jsonl:JsonLinesExporter",
     "otel": "stepstream.plugins.otel:OpenTelemetryExporter",
+    "ray": "stepstream.plugins.ray_executor:RayExecutor",
 }
 """Built-in plugins that are off until named in ``get_plugin_manager(plugins=[...])``."""
 

@@ -47,6 +47,9 @@ class Step(Generic[InputT, OutputT]):
         :class:`~stepstream.errors.StepTimeoutError` (a sync function's thread cannot be
         stopped and runs on in the background).
     :param retry_delay: The first wait between attempts, doubled after each (capped at 30 s).
+    :param executor: The name of the executor the step must run on (``"ray"``: a Ray task,
+        see :class:`~stepstream.plugins.ray_executor.RayExecutor`; ``"local"``: always in this
+        process); by default plugins choose, and steps run in this process.
     """
 
     is_workflow = False
@@ -65,6 +68,7 @@ class Step(Generic[InputT, OutputT]):
         retries: int = 0,
         timeout: float | None = None,
         retry_delay: float = 0.5,
+        executor: str | None = None,
     ) -> None:
         if retries < 0 or (timeout is not None and timeout <= 0) or retry_delay < 0:
             raise WorkflowDefinitionError(
@@ -93,6 +97,7 @@ class Step(Generic[InputT, OutputT]):
         self.retries = retries
         self.timeout = timeout
         self.retry_delay = retry_delay
+        self.executor = executor
         self._execute = execute
         self.is_async = execute is None or inspect.iscoroutinefunction(execute)
 
@@ -252,6 +257,7 @@ class _StepDecorator:
         retries: int = 0,
         timeout: float | None = None,
         retry_delay: float = 0.5,
+        executor: str | None = None,
     ) -> Callable[[StepFunction], Step[Any, Any]]: ...
 
     def __call__(
@@ -268,6 +274,7 @@ class _StepDecorator:
         retries: int = 0,
         timeout: float | None = None,
         retry_delay: float = 0.5,
+        executor: str | None = None,
     ) -> Step[Any, Any] | Callable[[StepFunction], Step[Any, Any]]:
         """Turn a function taking a :class:`StepContext` into a :class:`Step`.
 
@@ -292,19 +299,21 @@ class _StepDecorator:
                 retries=retries,
                 timeout=timeout,
                 retry_delay=retry_delay,
+                executor=executor,
             )
 
         return make(fn) if fn is not None else make
 
-    def from_agent(self, agent: Any) -> Step[Any, Any]:
+    def from_agent(self, agent: Any, *, executor: str | None = None) -> Step[Any, Any]:
         """Mastra's ``createStep(agent)``: a step whose input is ``{prompt}``, output ``{text}``.
 
-        The agent provides the step through its ``as_step()`` method.
+        The agent provides the step through its ``as_step()`` method; ``executor`` names
+        where the step runs, as for :func:`step`.
         """
         as_step = getattr(agent, "as_step", None)
         if as_step is None:
             raise WorkflowDefinitionError(f"{agent!r} cannot be used as a step (no as_step())")
-        made = as_step()
+        made = as_step() if executor is None else as_step(executor=executor)
         if not isinstance(made, Step):
             raise WorkflowDefinitionError(f"{agent!r}.as_step() did not return a Step")
         return made

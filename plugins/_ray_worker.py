@@ -1,0 +1,209 @@
+"""The Ray worker's half of :class:`~stepstream.plugins.ray_executor.RayExecutor`.
+
+:func:`run_step` is the body of the Ray generator task. It runs one attempt of a step's
+function in an event loop of its own and yields, in order, lists of messages for the driver:
+
+* ``("emit", EventClass, fields)``: the step called ``ctx.emit(...)``;
+* ``("write", data)``: the step called ``ctx.write(data)``;
+* then exactly one of ``("return", output)``, ``("suspend", payload)`` or
+  ``("raise", exception)``, always last.
+
+The step runs in an event loop on a thread of its own; the task's thread relays. Messages
+wait in a bounded outbox; the driver's reading paces the step twice over (Ray's generator
+backpressure stops the relay at ``yield``, and a full outbox stops ``ctx.emit``). Consecutive
+messages go in one list, which is what makes thousands of events per second.
+``ray.cancel()`` raises ``KeyboardInterrupt`` in the relay: the step's coroutine is then
+canceled (its ``finally`` blocks run: an agent closes its HTTP stream) before the task ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import traceback
+from collections.abc import Iterator
+from concurrent.futures import Future
+from dataclasses import dataclass
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from ray import cloudpickle
+
+from stepstream.context import RuntimeContext, StepContext, Suspend
+from stepstream.errors import StepExecutionError, StepSerializationError, describe_error
+from stepstream.executor import run_locally
+
+if TYPE_CHECKING:
+    from stepstream.plugin_manager import PluginManager
+    from stepstream.steps import Step
+
+Message = tuple[Any, ...]
+
+TICK = 0.05
+"""Seconds between checks for a cancel while the relay waits for the step."""
+
+CANCEL_GRACE = 5.0
+"""Seconds a canceled step gets to finish its cleanup before the task ends anyway."""
+
+_ENDS = frozenset({"return", "suspend", "raise"})
+
+
+@dataclass
+class Job:
+    """Everything a step needs on the worker; pickled by the driver in one piece."""
+
+    step: Step[Any, Any]
+    input_data: Any
+    runtime_context: dict[str, Any]
+    run_id: str
+    workflow_id: str
+    step_id: str
+    resume_data: Any
+    suspend_payload: Any
+    results: dict[str, Any]
+    init_data: Any
+    plugins: tuple[Any, ...] = ()
+    outbox_size: int = 64
+
+
+@dataclass
+class _Services:
+    """The worker's :class:`~stepstream.context.StepServices`: what the driver captured, and
+    an outbox for the step's events."""
+
+    job: Job
+    outbox: asyncio.Queue[Message]
+
+    def lookup(self, ref: Any) -> Any:
+        return self.job.results.get(ref if isinstance(ref, str) else ref.id)
+
+    def results(self) -> dict[str, Any]:
+        return dict(self.job.results)
+
+    def init_data(self) -> Any:
+        return self.job.init_data
+
+    async def write(self, step_id: str, data: Any) -> None:
+        await self.outbox.put(("write", data))
+
+    def is_canceled(self) -> bool:
+        return False  # a canceled run cancels this task instead
+
+    async def emit(self, cls: type[Any], fields: dict[str, Any]) -> Any:
+        await self.outbox.put(("emit", cls, fields))
+        return None
+
+    @cached_property
+    def plugin_manager(self) -> PluginManager:
+        from stepstream.plugin_manager import get_plugin_manager
+
+        return get_plugin_manager(plugins=list(self.job.plugins), load_entrypoints=False)
+
+
+def run_step(blob: bytes) -> Iterator[list[Message]]:
+    """The Ray task: run the pickled :class:`Job`'s step, yielding batches of messages.
+
+    The step runs in an event loop on a thread of its own, so that the ``KeyboardInterrupt``
+    by which ``ray.cancel()`` stops a task lands here, in the relay, never inside the step's
+    code: the step is then canceled as ``asyncio.run`` cancels what is left on exit.
+    """
+    job: Job = cloudpickle.loads(blob)
+    outbox: asyncio.Queue[Message] = asyncio.Queue(maxsize=job.outbox_size)
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=_serve, args=(loop,), name="stepstream-step", daemon=True)
+    thread.start()
+    try:
+        asyncio.run_coroutine_threadsafe(_attempt(job, _context(job, outbox), outbox), loop)
+        while True:
+            batch = _result(asyncio.run_coroutine_threadsafe(_next_batch(outbox), loop))
+            yield batch
+            if batch[-1][0] in _ENDS:
+                return
+    finally:
+        loop.call_soon_threadsafe(loop.stop)  # the step's loop cancels what is left
+        thread.join(CANCEL_GRACE)
+
+
+def _context(job: Job, outbox: asyncio.Queue[Message]) -> StepContext[Any]:
+    return StepContext(
+        input_data=job.input_data,
+        runtime_context=RuntimeContext(job.runtime_context),
+        run_id=job.run_id,
+        workflow_id=job.workflow_id,
+        step_id=job.step_id,
+        services=_Services(job, outbox),
+        resume_data=job.resume_data,
+        suspend_payload=job.suspend_payload,
+    )
+
+
+def _serve(loop: asyncio.AbstractEventLoop) -> None:
+    """The step's thread: run its loop until told to stop, then cancel and finish what is
+    left (a canceled step's ``finally`` blocks: an agent closes its HTTP stream)."""
+    asyncio.set_event_loop(loop)
+    try:
+        loop.run_forever()
+    finally:
+        left = asyncio.all_tasks(loop)
+        for task in left:
+            task.cancel()
+        if left:
+            loop.run_until_complete(asyncio.gather(*left, return_exceptions=True))
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()
+
+
+def _result(future: Future[list[Message]]) -> list[Message]:
+    # Waits in short slices: ray.cancel() raises KeyboardInterrupt in this (main) thread only
+    # when it runs Python code, and a wait without a timeout would never return to it.
+    while True:
+        try:
+            return future.result(timeout=TICK)
+        except TimeoutError:
+            continue
+        except BaseException:
+            future.cancel()
+            raise
+
+
+async def _attempt(job: Job, ctx: StepContext[Any], outbox: asyncio.Queue[Message]) -> None:
+    try:
+        end: Message = ("return", await run_locally(job.step, ctx))
+    except Suspend as signal:
+        end = ("suspend", signal.payload)
+    except Exception as exc:
+        exc.add_note(f"Traceback on the Ray worker:\n{''.join(traceback.format_exception(exc))}")
+        end = ("raise", exc)
+    await outbox.put(_sendable(end, job))
+
+
+def _sendable(end: Message, job: Job) -> Message:
+    """``end`` if it pickles (errors: also unpickle), else an error that says why not."""
+    kind, value = end
+    try:
+        data = dumps(value)
+        if kind == "raise":
+            cloudpickle.loads(data)
+        return end
+    except Exception as exc:
+        what = "its error" if kind == "raise" else "its output"
+        detail = f" ({describe_error(value)})" if kind == "raise" else ""
+        error: StepExecutionError = StepSerializationError(
+            f"step {job.step.id!r} ran on Ray, but {what} cannot be sent back{detail}: "
+            f"{describe_error(exc)}",
+            run_id=job.run_id,
+            step_id=job.step_id,
+        )
+        return ("raise", error)
+
+
+async def _next_batch(outbox: asyncio.Queue[Message]) -> list[Message]:
+    batch = [await outbox.get()]
+    while not outbox.empty() and batch[-1][0] not in _ENDS:
+        batch.append(outbox.get_nowait())
+    return batch
+
+
+def dumps(value: Any) -> bytes:
+    """Pickle ``value`` as Ray does (cloudpickle: functions and classes by value if needed)."""
+    return bytes(cloudpickle.dumps(value))  # type: ignore[no-untyped-call]

@@ -1,0 +1,227 @@
+"""The ``ray`` plugin: steps run as Ray tasks while the run's stream stays whole.
+
+Register it (``get_plugin_manager(plugins=["ray"])``, or an instance for options) and mark
+steps with ``step(executor="ray")``, or pass ``all_steps=True`` to send every step with a
+function to Ray. Everything else about a run stays in the calling process: events, hooks,
+validation, retries, timeouts, state and storage. Only one attempt of the step's function
+runs on the worker, as a Ray generator task; the events it produces (``ctx.write()``,
+``ctx.emit()``: custom events, an agent's token deltas) come back in order and go through
+the same hook calls as a local step's. Install with ``pip install 'stepstream[ray]'``.
+
+What the remote step sees: its input, resume data and suspend payload; the run's
+``runtime_context`` as it was at dispatch (changes made on the worker stay there);
+``get_step_result()`` / ``get_init_data()`` as they were at dispatch; ``ctx.emit()`` returns
+``None``; ``ctx.plugin_manager`` is a manager made on the worker from ``remote_plugins``
+(the built-in defaults, e.g. the ``openai-adapter``, plus those given).
+
+The step, its input and the run context are pickled (cloudpickle) at dispatch; one that does
+not pickle fails the step with :class:`~stepstream.errors.StepSerializationError` naming the
+culprit, before anything is sent. An output or error that cannot come back fails it the same
+way. Canceling the run (or a step's timeout) cancels the Ray task: the step's coroutine is
+canceled on the worker within about 50 ms and its cleanup runs. Ray's own task retries are
+off (``max_retries=0``): a step's ``retries`` are the engine's, as for local steps.
+
+Ray must be initialised (``ray.init(...)``) before the first step is sent; otherwise Ray
+starts a local cluster on its own at that point. Ray Client (``ray://``) cannot stream
+generator tasks and is not supported.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+import ray
+from ray.exceptions import RayError, RayTaskError
+
+from stepstream.errors import StepExecutionError, StepSerializationError, describe_error
+from stepstream.hookspecs import hookimpl
+
+from ._ray_worker import Job, dumps, run_step
+
+if TYPE_CHECKING:
+    from stepstream.context import StepContext
+    from stepstream.steps import Step
+
+__all__ = ["RayExecutor"]
+
+
+class RayExecutor:
+    """A :class:`~stepstream.executor.StepExecutor` running steps as Ray generator tasks.
+
+    :param all_steps: Send every step with a function to Ray (``map`` steps and steps marked
+        ``executor="local"`` excepted), not only the steps marked ``executor="ray"``.
+    :param options: Ray task options for every step (``num_cpus``, ``resources``,
+        ``runtime_env``, ``scheduling_strategy``...), as for ``.options()``.
+    :param remote_plugins: Plugins (picklable objects, names of built-ins, or
+        ``(name, plugin)`` pairs) for the worker's plugin manager, which serves decision hooks
+        such as ``make_stream_adapter`` to remote agent steps.
+    :param buffer: How many of a step's messages may wait on the worker for the driver, in
+        the outbox and in Ray's generator, before the step is paused (backpressure).
+    """
+
+    name = "ray"
+
+    def __init__(
+        self,
+        *,
+        all_steps: bool = False,
+        options: Mapping[str, Any] | None = None,
+        remote_plugins: Iterable[Any] = (),
+        buffer: int = 64,
+    ) -> None:
+        if buffer < 1:
+            raise ValueError("buffer must be at least 1")
+        self.all_steps = all_steps
+        self.options = dict(options or {})
+        self.remote_plugins = tuple(remote_plugins)
+        self.buffer = buffer
+        self._task: Any = None
+
+    @hookimpl
+    def make_step_executor(self, step: Step[Any, Any]) -> RayExecutor | None:
+        """Answer for steps marked ``executor="ray"``, or for every step with ``all_steps``."""
+        from stepstream.graph import MapStep
+
+        if step.executor == self.name:
+            return self
+        if self.all_steps and step.executor is None and not isinstance(step, MapStep):
+            return self
+        return None
+
+    async def execute(self, step: Step[Any, Any], ctx: StepContext[Any]) -> Any:
+        """Run one attempt of ``step`` as a Ray task, relaying its events to ``ctx``."""
+        blob = self._pack(step, ctx)
+        stream = self._remote().remote(blob)
+        ended = False
+        try:
+            async for ref in stream:
+                for message in await ref:
+                    kind = message[0]
+                    if kind == "emit":
+                        await ctx.emit(message[1], **message[2])
+                    elif kind == "write":
+                        await ctx.write(message[1])
+                    else:
+                        ended = True
+                        if kind == "return":
+                            return message[1]
+                        if kind == "suspend":
+                            ctx.suspend(message[1])
+                        raise message[1]
+        except RayTaskError as exc:  # the task broke outside the step (not the step raising)
+            ended = True
+            if isinstance(exc.cause, ImportError):  # the worker cannot unpickle the job
+                raise StepSerializationError(
+                    f"step {step.id!r} cannot be loaded on the Ray worker: "
+                    f"{describe_error(exc.cause)}. Make its module importable there (Ray's "
+                    "runtime_env: 'working_dir', 'py_modules' or PYTHONPATH)",
+                    run_id=ctx.run_id,
+                    step_id=ctx.step_id,
+                ) from exc
+            raise StepExecutionError(
+                f"step {step.id!r} failed on Ray: {describe_error(exc.cause or exc)}",
+                run_id=ctx.run_id,
+                step_id=ctx.step_id,
+            ) from exc
+        except RayError as exc:  # e.g. the worker died
+            ended = True
+            raise StepExecutionError(
+                f"step {step.id!r} failed on Ray: {describe_error(exc)}",
+                run_id=ctx.run_id,
+                step_id=ctx.step_id,
+            ) from exc
+        finally:
+            if not ended:  # canceled or timed out here: stop the work there
+                ray.cancel(stream)
+        raise StepExecutionError(
+            f"step {step.id!r}: its Ray task ended without a result",
+            run_id=ctx.run_id,
+            step_id=ctx.step_id,
+        )
+
+    def _remote(self) -> Any:
+        if self._task is None:
+            self._task = ray.remote(run_step).options(
+                num_returns="streaming",
+                max_retries=0,
+                _generator_backpressure_num_objects=self.buffer,
+                **self.options,
+            )
+        return self._task
+
+    def _pack(self, step: Step[Any, Any], ctx: StepContext[Any]) -> bytes:
+        job = Job(
+            step=step,
+            input_data=ctx.input_data,
+            runtime_context=ctx.runtime_context.to_dict(),
+            run_id=ctx.run_id,
+            workflow_id=ctx.workflow_id,
+            step_id=ctx.step_id,
+            resume_data=ctx.resume_data,
+            suspend_payload=ctx.suspend_payload,
+            results=ctx.get_step_results(),
+            init_data=ctx.get_init_data(),
+            plugins=self.remote_plugins,
+            outbox_size=self.buffer,
+        )
+        try:
+            return dumps(job)
+        except Exception as exc:
+            raise StepSerializationError(
+                f"step {step.id!r} cannot run on Ray: {_culprit(job)} does not pickle "
+                f"({describe_error(exc)}). Define step functions at module level and keep "
+                "clients, locks and connections out of them, their inputs and the run "
+                "context (create them inside the step)",
+                run_id=ctx.run_id,
+                step_id=ctx.step_id,
+            ) from exc
+
+
+def _culprit(job: Job) -> str:
+    """Which part of ``job`` does not pickle, said as a user would name it."""
+    parts = {
+        "its function": job.step,
+        "its input": job.input_data,
+        "the runtime context": job.runtime_context,
+        "its resume data": job.resume_data,
+        "earlier steps' results": job.results,
+        "the workflow's input": job.init_data,
+        "the remote plugins": job.plugins,
+    }
+    for what, value in parts.items():
+        if _pickles(value):
+            continue
+        if isinstance(value, Mapping):
+            for key, item in value.items():
+                if not _pickles(item):
+                    return f"{what}, key {key!r} ({_inner(item)}),"
+        return f"{what} ({_inner(value)})"
+    return "the step"
+
+
+def _pickles(value: Any) -> bool:
+    try:
+        dumps(value)
+    except Exception:
+        return False
+    return True
+
+
+def _inner(value: Any) -> str:
+    """The innermost object Ray's inspector finds unpicklable in ``value``, with its path."""
+    from ray.util import inspect_serializability
+
+    _, failures = inspect_serializability(value, print_file=io.StringIO())
+    for failure in sorted(failures or (), key=lambda f: str(f.path)):
+        path = failure.path if isinstance(failure.path, tuple) else (failure.path,)
+        names = [str(p) for p in path if p and p != "_execute"]  # _execute: the step function
+        if names:
+            return f"{'.'.join(names)}: {_kind(failure.obj)}"
+    return _kind(value)
+
+
+def _kind(value: Any) -> str:
+    cls = type(value)
+    return f"a {cls.__module__}.{cls.__qualname__}".replace("a builtins.", "a ")
