@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -77,3 +78,14 @@ async def assert_no_tasks_left() -> None:
     if closing:
         _, pending = await asyncio.wait(closing, timeout=5)
         assert not pending, f"async generators never closed: {pending}"
+
+
+async def leave_after_deltas(stream: AsyncIterator[Any], count: int) -> None:
+    """Read ``stream`` until its ``count``-th ``tool-call-delta``, then leave it (``break``),
+    as a consumer that stops reading in the middle of an agent's answer does."""
+    seen = 0
+    async for event in stream:
+        if event.type == "tool-call-delta":
+            seen += 1
+            if seen == count:
+                break

@@ -28,7 +28,7 @@ from stepstream.agents.local_model import (
     ToolCallReply,
 )
 
-from ..conftest import Recorder, assert_no_tasks_left
+from ..conftest import Recorder, assert_no_tasks_left, leave_after_deltas
 
 FAST = RetryPolicy(initial_wait=0.0, jitter=0.0)
 
@@ -240,12 +240,7 @@ async def test_consumer_stopping_mid_answer_closes_the_http_stream(
     wf = Workflow(id="wf").then(step.from_agent(make_agent(model_server))).commit()
     run = await wf.create_run(plugin_manager=pm)
     stream = run.stream(input_data={"prompt": "Hi"}, buffer_size=2)
-    deltas = 0
-    async for event in stream:
-        if event.type == "tool-call-delta":
-            deltas += 1
-            if deltas == 3:
-                break
+    await leave_after_deltas(stream, 3)
     result = await stream.get_workflow_state()
     assert result.status == "canceled"
     assert await asyncio.to_thread(model_server.stream_ended.wait, 10)

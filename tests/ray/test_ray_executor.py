@@ -25,7 +25,7 @@ from stepstream.agents import Agent
 from stepstream.agents.local_model import ModelServer
 from stepstream.agents.local_replies import TextReply
 from stepstream.plugins.ray_executor import RayExecutor
-from tests.conftest import Recorder, assert_no_tasks_left
+from tests.conftest import Recorder, assert_no_tasks_left, leave_after_deltas
 
 from . import remote_steps as rs
 
@@ -317,12 +317,7 @@ async def test_canceling_a_remote_agent_closes_its_http_stream(
     wf = Workflow(id="agent-cancel").then(remote_agent(model_server)).commit()
     run = await wf.create_run(plugin_manager=manager(recorder))
     stream = run.stream(input_data={"prompt": "Hi"}, buffer_size=2)
-    deltas = 0
-    async for event in stream:
-        if event.type == "tool-call-delta":
-            deltas += 1
-            if deltas == 3:
-                break
+    await leave_after_deltas(stream, 3)
     result = await stream.get_workflow_state()
     assert result.status == "canceled"
     assert await asyncio.to_thread(model_server.stream_ended.wait, 30)
