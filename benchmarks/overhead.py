@@ -54,11 +54,8 @@ import argparse
 import asyncio
 import cProfile
 import gc
-import os
-import platform
 import pstats
 import resource
-import statistics
 import sys
 import time
 import tracemalloc
@@ -69,9 +66,13 @@ from typing import Any
 import pluggy
 from pydantic import BaseModel
 
-import stepstream
 from stepstream import PluginManager, Step, StepContext, Workflow, get_plugin_manager
 from stepstream.run import DEFAULT_BUFFER_SIZE
+
+try:  # imported as part of the suite (python -m benchmarks)
+    from benchmarks._common import machine_lines, median, print_profile
+except ModuleNotFoundError:  # run as a script: benchmarks/ is on sys.path
+    from _common import machine_lines, median, print_profile  # type: ignore[no-redef,import-not-found]
 
 WORKLOADS = ("seq", "fanout", "concurrent", "schemas", "start")
 TARGET_RATIO = 3.0
@@ -459,7 +460,7 @@ async def measure_components(sizes: Sizes, repeat: int) -> dict[str, float]:
         for label, total in totals.items():
             samples[label].append(total)
     n = sizes.runs * n_events
-    return {label: statistics.median(ts) / n / 1000 for label, ts in samples.items()}
+    return {label: median(ts) / n / 1000 for label, ts in samples.items()}
 
 
 # -- output -----------------------------------------------------------------------------------
@@ -468,10 +469,8 @@ async def measure_components(sizes: Sizes, repeat: int) -> dict[str, float]:
 def header(sizes: Sizes, repeat: int) -> str:
     return "\n".join(
         [
-            f"stepstream {stepstream.__version__} overhead benchmark",
-            f"python {platform.python_version()} ({platform.python_implementation()}), "
-            f"pluggy {pluggy.__version__}, pydantic {__import__('pydantic').VERSION}",
-            f"machine {platform.platform()}, cpu_count {os.cpu_count()}",
+            "stepstream overhead benchmark",
+            *machine_lines(("pluggy", "pydantic")),
             f"repeats {repeat} (median), runs/block {sizes.runs}, "
             f"buffer_size {DEFAULT_BUFFER_SIZE}",
         ]
@@ -487,8 +486,8 @@ def table(rows: list[Row]) -> str:
     lines = [cols, "-" * len(cols)]
     for row in rows:
         w = row.workload
-        eng = statistics.median(row.engine_ns)
-        flo = statistics.median(row.floor_ns)
+        eng = median(row.engine_ns)
+        flo = median(row.floor_ns)
         per_step = eng / w.steps_per_block / 1000
         per_event = eng / w.events_per_block / 1000
         floor_event = flo / w.events_per_block / 1000
@@ -498,7 +497,7 @@ def table(rows: list[Row]) -> str:
             (e / w.steps_per_block) / (3 * f / w.events_per_block)
             for e, f in zip(row.engine_ns, row.floor_ns, strict=True)
         ]
-        ratio = statistics.median(ratios)
+        ratio = median(ratios)
         span = f"({min(ratios):.1f}-{max(ratios):.1f})"
         spread = (max(row.engine_ns) - min(row.engine_ns)) / eng * 100
         verdict = "met" if ratio <= TARGET_RATIO else "NOT met"
@@ -563,8 +562,7 @@ async def run_profile(sizes: Sizes, name: str) -> None:
         f"{w.events_per_block} events, {elapsed / 1e6:.0f} ms under cProfile "
         f"({elapsed / w.steps_per_block / 1000:.1f} us/step with profiling overhead)"
     )
-    stats = pstats.Stats(profiler, stream=sys.stdout)
-    stats.strip_dirs().sort_stats("tottime").print_stats(25)
+    print_profile(pstats.Stats(profiler), per=w.steps_per_block, unit="step")
 
 
 def main(argv: list[str] | None = None) -> int:

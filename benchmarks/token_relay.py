@@ -61,12 +61,7 @@ import argparse
 import asyncio
 import cProfile
 import gc
-import os
-import platform
 import pstats
-import re
-import statistics
-import sys
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -76,7 +71,6 @@ import httpx
 import openai
 from openai.types.chat import ChatCompletionMessageParam
 
-import stepstream
 from stepstream import PluginManager, Workflow, get_plugin_manager, step
 from stepstream.adapter import TextDelta
 from stepstream.agents import Agent, AgentEvent
@@ -84,6 +78,11 @@ from stepstream.agents.agent import Sleep
 from stepstream.agents.local_model import ModelServer, bulk_responder, tokens
 from stepstream.agents.local_replies import MODEL
 from stepstream.run import DEFAULT_BUFFER_SIZE
+
+try:  # imported as part of the suite (python -m benchmarks)
+    from benchmarks._common import machine_lines, median, print_profile
+except ModuleNotFoundError:  # run as a script: benchmarks/ is on sys.path
+    from _common import machine_lines, median, print_profile  # type: ignore[no-redef,import-not-found]
 
 SIDES = ("server", "bare", "agent", "workflow")
 TARGET_RATIO = 0.9
@@ -341,10 +340,8 @@ async def measure_engine(bench: Bench, repeat: int) -> tuple[float, float]:
 def header(sizes: Sizes, server: ModelServer) -> str:
     return "\n".join(
         [
-            f"stepstream {stepstream.__version__} token relay benchmark",
-            f"python {platform.python_version()} ({platform.python_implementation()}), "
-            f"openai {openai.__version__}, httpx {httpx.__version__}",
-            f"machine {platform.platform()}, cpu_count {os.cpu_count()}",
+            "stepstream token relay benchmark",
+            *machine_lines(("openai", "httpx")),
             f"repeats {sizes.repeat} (median), tokens/stream {sizes.tokens}, "
             f"buffer_size {DEFAULT_BUFFER_SIZE}, server {server.base_url} (in-process thread)",
         ]
@@ -360,7 +357,7 @@ DESCRIPTIONS = {
 
 
 def _per_token_us(values: list[int], n: int) -> float:
-    return statistics.median(values) / n / 1000
+    return median(values) / n / 1000
 
 
 def table(samples: dict[str, list[Sample]], n: int) -> str:
@@ -373,13 +370,13 @@ def table(samples: dict[str, list[Sample]], n: int) -> str:
     for side in SIDES:
         ss = samples[side]
         elapsed = [s.elapsed_ns for s in ss]
-        med = statistics.median(elapsed)
-        rate = statistics.median(n / (e / 1e9) for e in elapsed)
+        med = median(elapsed)
+        rate = median(n / (e / 1e9) for e in elapsed)
         cpu = _per_token_us([s.cpu_ns for s in ss], n)
-        ttft = statistics.median(s.ttft_ns for s in ss) / 1e6
+        ttft = median(s.ttft_ns for s in ss) / 1e6
         # Sides of one repeat ran back to back: each repeat gives its own ratio.
         ratios = [b.elapsed_ns / s.elapsed_ns for s, b in zip(ss, bare, strict=True)]
-        ratio = statistics.median(ratios)
+        ratio = median(ratios)
         span = f"({min(ratios):.2f}-{max(ratios):.2f})"
         spread = (max(elapsed) - min(elapsed)) / med * 100
         verdict = ""
@@ -421,31 +418,6 @@ def notes(samples: dict[str, list[Sample]], n: int, engine: tuple[float, float])
     )
 
 
-def _package(filename: str, own: str) -> str:
-    """Which package a profiled function belongs to (C functions are ``builtins``)."""
-    if filename.startswith("~") or filename.startswith("<built-in"):
-        return "C builtins (any caller)"
-    if filename.startswith(own):
-        return "stepstream"
-    found = re.search(r"site-packages[/\\]([A-Za-z0-9_]+)", filename)
-    if found:
-        return found.group(1)
-    if re.search(r"[/\\]asyncio[/\\]", filename):
-        return "asyncio"
-    return "stdlib (any caller)"
-
-
-def by_package(stats: pstats.Stats) -> list[tuple[str, float]]:
-    """Own time (tottime) summed per package, largest first."""
-    own = os.path.dirname(stepstream.__file__)
-    totals: dict[str, float] = {}
-    raw: dict[tuple[str, int, str], tuple[Any, ...]] = stats.stats  # type: ignore[attr-defined]
-    for (filename, _, _), (_, _, tottime, _, _) in raw.items():
-        key = _package(filename, own)
-        totals[key] = totals.get(key, 0.0) + tottime
-    return sorted(totals.items(), key=lambda kv: -kv[1])
-
-
 # -- entry points -----------------------------------------------------------------------------
 
 
@@ -477,13 +449,7 @@ async def run_profile(sizes: Sizes) -> None:
         f"{s.elapsed_ns / 1e6:.0f} ms under cProfile ({s.elapsed_ns / n / 1000:.1f} us/token "
         f"with profiling overhead; bare unprofiled {bare.elapsed_ns / n / 1000:.1f} us/token)"
     )
-    stats = pstats.Stats(profiler, stream=sys.stdout)
-    total = sum(tt for _, tt in by_package(stats)) or 1.0
-    parts = ", ".join(
-        f"{name} {tt * 1e6 / n:.1f} ({tt / total:.0%})" for name, tt in by_package(stats)
-    )
-    print(f"own time per token by package, us (profiled): {parts}")
-    stats.strip_dirs().sort_stats("tottime").print_stats(25)
+    print_profile(pstats.Stats(profiler), per=n, unit="token")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -39,7 +39,7 @@ class BoundedChannel:
         self.maxsize = maxsize
         self._buffer: deque[Event] = deque()
         self._getter: asyncio.Future[None] | None = None
-        self._putters: deque[asyncio.Future[None]] = deque()
+        self._putters: list[asyncio.Future[None]] = []  # rarely more than one: no deque
         self._ended = False
         self._closed = False
         self._on_release: Callable[[], None] | None = None
@@ -108,7 +108,7 @@ class BoundedChannel:
 
     def _wake_putters(self) -> None:
         while self._putters:
-            waiter = self._putters.popleft()
+            waiter = self._putters.pop(0)
             if not waiter.done():
                 waiter.set_result(None)
 
