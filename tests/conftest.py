@@ -13,11 +13,14 @@ import pytest
 
 from stepstream import Event, PluginManager, get_plugin_manager, hookimpl
 
-# tests/ray needs the `ray` extra (the README's test command installs it). Without it those
-# tests are left out, unless CI is set: CI must run them.
-collect_ignore = (
-    ["ray"] if importlib.util.find_spec("ray") is None and not os.environ.get("CI") else []
-)
+# tests/ray needs the `ray` extra and tests/benchmarks the `bench` extra (the README's test
+# command installs both). Without them those tests are left out, unless CI is set: CI must
+# run them.
+collect_ignore = [
+    folder
+    for folder, module in (("ray", "ray"), ("benchmarks", "langgraph"))
+    if importlib.util.find_spec(module) is None and not os.environ.get("CI")
+]
 
 
 class Recorder:
