@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 import re
 from collections.abc import (
@@ -165,8 +166,22 @@ class Agent:
         return AgentStep(self, executor=executor)
 
     def __getstate__(self) -> dict[str, Any]:
-        # Sent to another process (a Ray worker): the standalone manager stays here.
+        # Pickled for another process (a Ray worker): the standalone manager stays here; in a
+        # workflow step the agent uses the run's manager anyway.
         return {**self.__dict__, "_plugin_manager": None}
+
+    def __copy__(self) -> Agent:
+        clone = object.__new__(type(self))
+        clone.__dict__.update(self.__dict__)  # a copy in this process keeps its manager
+        return clone
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Agent:
+        clone = object.__new__(type(self))
+        memo[id(self)] = clone
+        manager = self._plugin_manager
+        clone.__dict__.update(copy.deepcopy({**self.__dict__, "_plugin_manager": None}, memo))
+        clone._plugin_manager = manager  # shared, as a copy of a client would share it
+        return clone
 
     @property
     def plugin_manager(self) -> PluginManager:

@@ -1,9 +1,11 @@
 """The Ray worker's half of :class:`~stepstream.plugins.ray_executor.RayExecutor`.
 
 :func:`run_step` is the body of the Ray generator task. It runs one attempt of a step's
-function in an event loop of its own and yields, in order, lists of messages for the driver:
+function in an event loop of its own and yields, in order, lists of messages for the driver,
+each a kind and its payload pickled on its own (so that one payload that does not pickle
+fails only the call that sent it, and nothing sent before it is lost):
 
-* ``("emit", EventClass, fields)``: the step called ``ctx.emit(...)``;
+* ``("emit", (EventClass, fields))``: the step called ``ctx.emit(...)``;
 * ``("write", data)``: the step called ``ctx.write(data)``;
 * then exactly one of ``("return", output)``, ``("suspend", payload)`` or
   ``("raise", exception)``, always last.
@@ -37,7 +39,7 @@ if TYPE_CHECKING:
     from stepstream.plugin_manager import PluginManager
     from stepstream.steps import Step
 
-Message = tuple[Any, ...]
+Message = tuple[str, bytes]
 
 TICK = 0.05
 """Seconds between checks for a cancel while the relay waits for the step."""
@@ -60,10 +62,19 @@ class Job:
     step_id: str
     resume_data: Any
     suspend_payload: Any
-    results: dict[str, Any]
+    results: dict[str, bytes | Unsent]
+    """Earlier steps' outputs, each pickled on its own (loaded when the step asks for it)."""
     init_data: Any
     plugins: tuple[Any, ...] = ()
     outbox_size: int = 64
+    batch_size: int = 16
+
+
+@dataclass(frozen=True)
+class Unsent:
+    """An earlier step's output that could not be pickled: an error only if it is asked for."""
+
+    reason: str
 
 
 @dataclass
@@ -75,23 +86,44 @@ class _Services:
     outbox: asyncio.Queue[Message]
 
     def lookup(self, ref: Any) -> Any:
-        return self.job.results.get(ref if isinstance(ref, str) else ref.id)
+        key = ref if isinstance(ref, str) else ref.id
+        packed = self.job.results.get(key)
+        if isinstance(packed, Unsent):
+            raise self.error(
+                f"ran on Ray and asked for the result of {key!r}, which could not be sent to "
+                f"the worker: {packed.reason}"
+            )
+        return None if packed is None else cloudpickle.loads(packed)
 
     def results(self) -> dict[str, Any]:
-        return dict(self.job.results)
+        return {key: self.lookup(key) for key in self.job.results}
 
     def init_data(self) -> Any:
         return self.job.init_data
 
     async def write(self, step_id: str, data: Any) -> None:
-        await self.outbox.put(("write", data))
+        await self.outbox.put(("write", self.pack(data, "ctx.write() data")))
 
     def is_canceled(self) -> bool:
         return False  # a canceled run cancels this task instead
 
     async def emit(self, cls: type[Any], fields: dict[str, Any]) -> Any:
-        await self.outbox.put(("emit", cls, fields))
+        await self.outbox.put(("emit", self.pack((cls, fields), f"{cls.__name__} event")))
         return None
+
+    def pack(self, value: Any, what: str) -> bytes:
+        """``value`` pickled; if it does not pickle, the step's call that sent it fails."""
+        try:
+            return dumps(value)
+        except Exception as exc:
+            raise self.error(
+                f"ran on Ray, but its {what} cannot be sent back ({describe_error(exc)})"
+            ) from exc
+
+    def error(self, text: str) -> StepSerializationError:
+        return StepSerializationError(
+            f"step {self.job.step.id!r} {text}", run_id=self.job.run_id, step_id=self.job.step_id
+        )
 
     @cached_property
     def plugin_manager(self) -> PluginManager:
@@ -109,17 +141,21 @@ def run_step(blob: bytes) -> Iterator[list[Message]]:
     """
     job: Job = cloudpickle.loads(blob)
     outbox: asyncio.Queue[Message] = asyncio.Queue(maxsize=job.outbox_size)
+    stopping = threading.Event()
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=_serve, args=(loop,), name="stepstream-step", daemon=True)
     thread.start()
     try:
-        asyncio.run_coroutine_threadsafe(_attempt(job, _context(job, outbox), outbox), loop)
+        body = _attempt(job, _context(job, outbox), outbox, stopping)
+        asyncio.run_coroutine_threadsafe(body, loop)
         while True:
-            batch = _result(asyncio.run_coroutine_threadsafe(_next_batch(outbox), loop))
+            get = _next_batch(outbox, job.batch_size)
+            batch = _result(asyncio.run_coroutine_threadsafe(get, loop))
             yield batch
             if batch[-1][0] in _ENDS:
                 return
     finally:
+        stopping.set()  # what is canceled from now on is canceled by us, not by the step
         loop.call_soon_threadsafe(loop.stop)  # the step's loop cancels what is left
         thread.join(CANCEL_GRACE)
 
@@ -166,27 +202,46 @@ def _result(future: Future[list[Message]]) -> list[Message]:
             raise
 
 
-async def _attempt(job: Job, ctx: StepContext[Any], outbox: asyncio.Queue[Message]) -> None:
+async def _attempt(
+    job: Job, ctx: StepContext[Any], outbox: asyncio.Queue[Message], stopping: threading.Event
+) -> None:
     try:
-        end: Message = ("return", await run_locally(job.step, ctx))
+        end: tuple[str, Any] = ("return", await run_locally(job.step, ctx))
     except Suspend as signal:
         end = ("suspend", signal.payload)
+    except asyncio.CancelledError:
+        if stopping.is_set():
+            raise  # the relay is gone: nobody waits for an end
+        end = ("raise", _unexpected(job, "CancelledError (it was not canceled by its run)"))
     except Exception as exc:
         exc.add_note(f"Traceback on the Ray worker:\n{''.join(traceback.format_exception(exc))}")
         end = ("raise", exc)
+    except BaseException as exc:  # SystemExit, KeyboardInterrupt...: never out of the loop
+        end = ("raise", _unexpected(job, describe_error(exc)))
     await outbox.put(_sendable(end, job))
 
 
-def _sendable(end: Message, job: Job) -> Message:
-    """``end`` if it pickles (errors: also unpickle), else an error that says why not."""
+def _unexpected(job: Job, what: str) -> StepExecutionError:
+    return StepExecutionError(
+        f"step {job.step.id!r} raised {what} on the Ray worker",
+        run_id=job.run_id,
+        step_id=job.step_id,
+    )
+
+
+def _sendable(end: tuple[str, Any], job: Job) -> Message:
+    """``end`` pickled, once it is known to load again; else an error that says why not."""
     kind, value = end
     try:
         data = dumps(value)
-        if kind == "raise":
-            cloudpickle.loads(data)
-        return end
+        cloudpickle.loads(data)  # e.g. an exception whose constructor takes keywords only
+        return kind, data
     except Exception as exc:
-        what = "its error" if kind == "raise" else "its output"
+        what = (
+            "its error"
+            if kind == "raise"
+            else f"its {'suspend payload' if kind == 'suspend' else 'output'}"
+        )
         detail = f" ({describe_error(value)})" if kind == "raise" else ""
         error: StepExecutionError = StepSerializationError(
             f"step {job.step.id!r} ran on Ray, but {what} cannot be sent back{detail}: "
@@ -194,12 +249,12 @@ def _sendable(end: Message, job: Job) -> Message:
             run_id=job.run_id,
             step_id=job.step_id,
         )
-        return ("raise", error)
+        return "raise", dumps(error)
 
 
-async def _next_batch(outbox: asyncio.Queue[Message]) -> list[Message]:
+async def _next_batch(outbox: asyncio.Queue[Message], most: int) -> list[Message]:
     batch = [await outbox.get()]
-    while not outbox.empty() and batch[-1][0] not in _ENDS:
+    while len(batch) < most and not outbox.empty() and batch[-1][0] not in _ENDS:
         batch.append(outbox.get_nowait())
     return batch
 

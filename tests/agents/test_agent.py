@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
+import pickle
 from typing import Any
 
 import pytest
@@ -346,3 +348,16 @@ def test_agent_ids_and_tool_names() -> None:
     assert step.from_agent(agent).id == "Weather Agent"
     assert isinstance(ToolCallRequest("a", "b", "{}"), ToolCallRequest)
     assert ToolResult("a", "b", {}, 1).result == 1
+
+
+def test_copies_keep_the_agents_manager_and_pickles_leave_it_behind(pm: PluginManager) -> None:
+    """A pickle goes to another process (a Ray worker), where the run's manager serves the
+    agent; a copy stays in this one and keeps the manager it was given."""
+    agent = Agent("Copied", "Be brief.", "test-model", plugin_manager=pm, temperature=0.5)
+    shallow, deep = copy.copy(agent), copy.deepcopy(agent)
+    assert shallow.plugin_manager is pm and deep.plugin_manager is pm
+    assert deep.temperature == 0.5 and deep.instructions == "Be brief."
+    unpickled = pickle.loads(pickle.dumps(agent))
+    assert unpickled.name == "Copied"
+    assert unpickled.plugin_manager is not pm  # a default manager, made where it runs
+    assert agent.plugin_manager is pm

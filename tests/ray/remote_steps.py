@@ -135,3 +135,50 @@ def flaky(marker: str) -> Any:
         return {"pid": os.getpid()}
 
     return flaky_step
+
+
+@step(id="self-cancel", executor="ray")
+async def self_cancel(ctx: StepContext[Any]) -> None:
+    raise asyncio.CancelledError  # the step's own doing, not its run's
+
+
+@step(id="exits", executor="ray")
+def exits(ctx: StepContext[Any]) -> None:
+    raise SystemExit(3)
+
+
+@step(id="bad-write", executor="ray")
+async def bad_write(ctx: StepContext[Any]) -> None:
+    await ctx.write({"ok": 1})
+    await ctx.write({"lock": threading.Lock()})
+
+
+def unloadable_write(signal: Any) -> Any:
+    """Writes data that pickles on the worker but cannot be loaded by the driver, then waits
+    (as if more were to come) until its task is canceled."""
+
+    @step(id="unloadable", executor="ray")
+    async def unloadable(ctx: StepContext[Any]) -> None:
+        await ctx.write({"error": NeedsKeywords(why="odd")})
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            await signal.fire.remote("canceled")
+            raise
+
+    return unloadable
+
+
+@step(id="open-client")
+async def open_client(ctx: StepContext[Any]) -> dict[str, Any]:
+    return {"client": threading.Lock()}  # for local steps only
+
+
+@step(id="remote-ignores", executor="ray")
+async def remote_ignores(ctx: StepContext[Any]) -> dict[str, int]:
+    return {"pid": os.getpid()}
+
+
+@step(id="remote-asks", executor="ray")
+async def remote_asks(ctx: StepContext[Any]) -> Any:
+    return ctx.get_step_result("open-client")

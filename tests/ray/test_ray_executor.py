@@ -207,7 +207,92 @@ async def test_unpicklable_runtime_context_names_the_key(recorder: Recorder) -> 
         input_data={"n": 1}, runtime_context=RuntimeContext({"db": threading.Lock(), "x": 1})
     )
     error = result.steps["add-one"].error or ""
-    assert "cannot run on Ray: the runtime context, key 'db' (a _thread.lock), does not" in error
+    assert "cannot run on Ray: the runtime context (['db']: a _thread.lock) does not" in error
+
+
+class Holder:
+    def __init__(self, handle: Any) -> None:
+        self.handle = handle
+
+
+async def test_a_nested_unpicklable_value_is_named_by_its_path(recorder: Recorder) -> None:
+    wf = Workflow(id="nested").then(rs.add_one).commit()
+    run = await wf.create_run(plugin_manager=manager(recorder))
+    context = RuntimeContext({"cfg": {"servers": [1, Holder(threading.Lock())]}})
+    result = await run.start(input_data={"n": 1}, runtime_context=context)
+    error = result.steps["add-one"].error or ""
+    assert (
+        "the runtime context (['cfg']['servers'][1].handle: a _thread.lock) does not pickle"
+        in error
+    ), error
+
+
+@pytest.mark.parametrize(
+    ("made", "error"),
+    [
+        (rs.self_cancel, "CancelledError (it was not canceled by its run)"),
+        (rs.exits, "SystemExit: 3"),
+    ],
+)
+async def test_a_step_raising_a_base_exception_fails_instead_of_hanging(
+    recorder: Recorder, made: Any, error: str
+) -> None:
+    wf = Workflow(id="base").then(made).commit()
+    run = await wf.create_run(plugin_manager=manager(recorder))
+    result = await asyncio.wait_for(run.start(input_data={}), 60)
+    assert result.status == "failed"
+    assert result.steps[made.id].error == (
+        f"StepExecutionError: step {made.id!r} raised {error} on the Ray worker"
+    )
+
+
+async def test_an_unpicklable_write_fails_that_call_and_keeps_earlier_events(
+    recorder: Recorder,
+) -> None:
+    wf = Workflow(id="badwrite").then(rs.bad_write).commit()
+    run = await wf.create_run(plugin_manager=manager(recorder))
+    events, result = await stream_all(run, input_data={})
+    assert [e.output for e in events if e.type == "step-output"] == [{"ok": 1}]
+    assert result.steps["bad-write"].error == (
+        "StepSerializationError: step 'bad-write' ran on Ray, but its ctx.write() data cannot "
+        "be sent back (TypeError: cannot pickle '_thread.lock' object)"
+    )
+
+
+async def test_data_the_driver_cannot_load_fails_the_step_and_cancels_the_task(
+    recorder: Recorder,
+) -> None:
+    signal = rs.Signal.remote()  # type: ignore[attr-defined]
+    wf = Workflow(id="unloadable").then(rs.unloadable_write(signal)).commit()
+    run = await wf.create_run(plugin_manager=manager(recorder))
+    result = await run.start(input_data={})
+    error = result.steps["unloadable"].error or ""
+    assert error.startswith(
+        "StepSerializationError: step 'unloadable' ran on Ray, but its ctx.write() data cannot "
+        "be loaded here: TypeError:"
+    ), error
+    assert await asyncio.wait_for(signal.wait.remote(), 30) == "canceled"
+
+
+async def test_an_unpicklable_earlier_result_fails_only_a_step_that_asks_for_it(
+    recorder: Recorder,
+) -> None:
+    wf = (
+        Workflow(id="results")
+        .then(rs.open_client)
+        .map(lambda ctx: {})  # the client goes no further
+        .then(rs.remote_ignores)
+        .then(rs.remote_asks)
+        .commit()
+    )
+    run = await wf.create_run(plugin_manager=manager(recorder))
+    result = await run.start(input_data={})
+    assert result.steps["remote-ignores"].status == "success"
+    assert result.steps["remote-asks"].error == (
+        "StepSerializationError: step 'remote-asks' ran on Ray and asked for the result of "
+        "'open-client', which could not be sent to the worker: ['client']: a _thread.lock "
+        "does not pickle (TypeError: cannot pickle '_thread.lock' object)"
+    )
 
 
 async def test_cancel_cancels_the_ray_task(recorder: Recorder) -> None:
