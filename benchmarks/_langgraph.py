@@ -11,13 +11,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Annotated, Any, TypedDict, cast
 
-import openai
 from langchain_core.runnables import RunnableConfig
 from langgraph.config import get_stream_writer
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import StreamMode
 
-from ._shapes import INPUT, Unit, expect, gate_step
+from ._shapes import INPUT, Unit, expect, gate_step, openai_deltas
 
 MODES: list[StreamMode] = ["updates", "custom"]
 CONFIG: RunnableConfig = {"recursion_limit": 10_000}  # the default (25) stops a 100-node chain
@@ -132,22 +131,9 @@ def tokens(base_url: str, model: str, messages: list[Any], n: int, expected: str
     async def call_model(state: Text) -> dict[str, Any]:
         write = get_stream_writer()
         parts: list[str] = []
-        client = openai.AsyncOpenAI(base_url=base_url, api_key="x", max_retries=0)
-        try:
-            stream = await client.chat.completions.create(
-                model=model,
-                messages=messages,
-                stream=True,
-                stream_options={"include_usage": True},
-            )
-            async for chunk in stream:
-                if chunk.choices:
-                    content = chunk.choices[0].delta.content
-                    if content:
-                        write(content)
-                        parts.append(content)
-        finally:
-            await client.close()
+        async for content in openai_deltas(base_url, model, messages):
+            write(content)
+            parts.append(content)
         return {"text": "".join(parts)}
 
     graph = StateGraph(Text)

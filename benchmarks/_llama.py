@@ -12,11 +12,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import openai
 from workflows import Context, Workflow, step
 from workflows.events import Event, StartEvent, StepStateChanged, StopEvent
 
-from ._shapes import INPUT, Unit, expect, gate_step
+from ._shapes import INPUT, Unit, expect, gate_step, openai_deltas
 
 
 class Passed(Event):
@@ -132,22 +131,9 @@ def tokens(base_url: str, model: str, messages: list[Any], n: int, expected: str
         @step
         async def answer(self, ctx: Context, ev: StartEvent) -> StopEvent:
             parts: list[str] = []
-            client = openai.AsyncOpenAI(base_url=base_url, api_key="x", max_retries=0)
-            try:
-                stream = await client.chat.completions.create(
-                    model=model,
-                    messages=messages,
-                    stream=True,
-                    stream_options={"include_usage": True},
-                )
-                async for chunk in stream:
-                    if chunk.choices:
-                        content = chunk.choices[0].delta.content
-                        if content:
-                            ctx.write_event_to_stream(Token(delta=content))
-                            parts.append(content)
-            finally:
-                await client.close()
+            async for content in openai_deltas(base_url, model, messages):
+                ctx.write_event_to_stream(Token(delta=content))
+                parts.append(content)
             return StopEvent(result="".join(parts))
 
     wf = Relay(timeout=None)

@@ -9,8 +9,10 @@ never look fast.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
+
+import openai
 
 Unit = Callable[[], Coroutine[Any, Any, None]]
 """One streamed run, checked."""
@@ -121,3 +123,21 @@ def expect(ok: bool, what: str) -> None:
     """Raise :class:`BenchmarkError` with ``what`` unless ``ok``."""
     if not ok:
         raise BenchmarkError(what)
+
+
+async def openai_deltas(base_url: str, model: str, messages: list[Any]) -> AsyncIterator[str]:
+    """Each non-empty text delta of one streamed answer from the bare ``openai`` client, made
+    and closed for the answer (as stepstream's ``Agent`` does): what the peers' token steps
+    relay, there being no ``langchain-openai`` or LlamaIndex LLM package here."""
+    client = openai.AsyncOpenAI(base_url=base_url, api_key="x", max_retries=0)
+    try:
+        stream = await client.chat.completions.create(
+            model=model, messages=messages, stream=True, stream_options={"include_usage": True}
+        )
+        async for chunk in stream:
+            if chunk.choices:
+                content = chunk.choices[0].delta.content
+                if content:
+                    yield content
+    finally:
+        await client.close()
