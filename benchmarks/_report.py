@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,68 +34,82 @@ class Report:
         return text_table(HEADER, cells, RIGHT)
 
 
-def _verdict(ok: bool | None) -> str:
-    return "n/a" if ok is None else ("met" if ok else "NOT met")
+def _measured(row: Row | None, attr: str = "value") -> float | None:
+    """``row``'s figure ``attr``, or ``None`` when the row is missing, failed or lacks it."""
+    if row is None or math.isnan(row.value):
+        return None
+    value = getattr(row, attr)
+    return None if value is None else float(value)
 
 
-def _ok(row: Row | None) -> bool:
-    return row is not None and not math.isnan(row.value)
+def _target(
+    label: str,
+    value: float | None,
+    shown: str,
+    met: Callable[[float], bool],
+    missing: str = "not measured",
+) -> str:
+    """``label: <value shown> <verdict>``; ``shown`` is a format string for the value."""
+    if value is None:
+        return f"{label}: {missing}  n/a"
+    return f"{label}: {shown.format(value)}  {'met' if met(value) else 'NOT met'}"
 
 
 def targets(report: Report) -> list[str]:
     """One line per target: what was measured and whether it is met."""
     t, sizes, lines = report.rows, report.sizes, []
     for name in ("seq", "fanout", "concurrent-1k", "concurrent-10k"):
-        if name not in report.selected:
-            continue
-        row = find(t, name, STEPSTREAM, "us/step")
-        ok = _ok(row) and row is not None and row.vs_floor is not None
-        ratio = row.vs_floor if ok and row is not None else None
-        lines.append(
-            f"per step within {FLOOR_RATIO:.0f}x the floor, {name}: "
-            + (f"{ratio:.2f}x" if ratio is not None else "not measured")
-            + f"  {_verdict(None if ratio is None else ratio <= FLOOR_RATIO)}"
-        )
+        if name in report.selected:
+            ratio = _measured(find(t, name, STEPSTREAM, "us/step"), "vs_floor")
+            lines.append(
+                _target(
+                    f"per step within {FLOOR_RATIO:.0f}x the floor, {name}",
+                    ratio,
+                    "{:.2f}x",
+                    lambda v: v <= FLOOR_RATIO,
+                )
+            )
     for name in ("seq", "fanout"):
         if name not in report.selected:
             continue
         for peer in PEERS:
-            row = find(t, name, peer, "us/step")
-            sp = row.speedup if _ok(row) and row is not None else None
             lines.append(
-                f">= {PEER_SPEEDUP:.0f}x faster than {peer}, {name}: "
-                + (f"{sp:.1f}x" if sp is not None else "not measured")
-                + f"  {_verdict(None if sp is None else sp >= PEER_SPEEDUP)}"
+                _target(
+                    f">= {PEER_SPEEDUP:.0f}x faster than {peer}, {name}",
+                    _measured(find(t, name, peer, "us/step"), "speedup"),
+                    "{:.1f}x",
+                    lambda v: v >= PEER_SPEEDUP,
+                )
             )
     if "tokens" in report.selected:
-        row = find(t, "tokens", STEPSTREAM, "tok/s")
-        sp = row.speedup if _ok(row) and row is not None else None
         lines.append(
-            f"token relay >= {TOKEN_RATIO}x the bare openai client's tokens/s: "
-            + (f"{sp:.2f}x" if sp is not None else "not measured")
-            + f"  {_verdict(None if sp is None else sp >= TOKEN_RATIO)}"
+            _target(
+                f"token relay >= {TOKEN_RATIO}x the bare openai client's tokens/s",
+                _measured(find(t, "tokens", STEPSTREAM, "tok/s"), "speedup"),
+                "{:.2f}x",
+                lambda v: v >= TOKEN_RATIO,
+            )
         )
     if "concurrent-10k" in report.selected:
-        row = find(t, "concurrent-10k", STEPSTREAM, "KiB/run")
-        kib = row.value if _ok(row) and row is not None else None
         runs = sizes.concurrent_10k
         scaled = "" if runs == 10_000 else f" (measured at {runs:,} runs: --quick)"
         lines.append(
-            f"10,000 concurrent streamed runs under {KIB_PER_RUN:.0f} KiB RSS per run{scaled}: "
-            + (f"{kib:.1f} KiB" if kib is not None else "not measured")
-            + f"  {_verdict(None if kib is None else kib < KIB_PER_RUN)}"
+            _target(
+                f"10,000 concurrent streamed runs under {KIB_PER_RUN:.0f} KiB RSS per run{scaled}",
+                _measured(find(t, "concurrent-10k", STEPSTREAM, "KiB/run")),
+                "{:.1f} KiB",
+                lambda v: v < KIB_PER_RUN,
+            )
         )
     if "ray" in report.selected:
-        row = find(t, "ray", "stepstream+ray", "events/s")
-        rate = row.value if _ok(row) and row is not None else None
         lines.append(
-            "Ray: remote events reach the driver in order at thousands per second: "
-            + (
-                f"{rate:,.0f} events/s, all {sizes.ray_events:,} in order in every repeat"
-                if rate is not None
-                else "FAILED (see notes: out of order, missing or not run)"
+            _target(
+                "Ray: remote events reach the driver in order at thousands per second",
+                _measured(find(t, "ray", "stepstream+ray", "events/s")),
+                f"{{:,.0f}} events/s, all {sizes.ray_events:,} in order in every repeat",
+                lambda v: v >= RAY_EVENTS_PER_S,
+                missing="FAILED (see notes: out of order, missing or not run)",
             )
-            + f"  {_verdict(None if rate is None else rate >= RAY_EVENTS_PER_S)}"
         )
     return lines
 
@@ -117,13 +131,12 @@ def notes(report: Report) -> list[str]:
             f"memory {name} ({next(iter(systems.values())).get('runs', '?')} runs, "
             f"baseline -> RSS with all runs in / VmHWM): " + "; ".join(parts)
         )
-    remote = find(report.rows, "ray", "stepstream+ray", "ms/step")
-    local = find(report.rows, "ray", STEPSTREAM, "ms/step")
-    if _ok(remote) and _ok(local) and remote is not None and local is not None:
+    remote = _measured(find(report.rows, "ray", "stepstream+ray", "ms/step"))
+    local = _measured(find(report.rows, "ray", STEPSTREAM, "ms/step"))
+    if remote is not None and local is not None:
         lines.append(
-            f"ray: a remote step costs {remote.value - local.value:.2f} ms more than a local "
-            f"one ({remote.value:.2f} vs {local.value:.3f} ms/step, {report.sizes.ray_steps}"
-            f"-step sequence)"
+            f"ray: a remote step costs {remote - local:.2f} ms more than a local one "
+            f"({remote:.2f} vs {local:.3f} ms/step, {report.sizes.ray_steps}-step sequence)"
         )
     return lines
 
