@@ -19,6 +19,7 @@ from .errors import InputValidationError, StepExecutionError, StepTimeoutError
 from .events import StepFinishEvent, StepResultEvent, StepStartEvent, StepSuspendedEvent
 from .executor import LocalExecutor, StepExecutor, run_locally
 from .graph import EventStep, ForeachNode, MapStep, Node, SleepStep, as_workflow
+from .plugin_manager import OPTIONAL_PLUGINS
 from .result import RunState, StepRecord, now_ms
 from .steps import Step
 
@@ -258,22 +259,20 @@ class StepLifecycle:
         if step.executor == LocalExecutor.name:  # pinned to this process: nobody is asked
             return LocalExecutor()
         chosen = self.d.decide("make_step_executor", step=step, workflow_id=ctx.workflow_id)
-        if chosen is None and step.executor is None:
-            return LocalExecutor()
-        if chosen is None or (step.executor is not None and chosen.name != step.executor):
-            got = "none" if chosen is None else f"{chosen.name!r}"
-            hint = (
-                "; register stepstream.plugins.ray_executor.RayExecutor (the 'ray' plugin)"
-                if step.executor == "ray"
-                else ""
-            )
-            raise StepExecutionError(
-                f"step {step.id!r} asks for the {step.executor!r} executor, but the run's "
-                f"plugins provide {got}{hint}",
-                run_id=self.run_id,
-                step_id=ctx.step_id,
-            )
-        return chosen  # type: ignore[no-any-return]
+        if step.executor is None:  # any answer will do, or none
+            return chosen or LocalExecutor()
+        if chosen is not None and chosen.name == step.executor:
+            return chosen  # type: ignore[no-any-return]
+        got = "none" if chosen is None else f"{chosen.name!r}"
+        # An optional built-in plugin named like the executor provides it (``ray``).
+        provider = OPTIONAL_PLUGINS.get(step.executor, "").replace(":", ".")
+        hint = provider and f"; register {provider} (the {step.executor!r} plugin)"
+        raise StepExecutionError(
+            f"step {step.id!r} asks for the {step.executor!r} executor, but the run's plugins "
+            f"provide {got}{hint}",
+            run_id=self.run_id,
+            step_id=ctx.step_id,
+        )
 
     async def _finish_step(
         self, scope: Scope, step: Step[Any, Any], sid: str, record: StepRecord, outcome: Outcome
