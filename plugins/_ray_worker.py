@@ -27,7 +27,7 @@ from collections.abc import Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ray import cloudpickle
 
@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from stepstream.steps import Step
 
 Message = tuple[str, bytes]
+E = TypeVar("E", bound=StepExecutionError)
 
 TICK = 0.05
 """Seconds between checks for a cancel while the relay waits for the step."""
@@ -69,6 +70,16 @@ class Job:
     outbox_size: int = 64
     batch_size: int = 16
 
+    def error(self, cls: type[E], text: str) -> E:
+        """An error of this job's step: ``cls("step '<id>' <text>")``."""
+        return failure(cls, self.step, self.run_id, self.step_id, text)
+
+
+def failure(cls: type[E], step: Step[Any, Any], run_id: str, step_id: str, text: str) -> E:
+    """``cls("step '<id>' <text>")`` carrying the run and step ids: every error the Ray
+    executor makes, on the worker and on the driver, reads the same way."""
+    return cls(f"step {step.id!r} {text}", run_id=run_id, step_id=step_id)
+
 
 @dataclass(frozen=True)
 class Unsent:
@@ -89,9 +100,10 @@ class _Services:
         key = ref if isinstance(ref, str) else ref.id
         packed = self.job.results.get(key)
         if isinstance(packed, Unsent):
-            raise self.error(
+            raise self.job.error(
+                StepSerializationError,
                 f"ran on Ray and asked for the result of {key!r}, which could not be sent to "
-                f"the worker: {packed.reason}"
+                f"the worker: {packed.reason}",
             )
         return None if packed is None else cloudpickle.loads(packed)
 
@@ -116,14 +128,10 @@ class _Services:
         try:
             return dumps(value)
         except Exception as exc:
-            raise self.error(
-                f"ran on Ray, but its {what} cannot be sent back ({describe_error(exc)})"
+            raise self.job.error(
+                StepSerializationError,
+                f"ran on Ray, but its {what} cannot be sent back ({describe_error(exc)})",
             ) from exc
-
-    def error(self, text: str) -> StepSerializationError:
-        return StepSerializationError(
-            f"step {self.job.step.id!r} {text}", run_id=self.job.run_id, step_id=self.job.step_id
-        )
 
     @cached_property
     def plugin_manager(self) -> PluginManager:
@@ -222,11 +230,7 @@ async def _attempt(
 
 
 def _unexpected(job: Job, what: str) -> StepExecutionError:
-    return StepExecutionError(
-        f"step {job.step.id!r} raised {what} on the Ray worker",
-        run_id=job.run_id,
-        step_id=job.step_id,
-    )
+    return job.error(StepExecutionError, f"raised {what} on the Ray worker")
 
 
 def _sendable(end: tuple[str, Any], job: Job) -> Message:
@@ -237,17 +241,11 @@ def _sendable(end: tuple[str, Any], job: Job) -> Message:
         cloudpickle.loads(data)  # e.g. an exception whose constructor takes keywords only
         return kind, data
     except Exception as exc:
-        what = (
-            "its error"
-            if kind == "raise"
-            else f"its {'suspend payload' if kind == 'suspend' else 'output'}"
-        )
+        what = {"raise": "its error", "suspend": "its suspend payload"}.get(kind, "its output")
         detail = f" ({describe_error(value)})" if kind == "raise" else ""
-        error: StepExecutionError = StepSerializationError(
-            f"step {job.step.id!r} ran on Ray, but {what} cannot be sent back{detail}: "
-            f"{describe_error(exc)}",
-            run_id=job.run_id,
-            step_id=job.step_id,
+        error = job.error(
+            StepSerializationError,
+            f"ran on Ray, but {what} cannot be sent back{detail}: {describe_error(exc)}",
         )
         return "raise", dumps(error)
 

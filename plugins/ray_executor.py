@@ -47,7 +47,7 @@ from ray.exceptions import RayError, RayTaskError, WorkerCrashedError
 from stepstream.errors import StepExecutionError, StepSerializationError, describe_error
 from stepstream.hookspecs import hookimpl
 
-from ._ray_worker import Job, Unsent, dumps, run_step
+from ._ray_worker import E, Job, Unsent, dumps, failure, run_step
 from ._unpicklable import describe, pickles
 
 if TYPE_CHECKING:
@@ -130,33 +130,26 @@ class RayExecutor:
         except RayTaskError as exc:  # the task broke outside the step (not the step raising)
             ended = True
             if isinstance(exc.cause, ImportError):  # the worker cannot unpickle the job
-                raise StepSerializationError(
-                    f"step {step.id!r} cannot be loaded on the Ray worker: "
-                    f"{describe_error(exc.cause)}. Make its module importable there (Ray's "
-                    "runtime_env: 'working_dir', 'py_modules' or PYTHONPATH)",
-                    run_id=ctx.run_id,
-                    step_id=ctx.step_id,
+                raise _failure(
+                    StepSerializationError,
+                    step,
+                    ctx,
+                    f"cannot be loaded on the Ray worker: {describe_error(exc.cause)}. Make its "
+                    "module importable there (Ray's runtime_env: 'working_dir', 'py_modules' "
+                    "or PYTHONPATH)",
                 ) from exc
-            raise StepExecutionError(
-                f"step {step.id!r} failed on Ray: {describe_error(exc.cause or exc)}",
-                run_id=ctx.run_id,
-                step_id=ctx.step_id,
+            raise _failure(
+                StepExecutionError, step, ctx, f"failed on Ray: {describe_error(exc.cause or exc)}"
             ) from exc
         except RayError as exc:  # e.g. the worker died, or Ray failed here: stop it there
             ended = isinstance(exc, WorkerCrashedError)
-            raise StepExecutionError(
-                f"step {step.id!r} failed on Ray: {_first_line(exc)}",
-                run_id=ctx.run_id,
-                step_id=ctx.step_id,
+            raise _failure(
+                StepExecutionError, step, ctx, f"failed on Ray: {_first_line(exc)}"
             ) from exc
         finally:
             if not ended:  # canceled, timed out or failed here: stop the work there
                 ray.cancel(stream)
-        raise StepExecutionError(
-            f"step {step.id!r}: its Ray task ended without a result",
-            run_id=ctx.run_id,
-            step_id=ctx.step_id,
-        )
+        raise _failure(StepExecutionError, step, ctx, "ended on Ray without a result")
 
     def _remote(self) -> Any:
         if self._task is None:
@@ -187,13 +180,14 @@ class RayExecutor:
         try:
             return dumps(job)
         except Exception as exc:
-            raise StepSerializationError(
-                f"step {step.id!r} cannot run on Ray: {_culprit(job)} does not pickle "
-                f"({describe_error(exc)}). Define step functions at module level and keep "
-                "clients, locks and connections out of them, their inputs and the run "
-                "context (create them inside the step)",
-                run_id=ctx.run_id,
-                step_id=ctx.step_id,
+            raise _failure(
+                StepSerializationError,
+                step,
+                ctx,
+                f"cannot run on Ray: {_culprit(job)} does not pickle ({describe_error(exc)}). "
+                "Define step functions at module level and keep clients, locks and "
+                "connections out of them, their inputs and the run context (create them "
+                "inside the step)",
             ) from exc
 
 
@@ -205,11 +199,16 @@ def _load(step: Step[Any, Any], ctx: StepContext[Any], kind: str, data: bytes) -
         what = {"emit": "an event it emitted", "write": "its ctx.write() data"}.get(
             kind, f"its {kind} message"
         )
-        raise StepSerializationError(
-            f"step {step.id!r} ran on Ray, but {what} cannot be loaded here: {describe_error(exc)}",
-            run_id=ctx.run_id,
-            step_id=ctx.step_id,
+        raise _failure(
+            StepSerializationError,
+            step,
+            ctx,
+            f"ran on Ray, but {what} cannot be loaded here: {describe_error(exc)}",
         ) from exc
+
+
+def _failure(cls: type[E], step: Step[Any, Any], ctx: StepContext[Any], text: str) -> E:
+    return failure(cls, step, ctx.run_id, ctx.step_id, text)
 
 
 def _each_pickled(results: Mapping[str, Any]) -> dict[str, bytes | Unsent]:
