@@ -99,15 +99,20 @@ async def lock_output(ctx: StepContext[Any]) -> Any:
     return threading.Lock()
 
 
+async def wait_to_be_canceled(signal: Any) -> None:
+    """Wait until the step is canceled on the worker, then tell ``signal`` so."""
+    try:
+        await asyncio.Event().wait()
+    except asyncio.CancelledError:
+        await signal.fire.remote("canceled")
+        raise
+
+
 def hanging(signal: Any, *, timeout: float | None = None) -> Any:
     @step(id="hang", executor="ray", timeout=timeout)
     async def hang(ctx: StepContext[Any]) -> None:
         await ctx.write({"hanging": os.getpid()})
-        try:
-            await asyncio.Event().wait()
-        except asyncio.CancelledError:
-            await signal.fire.remote("canceled")
-            raise
+        await wait_to_be_canceled(signal)
 
     return hang
 
@@ -160,11 +165,7 @@ def unloadable_write(signal: Any) -> Any:
     @step(id="unloadable", executor="ray")
     async def unloadable(ctx: StepContext[Any]) -> None:
         await ctx.write({"error": NeedsKeywords(why="odd")})
-        try:
-            await asyncio.Event().wait()
-        except asyncio.CancelledError:
-            await signal.fire.remote("canceled")
-            raise
+        await wait_to_be_canceled(signal)
 
     return unloadable
 
