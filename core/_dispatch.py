@@ -54,9 +54,9 @@ class Dispatcher:
         if self.local is not None or self.pending_errors:
             return await self._emit_fully(cls, fields)
         event = cls(run_id=self.run_id, seq=self.seq, **fields)
-        self.seq += 1
         if self.persist is not None:
-            self.persist.record(event)
+            self.persist.record(event)  # raises (before any hook sees it) if it cannot be stored
+        self.seq += 1
         waiters = self._on_event(event=event)
         if self.pending_errors:
             # Nothing follows ``finish``: errors raised while dispatching it are only recorded.
@@ -79,9 +79,9 @@ class Dispatcher:
         early = self.pending_errors and cls is not StartEvent
         waiters = self._flush_errors() if early else []
         event = cls(run_id=self.run_id, seq=self.seq, **fields)
-        self.seq += 1
         if self.persist is not None:
             self.persist.record(event)
+        self.seq += 1
         waiters += self._on_event(event=event)
         if self.local is not None:
             waiters += self.local.hook.on_event(event=event)
@@ -152,9 +152,9 @@ class Dispatcher:
                 event = PluginErrorEvent(
                     run_id=self.run_id, seq=self.seq, plugin=plugin, hook=hook, error=info.error
                 )
-                self.seq += 1
                 if self.persist is not None:
                     self.persist.record(event)
+                self.seq += 1
                 for pm in self._managers:
                     waiters += pm.hook.on_event(event=event)
             finally:

@@ -10,16 +10,17 @@ run; only cancellation and strict-mode plugin errors propagate.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import inspect
+import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ._dispatch import Dispatcher
 from ._lifecycle import _CANCELED, StepLifecycle
-from ._persist import make_snapshot
 from ._scope import Cursor, Outcome, ResumeRequest, Scope, StartBarrier, failed
 from .context import RuntimeContext
-from .errors import InputValidationError
+from .errors import InputValidationError, RunClaimedError, StorageError, describe_error
 from .events import (
     FinishEvent,
     StartEvent,
@@ -35,11 +36,12 @@ from .graph import (
 from .plugin_manager import current_error_collector
 from .result import RunState, WorkflowResult
 from .steps import Step
-from .storage import RunSnapshot
 
 if TYPE_CHECKING:
     from .executor import StepExecutor
     from .workflow import Workflow
+
+log = logging.getLogger("stepstream")
 
 
 class Execution(StepLifecycle):
@@ -74,22 +76,19 @@ class Execution(StepLifecycle):
         if resume is not None:
             self._collect_completed(state)
 
-    def snapshot(self, result: WorkflowResult | None = None) -> RunSnapshot:
-        """The run's state now, as storage keeps it (``running`` until ``result`` is given)."""
-        return make_snapshot(
-            run_id=self.run_id,
-            workflow_id=self.workflow.id,
-            state=self.state,
-            runtime_context=self.runtime_context.to_dict(),
-            next_seq=self.d.seq,
-            result=result,
-        )
-
     async def checkpoint(self) -> bool:
-        if self.d.persist is None:
+        """Hand the step boundary's state to storage (durable runs), waiting for it only when
+        the storage asks for ``durability="sync"``; return whether a cancel arrived meanwhile.
+
+        :raises StorageError: if the runtime context cannot be stored, or storing failed.
+        """
+        persist = self.d.persist
+        if persist is None:
             return False
+        persist.set_context(self.runtime_context.to_dict())
+        persist.set_meta(self.state.meta)
         try:
-            await self.d.persist.checkpoint(self.snapshot)
+            await persist.commit()
         except asyncio.CancelledError:
             return True
         return False
@@ -161,22 +160,22 @@ class Execution(StepLifecycle):
         external_cancel = await self._close(result, cancel_requested) or external_cancel
         if external_cancel:
             raise asyncio.CancelledError
-        return result
+        return self.result  # failed instead, if its end could not be stored
 
     async def _close(self, result: WorkflowResult, cancel_requested: Callable[[], bool]) -> bool:
-        """Store the final state (before `finish`: whoever sees `finish` can load it), send
-        `finish`; return whether a cancel from outside arrived meanwhile."""
+        """Send `finish` (not for a suspension), store the end in the same checkpoint and wait
+        for it; return whether a cancel from outside arrived meanwhile."""
         persist = self.d.persist
-        # (step, may it run again after a cancel): a checkpoint may (it is idempotent); the
+        if persist is not None and persist.abandoned:
+            return False  # the process is stopping: the run stays as stored (interrupted)
+        # (step, may it run again after a cancel): storing may (it is idempotent); the
         # `finish` emit may not, since a cancel during its backpressure wait comes after the
         # event was already dispatched.
         steps: list[tuple[Callable[[], Awaitable[Any]], bool]] = []
-        if persist is not None:
-            steps.append((lambda: persist.checkpoint(lambda: self.snapshot(result)), True))
         if result.status != "suspended":
             steps.append((lambda: self.d.emit(FinishEvent), False))
-            if persist is not None:
-                steps.append((lambda: persist.checkpoint(None), True))
+        if persist is not None:
+            steps.append((lambda: self._store_end(result), True))
         outside = False
         for step, again in steps:
             for _ in range(2 if again else 1):
@@ -187,6 +186,22 @@ class Execution(StepLifecycle):
                     self.d.holding = False
                     outside = outside or not cancel_requested()
         return outside
+
+    async def _store_end(self, result: WorkflowResult) -> None:
+        """Store the run's end and let it go; a storage failure makes the result failed."""
+        persist = self.d.persist
+        assert persist is not None
+        try:
+            persist.set_context(self.runtime_context.to_dict())
+            persist.set_meta(self.state.meta)
+            persist.finish(result)
+            await persist.commit(wait=True)
+        except (StorageError, RunClaimedError) as exc:
+            log.error("stepstream: run %s ended %s but could not be stored: %s",
+                      self.run_id, result.status, exc)  # fmt: skip
+            self.result = dataclasses.replace(
+                result, status="failed", result=None, error=describe_error(exc)
+            )
 
     async def run_nodes(self, scope: Scope, nodes: Sequence[Node], cursor: Cursor) -> Outcome:
         """Run nodes in sequence, each on the previous one's output."""

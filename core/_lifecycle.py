@@ -15,7 +15,13 @@ from pydantic import BaseModel
 from ._dispatch import Dispatcher
 from ._scope import Cursor, Outcome, ResumeRequest, Scope, StartBarrier, failed
 from .context import RuntimeContext, StepContext, Suspend
-from .errors import InputValidationError, StepExecutionError, StepTimeoutError
+from .errors import (
+    InputValidationError,
+    RunClaimedError,
+    StepExecutionError,
+    StepTimeoutError,
+    StorageError,
+)
 from .events import StepFinishEvent, StepResultEvent, StepStartEvent, StepSuspendedEvent
 from .executor import LocalExecutor, StepExecutor, run_locally
 from .graph import EventStep, ForeachNode, MapStep, Node, SleepStep, as_workflow
@@ -150,9 +156,13 @@ class StepLifecycle:
             outcome = failed(exc)
             self.d.notify("on_step_error", run_id=self.run_id, step_id=sid, error=exc)
         # A step that started always ends with its events, even while the run is canceled.
-        canceled = await self._finish_step(scope, step, sid, record, outcome) or canceled
+        ended, outcome = await self._finish_step(scope, step, sid, record, outcome)
+        canceled = ended or canceled
         if self.d.persist is not None:  # durable runs only: no work on the in-memory path
-            canceled = await self.checkpoint() or canceled
+            try:
+                canceled = await self.checkpoint() or canceled
+            except (StorageError, RunClaimedError) as exc:  # storing failed: the run cannot go on
+                return failed(exc)
         if canceled:
             raise asyncio.CancelledError
         return (
@@ -206,9 +216,11 @@ class StepLifecycle:
         self, scope: Scope, step: SleepStep, ctx: StepContext[Any], record: StepRecord
     ) -> None:
         # The start is stored before sleeping, so a recovered run sleeps only what is left.
-        scope.state.steps[step.id] = record
+        scope.put(step.id, record)
         if await self.checkpoint():
             raise asyncio.CancelledError
+        if self.d.persist is not None:  # a sleep is long: wait until its start is stored
+            await self.d.persist.commit(wait=True)
         delay = step.wake_at(ctx, record.started_at) - time.time()
         if delay > 0:
             await asyncio.sleep(delay)
@@ -276,34 +288,55 @@ class StepLifecycle:
 
     async def _finish_step(
         self, scope: Scope, step: Step[Any, Any], sid: str, record: StepRecord, outcome: Outcome
-    ) -> bool:
+    ) -> tuple[bool, Outcome]:
         """Record the step's end and emit its closing events; return whether a cancellation
-        arrived while they were waiting on backpressure (they are all sent regardless)."""
+        arrived while they were waiting on backpressure (they are all sent regardless), and
+        the outcome (failed instead, in a durable run, if the step's data cannot be stored)."""
         ended = now_ms()
         if outcome.status == "suspended":
             record.status = "suspended"
             if not step.is_workflow or record.suspended_at is None:
                 record.suspend_payload, record.suspended_at = outcome.output, ended
-            scope.state.steps[step.id] = record
-            self.d.notify(
-                "after_step_run", run_id=self.run_id, step_id=sid, status="suspended", output=None
-            )
             try:
-                await self.d.emit(
-                    StepSuspendedEvent,
+                scope.put(step.id, record)
+            except StorageError as exc:  # the suspend payload cannot be stored: fail instead
+                record.suspend_payload = record.suspended_at = None
+                outcome = failed(exc)
+            else:
+                self.d.notify(
+                    "after_step_run",
+                    run_id=self.run_id,
                     step_id=sid,
-                    suspend_payload=record.suspend_payload,
-                    suspended_at=record.suspended_at,
+                    status="suspended",
+                    output=None,
                 )
-            except asyncio.CancelledError:
-                return True
-            return False
+                try:
+                    await self.d.emit(
+                        StepSuspendedEvent,
+                        step_id=sid,
+                        suspend_payload=record.suspend_payload,
+                        suspended_at=record.suspended_at,
+                    )
+                except asyncio.CancelledError:
+                    return True, outcome
+                return False, outcome
         record.status, record.ended_at = outcome.status, ended
         if outcome.status == "success":
             record.output = outcome.output
         else:
             record.error, record.error_detail = outcome.error, outcome.error_detail
-        scope.state.steps[step.id] = record
+        try:
+            scope.put(step.id, record)
+        except StorageError as exc:  # its output cannot be stored: the step fails instead
+            self.d.notify("on_step_error", run_id=self.run_id, step_id=sid, error=exc)
+            outcome = failed(exc)
+            record.status, record.output = "failed", None
+            record.error, record.error_detail = outcome.error, outcome.error_detail
+            try:
+                scope.put(step.id, record)
+            except StorageError:  # its input cannot be stored either (it never can be shown)
+                record.payload = None
+                scope.put(step.id, record)
         self.d.notify(
             "after_step_run",
             run_id=self.run_id,
@@ -327,7 +360,7 @@ class StepLifecycle:
             await self.d.emit(StepFinishEvent, step_id=sid)
         except asyncio.CancelledError:
             canceled = True
-        return canceled
+        return canceled, outcome
 
     async def _nested(
         self,
@@ -341,6 +374,8 @@ class StepLifecycle:
         state = scope.state.nested.get(wf.id)
         recovering = self.resume is not None and self.resume.path is None
         if state is None or not (resuming or recovering):
+            if self.d.persist is not None:
+                self.d.persist.restart_nested(path, input_data)
             state = scope.state.nested[wf.id] = RunState(input=input_data)
         wf.parse_input(input_data)
         child = Scope(wf, state, self, prefix=sid + ".", path=path)

@@ -14,7 +14,7 @@ from pydantic import BaseModel
 from .errors import RunStateError, describe_error
 from .events import StepOutputEvent
 from .graph import node_steps
-from .result import RunState
+from .result import RunState, StepRecord
 from .steps import Step
 
 if TYPE_CHECKING:
@@ -64,6 +64,18 @@ class Scope:
     execution: StepLifecycle
     prefix: str = ""
     path: tuple[str, ...] = ()
+
+    def put(self, step_id: str, record: StepRecord) -> None:
+        """Keep ``record`` as the step's in the state (and, in a durable run, for the next
+        checkpoint).
+
+        :raises StorageError: in a durable run, if the record cannot be stored as JSON (the
+            state is left as it was).
+        """
+        persist = self.execution.d.persist
+        if persist is not None:
+            persist.put((*self.path, step_id), record)
+        self.state.steps[step_id] = record
 
     def find_step(self, ref: str | Step[Any, Any]) -> Step[Any, Any] | None:
         step_id = ref if isinstance(ref, str) else ref.id

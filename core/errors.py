@@ -21,8 +21,10 @@ it with ``raise ... from``.
     │   └── PluginHookError          a hook implementation raised (re-raised in strict mode)
     ├── RunError                     a run was used wrongly
     │   ├── RunStateError            e.g. resume() of a run that is not suspended
-    │   └── StreamError              Run.stream() cannot be served or is consumed twice
-    └── RunCanceledError             the run was canceled while a caller waited on it
+    │   │   └── RunClaimedError      another execution holds the run (its lease is alive)
+    │   ├── StreamError              Run.stream() cannot be served or is consumed twice
+    │   └── RunCanceledError         the run was canceled while a caller waited on it
+    └── StorageError                 a durable run's data cannot be stored (or storage failed)
 
 Failures inside a run are reported as data (a failed ``step-result`` and a failed
 ``WorkflowResult``); these exceptions appear there as ``"<ExceptionType>: <message>"``.
@@ -41,12 +43,14 @@ __all__ = [
     "PluginHookError",
     "PluginLoadError",
     "RunCanceledError",
+    "RunClaimedError",
     "RunError",
     "RunStateError",
     "StepExecutionError",
     "StepSerializationError",
     "StepTimeoutError",
     "StepstreamError",
+    "StorageError",
     "StreamError",
     "ValidationError",
     "WorkflowDefinitionError",
@@ -175,12 +179,48 @@ class RunStateError(RunError):
     """The run is not in a state that allows the call (resume a run that is not suspended...)."""
 
 
+class RunClaimedError(RunStateError):
+    """Another execution holds the run: a process (or another ``Run`` object) claimed it for
+    a start, resume or recovery and its lease has not expired, or the run changed in storage
+    since this ``Run`` last saw it.
+
+    :ivar owner: Who holds the run (``host:pid:id``), when someone does.
+    """
+
+    def __init__(self, message: str, *, run_id: str | None = None, owner: str | None = None):
+        super().__init__(message, run_id=run_id)
+        self.owner = owner
+
+
 class StreamError(RunError):
     """``Run.stream()`` cannot be served (no stream plugin) or was consumed twice."""
 
 
 class RunCanceledError(RunError):
     """The run was canceled."""
+
+
+class StorageError(StepstreamError):
+    """A durable run's data could not be stored: a value JSON cannot hold (``path`` says
+    where), or the storage failed after its retries.
+
+    :ivar run_id: The run, when known.
+    :ivar step_id: The step whose data could not be stored, when one is to blame.
+    :ivar path: Where in the value the culprit is (``output['when']``), for encoding errors.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        run_id: str | None = None,
+        step_id: str | None = None,
+        path: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.run_id = run_id
+        self.step_id = step_id
+        self.path = path
 
 
 def describe_error(exc: BaseException) -> str:

@@ -130,6 +130,8 @@ class RunState:
     input: Any = None
     steps: dict[str, StepRecord] = field(default_factory=dict)
     nested: dict[str, RunState] = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)
+    """Run-level data kept with a durable run (JSON-able; the root state's is stored)."""
 
     def snapshot_steps(self) -> dict[str, StepRecord]:
         """Copies of the records, in completion order."""
@@ -143,6 +145,7 @@ class RunState:
             # at every checkpoint, a cost growing with the run's length).
             "steps": {k: dict(vars(v)) for k, v in self.steps.items()},
             "nested": {k: v.to_json() for k, v in self.nested.items()},
+            "meta": self.meta,
         }
 
     @classmethod
@@ -152,4 +155,5 @@ class RunState:
             input=data.get("input"),
             steps={k: StepRecord(**v) for k, v in data.get("steps", {}).items()},
             nested={k: cls.from_json(v) for k, v in data.get("nested", {}).items()},
+            meta=dict(data.get("meta") or {}),
         )

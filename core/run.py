@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from ._dispatch import Dispatcher
 from ._engine import Execution
-from ._persist import Persistence, make_snapshot
+from ._persist import Persistence
 from ._run_sync import SyncTwins
 from ._scope import ResumeRequest, StepRef, resolve_path
 from .context import RuntimeContext
@@ -57,9 +57,10 @@ class Run(SyncTwins):
                 local.register(plugin)
         self._dispatcher = Dispatcher(self.run_id, plugin_manager, local)
         if storage is not None:
-            self._dispatcher.persist = Persistence(storage, self.run_id)
+            self._dispatcher.persist = Persistence(storage, self.run_id, workflow.id)
         self._state = RunState()
         self._interrupted = False
+        self._held_by: str | None = None  # a loaded run that another process is executing
         self._events: dict[str, Any] = {}
         self._execution: Execution | None = None
         self._followups: set[asyncio.Task[None]] = set()
@@ -76,9 +77,12 @@ class Run(SyncTwins):
     def status(
         self,
     ) -> Literal["pending", "running", "success", "failed", "suspended", "canceled", "interrupted"]:
-        """``pending`` before it starts, ``running`` while an execution is under way;
-        ``interrupted`` for a run loaded from storage whose process died mid-run."""
+        """``pending`` before it starts, ``running`` while an execution is under way (here,
+        or in another process for a loaded run); ``interrupted`` for a run loaded from storage
+        whose process died mid-run (or stopped executing it)."""
         if self._task is not None and not self._task.done():
+            return "running"
+        if self._held_by is not None:
             return "running"
         if self._interrupted:
             return "interrupted"
@@ -114,8 +118,14 @@ class Run(SyncTwins):
         self._state = RunState.from_json(snapshot.state)
         self._runtime_context = RuntimeContext(snapshot.runtime_context)
         self._dispatcher.seq = snapshot.last_seq + 1
+        persist = self._dispatcher.persist
+        if persist is not None:
+            persist.restored(snapshot.runtime_context, snapshot.meta, snapshot.last_seq)
         self._started = True
         if snapshot.status == "running":
+            self._held_by = snapshot.owner
+            return
+        if snapshot.status == "interrupted":
             self._interrupted = True
             return
         self._result = WorkflowResult(
@@ -210,12 +220,12 @@ class Run(SyncTwins):
         unstored = persist.unstored() if persist is not None else []
 
         async def replay() -> list[Event]:
-            found = {e.seq: e for e in await storage.read_events(self.run_id, after_seq)}
+            found: dict[int, Event] = {
+                e.seq: event_from_wire(e.wire, run_id=self.run_id, seq=e.seq)
+                for e in await storage.read_events(self.run_id, after_seq)
+            }
             found.update({e.seq: e for e in unstored if e.seq > after_seq})
-            return [
-                event_from_wire(found[seq].wire, run_id=self.run_id, seq=seq)
-                for seq in sorted(found)
-            ]
+            return [found[seq] for seq in sorted(found)]
 
         return replay
 
@@ -247,9 +257,19 @@ class Run(SyncTwins):
         self._state.input = to_jsonable(input_data)
         if runtime_context is not None:
             self._runtime_context = runtime_context
-        return self._launch(None)
+        persist = self._dispatcher.persist
+        if persist is None:
+            return self._launch(None)
+        state, context = self._state, self._runtime_context
 
-    def _launch(self, resume: ResumeRequest | None) -> asyncio.Task[WorkflowResult]:
+        async def create() -> None:
+            await persist.claim(create=(state.input, context.to_dict()))
+
+        return self._launch(None, create)
+
+    def _launch(
+        self, resume: ResumeRequest | None, claim: Callable[[], Awaitable[None]] | None = None
+    ) -> asyncio.Task[WorkflowResult]:
         execution = Execution(
             workflow=self.workflow,
             state=self._state,
@@ -261,14 +281,18 @@ class Run(SyncTwins):
         )
         self._execution = execution
         self._task = asyncio.get_running_loop().create_task(
-            self._execute(execution), name=f"stepstream-run-{self.run_id}"
+            self._execute(execution, claim), name=f"stepstream-run-{self.run_id}"
         )
         return self._task
 
-    async def _execute(self, execution: Execution) -> WorkflowResult:
+    async def _execute(
+        self, execution: Execution, claim: Callable[[], Awaitable[None]] | None
+    ) -> WorkflowResult:
         # The result is recorded here, inside the task, so that whoever awaits the task sees
         # it at once (a done-callback would only run on a later loop iteration).
         try:
+            if claim is not None:  # a durable run is claimed (and stored) before anything runs
+                await claim()
             result = await execution.execute(cancel_requested=lambda: self._cancel_requested)
         except BaseException as exc:
             # A cancel from outside still ended the run properly: keep its result.
@@ -320,15 +344,29 @@ class Run(SyncTwins):
             self._runtime_context = runtime_context
         if self.status == "interrupted" and step is None:
             # Recovery after a crash: completed steps are skipped, the others run again.
+            await self._claim("interrupted")
             self._interrupted = False
             return await self._launch(ResumeRequest(path=None, data=None))
         result = self._result
+        if self._held_by is not None:
+            await self._claim("suspended")  # refused, naming the owner (unless it let go)
         if result is None or result.status != "suspended" or self.status == "running":
             raise RunStateError(
                 f"run {self.run_id} is not suspended (status {self.status!r})", run_id=self.run_id
             )
         path = resolve_path(step, result.suspended, self.run_id)
+        await self._claim("suspended")
         return await self._launch(ResumeRequest(path=path, data=resume_data))
+
+    async def _claim(self, status: str) -> None:
+        """Take a durable run for an execution here (a no-op for an in-memory run).
+
+        :raises RunClaimedError: if another execution holds it, or it changed in storage.
+        """
+        persist = self._dispatcher.persist
+        if persist is not None:
+            await persist.claim(expect=(status,), expect_seq=self._dispatcher.seq - 1)
+            self._held_by = None
 
     async def send_event(self, event: str, data: Any = None) -> WorkflowResult | None:
         """Deliver ``event`` to the step waiting for it (``Workflow.wait_for_event``).
@@ -372,31 +410,62 @@ class Run(SyncTwins):
             task.cancel()
             await asyncio.wait([task])
             return self._result
-        if self._result is not None and self._result.status in ("suspended",):
-            result = self._result = _canceled(self._result)
+        status = self.status
+        if status in ("suspended", "interrupted") or self._held_by is not None:
+            await self._claim("interrupted" if status == "interrupted" else "suspended")
+            self._interrupted = False
+            result = self._result = _canceled(self._result or self._stored_result())
             self._dispatcher.notify(
                 "after_workflow_run",
                 run_id=self.run_id,
                 workflow_id=self.workflow.id,
                 result=result,
             )
-            persist = self._dispatcher.persist
-            if persist is not None:  # stored before `finish`, as at any run's end
-                await persist.checkpoint(lambda: self._snapshot(result))
             await self._dispatcher.emit(FinishEvent)
-            if persist is not None:
-                await persist.checkpoint(None)
+            persist = self._dispatcher.persist
+            if persist is not None:  # stored with `finish`, as at any run's end
+                persist.finish(result)
+                await persist.commit(wait=True)
         return self._result
 
-    def _snapshot(self, result: WorkflowResult | None) -> RunSnapshot:
-        return make_snapshot(
+    def _stored_result(self) -> WorkflowResult:
+        return WorkflowResult(
             run_id=self.run_id,
-            workflow_id=self.workflow.id,
-            state=self._state,
-            runtime_context=self._runtime_context.to_dict(),
-            next_seq=self._dispatcher.seq,
-            result=result,
+            status="canceled",
+            input=self._state.input,
+            steps=self._state.snapshot_steps(),
         )
+
+    async def abandon(self) -> None:
+        """Stop executing the run here without ending it (this process is stopping).
+
+        A durable run keeps what it stored and reads ``interrupted`` at once, so any process
+        may recover it (``resume()`` with no step, or :func:`stepstream.recover_interrupted`);
+        events not stored yet are dropped, never shown. Its stream here ends with a
+        :class:`RunStateError` saying so. An in-memory run is canceled.
+        """
+        persist = self._dispatcher.persist
+        task = self._task
+        if persist is None:
+            await self.cancel()
+            return
+        if task is None or task.done():
+            return
+        persist.abandoned = True
+        if self._stream is not None:
+            self._stream.fail(
+                RunStateError(
+                    f"run {self.run_id} was interrupted: this process stopped executing it; "
+                    "it is stored and can be recovered",
+                    run_id=self.run_id,
+                )
+            )
+        task.cancel()
+        await asyncio.wait([task])
+        await persist.close()
+        if self.storage is not None:
+            await self.storage.release(self.run_id, persist.owner)
+        self._interrupted, self._result = True, None
 
     # -- waiting --------------------------------------------------------------------------------
 

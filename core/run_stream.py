@@ -100,9 +100,14 @@ class RunStream:
     async def _events(self) -> AsyncGenerator[Event, None]:
         complete = False
         last = -1
+        # A durable run's events are yielded once stored: what a consumer is shown is what
+        # the log holds after any crash (never an event that a recovery would replace).
+        persist = self.run._dispatcher.persist
         try:
             if self._replay is not None:
                 for event in await self._replay():
+                    if persist is not None and event.seq > persist.committed_seq:
+                        await persist.committed(event.seq)
                     last = event.seq
                     yield event
             while True:
@@ -110,8 +115,13 @@ class RunStream:
                     event = await self.channel.receive()
                 except StopAsyncIteration:
                     break
-                if event.seq > last:  # replayed already
-                    yield event
+                if event.seq <= last:  # replayed already
+                    continue
+                if persist is not None and event.seq > persist.committed_seq:
+                    await persist.committed(event.seq)
+                    if persist.abandoned and event.seq > persist.committed_seq:
+                        break  # never stored (the process stopped executing the run)
+                yield event
             complete = True
             if self._error is not None and not isinstance(self._error, asyncio.CancelledError):
                 raise self._error

@@ -1,21 +1,49 @@
-"""Durable runs: where a run's snapshots and its event log are kept.
+"""Durable runs: where a run's state, its event log and its owner are kept.
 
-A :class:`Storage` keeps, per run, the latest :class:`RunSnapshot` (written at every step
-boundary, on suspend and at the end) and the run's events, sequence-numbered, so that a run
-can be resumed by another process that knows only its id, and a stream can be resumed from the
-last sequence number a consumer saw. Two backends: :class:`~stepstream.storage.sqlite.SQLiteStorage`
-(the embedded default, a file) and :class:`~stepstream.storage.postgres.PostgresStorage` (the
-``stepstream[postgres]`` extra, for many processes).
+A :class:`Storage` keeps, per run, a small *head* (status, input, result, owner and lease),
+one record per step (upserted by the step's path, so a checkpoint's cost does not grow with the
+steps before it), and the run's events, sequence-numbered. Two backends:
+:class:`~stepstream.storage.sqlite.SQLiteStorage` (the embedded default, a file) and
+:class:`~stepstream.storage.postgres.PostgresStorage` (the ``stepstream[postgres]`` extra, for
+many processes).
+
+**Ownership.** A run executes in exactly one place at a time. Starting, resuming or recovering
+a run first :meth:`~Storage.claim`\\ s it: a compare-and-set in the database that sets an
+owner and a lease, renewed while the run executes and released at its end. A second claimant
+gets :class:`~stepstream.errors.RunClaimedError`. A run whose owner's lease expired reads as
+``interrupted`` and may be claimed again (recovery).
+
+**Checkpoints.** Everything an execution writes goes through :meth:`~Storage.save_checkpoint`:
+its new events, its changed step records and its head, in one transaction, accepted only from
+the run's owner. Backends group the checkpoints of concurrent runs into one transaction per
+flush (group commit).
 
 Every method is a coroutine; backends do their I/O off the event loop.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["RunSnapshot", "RunSummary", "Storage", "StoredEvent"]
+__all__ = [
+    "CLAIMABLE_STATUSES",
+    "FINAL_STATUSES",
+    "Checkpoint",
+    "Claim",
+    "RunSnapshot",
+    "RunSummary",
+    "Storage",
+    "StoredEvent",
+    "StoredRecord",
+]
+
+FINAL_STATUSES = ("success", "failed", "canceled")
+"""Statuses of runs that will never execute again."""
+
+CLAIMABLE_STATUSES = ("suspended", "interrupted")
+"""Statuses of stored runs that an execution may claim (resume, recovery, cancel)."""
 
 
 @dataclass(frozen=True)
@@ -28,13 +56,86 @@ class StoredEvent:
 
 
 @dataclass(frozen=True)
-class RunSnapshot:
-    """A run's whole state at a step boundary (JSON-able, so any backend can keep it).
+class StoredRecord:
+    """One entry of a run's state, as JSON text: a step's record (``kind`` ``"step"``) or a
+    nested workflow's own input (``kind`` ``"nested"``), keyed by its id path.
 
-    :ivar status: ``running`` (also for a run whose process died), ``success``, ``failed``,
-        ``suspended`` or ``canceled``.
+    :ivar order: Where the entry sorts when the state is rebuilt (the seq of its first write;
+        an upsert keeps the first order, as a Python dict keeps a key's first position).
+    """
+
+    kind: str
+    path: tuple[str, ...]
+    order: int
+    data: str
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A request to execute a run: who asks, until when, and on what condition.
+
+    :ivar owner: Who claims (unique per claiming ``Run`` object: ``host:pid:id``).
+    :ivar lease_until: Until when the claim holds unless renewed (epoch milliseconds).
+    :ivar expect: The stored statuses that may be claimed (``"suspended"``, ``"interrupted"``;
+        ``"running"`` only with the claimant's own owner id).
+    :ivar expect_seq: The run's last sequence number as the claimant knows it: a run that
+        changed since (another process resumed it) is not claimed. ``None`` skips the check.
+    :ivar create: For a new run: ``(workflow_id, input JSON, runtime context JSON)``; the run
+        is created ``running`` and must not exist yet.
+    """
+
+    run_id: str
+    owner: str
+    lease_until: int
+    expect: tuple[str, ...] = ()
+    expect_seq: int | None = None
+    create: tuple[str, str, str] | None = None
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """What one execution of a run stores at once, in one transaction.
+
+    JSON values are given as text, encoded (and checked) by the run before it gets here.
+
+    :ivar status: The run's status after this checkpoint (``running`` mid-run).
+    :ivar last_seq: The seq of the run's last event so far.
+    :ivar events: New events, in seq order, each ``(seq, type, wire JSON)``.
+    :ivar records: Step records (and nested inputs) written since the last checkpoint.
+    :ivar dropped: Id paths whose entries below are deleted first (a nested workflow that
+        starts again from scratch).
+    :ivar result: The result's JSON (final checkpoints).
+    :ivar suspended: The suspended paths' JSON (a suspended run).
+    :ivar runtime_context: The runtime context's JSON, or ``None`` when unchanged.
+    :ivar meta: The run-level metadata's JSON, or ``None`` when unchanged.
+    :ivar release: Whether the owner lets the run go (its execution ended).
+    """
+
+    run_id: str
+    owner: str
+    status: str
+    last_seq: int
+    events: Sequence[tuple[int, str, str]] = ()
+    records: Sequence[StoredRecord] = ()
+    dropped: Sequence[tuple[str, ...]] = ()
+    result: str = "null"
+    error: str | None = None
+    suspended: str = "[]"
+    runtime_context: str | None = None
+    meta: str | None = None
+    release: bool = False
+    lease_until: int = 0
+
+
+@dataclass(frozen=True)
+class RunSnapshot:
+    """A run as stored, rebuilt from its head and step records.
+
+    :ivar status: ``running`` (its owner's lease is alive), ``interrupted`` (its owner died:
+        claimable for recovery), ``success``, ``failed``, ``suspended`` or ``canceled``.
     :ivar state: The run's step records, nested workflows' included (``RunState.to_json()``).
-    :ivar last_seq: The sequence number of the last event when the snapshot was taken.
+    :ivar last_seq: The sequence number of the run's last stored event.
+    :ivar owner: Who executes the run now (``None`` when nobody does).
     """
 
     run_id: str
@@ -47,6 +148,10 @@ class RunSnapshot:
     runtime_context: dict[str, Any] = field(default_factory=dict)
     last_seq: int = -1
     updated_at: int = 0
+    owner: str | None = None
+    lease_until: int = 0
+    created_at: int = 0
+    meta: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -61,31 +166,63 @@ class RunSummary:
 
 @runtime_checkable
 class Storage(Protocol):
-    """Where runs are kept. Implementations must keep each run's events in ``seq`` order and
-    ignore an event whose ``seq`` is already stored (appends may be retried)."""
+    """Where runs are kept (see the module docstring for ownership and checkpoints)."""
 
-    async def save_run(self, snapshot: RunSnapshot) -> None:
-        """Replace the run's snapshot."""
+    lease_seconds: float
+    """How long a claim holds without renewal; the storage renews its claims meanwhile."""
+
+    durability: str
+    """``"async"``: step checkpoints are written in the background; ``"sync"``: each step
+    waits for its checkpoint's commit."""
+
+    async def claim(self, claim: Claim) -> None:
+        """Take the run for an execution (a compare-and-set), or create it (``claim.create``).
+
+        :raises RunClaimedError: if the run is held by a live owner, is not in an expected
+            status, changed since ``claim.expect_seq``, or (creating) already exists.
+        """
+        ...
+
+    async def save_checkpoint(self, checkpoint: Checkpoint) -> None:
+        """Store the checkpoint in one transaction (grouped with concurrent ones).
+
+        :raises RunClaimedError: if ``checkpoint.owner`` no longer holds the run.
+        :raises StorageError: if the storage failed (after retrying what is safe to retry).
+        """
+        ...
+
+    async def release(self, run_id: str, owner: str) -> None:
+        """Let the run go without ending it: it reads as ``interrupted`` at once (a process
+        stopping with runs in flight)."""
         ...
 
     async def load_run(self, run_id: str) -> RunSnapshot | None:
-        """The run's latest snapshot, or ``None`` if the run is unknown."""
+        """The run as stored, or ``None`` if the run is unknown."""
         ...
 
-    async def append_events(self, run_id: str, events: list[StoredEvent]) -> None:
-        """Add events to the run's log."""
-        ...
-
-    async def read_events(self, run_id: str, after_seq: int = -1) -> list[StoredEvent]:
-        """The run's events with ``seq > after_seq``, in order."""
+    async def read_events(
+        self, run_id: str, after_seq: int = -1, *, limit: int | None = None
+    ) -> list[StoredEvent]:
+        """The run's events with ``seq > after_seq``, in order (at most ``limit``)."""
         ...
 
     async def list_runs(
-        self, *, workflow_id: str | None = None, status: str | None = None, limit: int = 100
+        self,
+        *,
+        workflow_id: str | None = None,
+        status: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
     ) -> list[RunSummary]:
-        """Runs, most recently updated first."""
+        """Runs, most recently updated first (``status="interrupted"`` finds the runs whose
+        owner's lease expired)."""
+        ...
+
+    async def prune(self, *, older_than: float, statuses: Sequence[str] = FINAL_STATUSES) -> int:
+        """Delete runs (head, records, events) in ``statuses`` not updated for ``older_than``
+        seconds; return how many were deleted."""
         ...
 
     async def close(self) -> None:
-        """Release connections and threads."""
+        """Release connections and threads (claims still held are released first)."""
         ...

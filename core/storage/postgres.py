@@ -1,43 +1,74 @@
 """Storage in PostgreSQL (the ``stepstream[postgres]`` extra, psycopg 3), for many processes.
 
-One :class:`psycopg.AsyncConnection` in autocommit mode is shared by the calls of one instance
-and guarded by an :class:`asyncio.Lock`, so the calls of one process are serialised and the
-server orders those of several processes. A psycopg connection belongs to the event loop that
-opened it, so the connection is opened lazily in the running loop and opened again when a call
-comes from another loop (``asyncio.run()`` twice, a fresh loop per test).
+Connections come from a :class:`psycopg_pool.AsyncConnectionPool`, so reads of one process
+run beside its writes. Checkpoints of concurrent runs are grouped (one transaction per flush,
+a constant number of statements whatever the batch: ``unnest`` of arrays); claims are
+``SELECT ... FOR UPDATE`` compare-and-sets, so a run executes in one process at a time. A
+psycopg connection belongs to the event loop that opened it, so the pool is made lazily in the
+running loop and made again when a call comes from another loop (``asyncio.run()`` twice).
 
-Snapshots and wire events are stored as ``json`` (kept as written: Mastra's key order survives,
-which ``jsonb`` would not keep). They must be valid JSON: unlike the SQLite backend, PostgreSQL
-rejects ``NaN``/``Infinity`` and the ``\\u0000`` character in strings.
+Values are stored as ``json`` (kept as written: Mastra's key order survives, which ``jsonb``
+would not keep); the run encodes them as strict JSON first (no ``NaN``, no lone surrogates), so
+both backends accept and refuse the same values.
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
 from typing import Any
 
 import psycopg
+from psycopg import errors as pg_errors
 from psycopg import sql
-from psycopg.types.json import Json
+from psycopg_pool import AsyncConnectionPool
 
-from . import RunSnapshot, RunSummary, StoredEvent
+from . import FINAL_STATUSES, Checkpoint, Claim, RunSnapshot, RunSummary, StoredEvent
+from ._base import (
+    StorageBase,
+    claim_refusal,
+    effective_status,
+    now_ms,
+    stored_statuses,
+    summaries,
+)
+from ._codec import decode, from_v1, path_key, prefix_bounds, rebuild_state
 
-__all__ = ["PostgresStorage"]
+__all__ = ["SCHEMA_VERSION", "PostgresStorage"]
+
+SCHEMA_VERSION = 2
+"""The layout of the tables; an older database is migrated when first opened."""
 
 # run_id is compared byte-wise (COLLATE "C") so that list_runs() breaks ties in the same order
-# as SQLite, whatever the database's locale.
+# as SQLite, whatever the database's locale; keys likewise, for prefix ranges.
 _SCHEMA = """
+CREATE TABLE IF NOT EXISTS {version} (version INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS {runs} (
     run_id TEXT COLLATE "C" PRIMARY KEY,
     workflow_id TEXT NOT NULL,
     status TEXT NOT NULL,
-    snapshot JSON NOT NULL,
+    input JSON NOT NULL,
+    runtime_context JSON NOT NULL,
+    meta JSON NOT NULL,
+    result JSON NOT NULL,
+    error TEXT,
+    suspended JSON NOT NULL,
+    last_seq BIGINT NOT NULL,
+    owner TEXT,
+    lease_until BIGINT NOT NULL,
+    created_at BIGINT NOT NULL,
     updated_at BIGINT NOT NULL
 );
-CREATE INDEX IF NOT EXISTS stepstream_runs_status ON {runs} (status, updated_at);
+CREATE INDEX IF NOT EXISTS stepstream_runs_status_v2 ON {runs} (status, updated_at);
+CREATE INDEX IF NOT EXISTS stepstream_runs_workflow_v2 ON {runs} (workflow_id, updated_at);
+CREATE TABLE IF NOT EXISTS {records} (
+    run_id TEXT COLLATE "C" NOT NULL,
+    kind TEXT NOT NULL,
+    key TEXT COLLATE "C" NOT NULL,
+    ord BIGINT NOT NULL,
+    data JSON NOT NULL,
+    PRIMARY KEY (run_id, kind, key)
+);
 CREATE TABLE IF NOT EXISTS {events} (
     run_id TEXT COLLATE "C" NOT NULL,
     seq BIGINT NOT NULL,
@@ -51,130 +82,399 @@ CREATE TABLE IF NOT EXISTS {events} (
 # processes creating the schema at once take turns on this advisory lock.
 _DDL_LOCK = "SELECT pg_advisory_xact_lock(hashtext('stepstream.storage.postgres'))"
 
+_CHECKPOINT = """
+UPDATE {runs} AS r SET status = v.status, last_seq = v.last_seq, result = v.result::json,
+    error = v.error, suspended = v.suspended::json,
+    runtime_context = COALESCE(v.ctx::json, r.runtime_context),
+    meta = COALESCE(v.meta::json, r.meta),
+    owner = CASE WHEN v.release THEN NULL ELSE r.owner END, lease_until = v.lease,
+    updated_at = %s
+FROM unnest(%s::text[], %s::text[], %s::text[], %s::bigint[], %s::text[], %s::text[],
+            %s::text[], %s::text[], %s::text[], %s::bool[], %s::bigint[])
+    AS v(run_id, owner, status, last_seq, result, error, suspended, ctx, meta, release, lease)
+WHERE r.run_id = v.run_id AND r.owner = v.owner
+RETURNING r.run_id
+"""
+_RECORDS = """
+INSERT INTO {records} (run_id, kind, key, ord, data)
+SELECT run_id, kind, key, ord, data::json
+FROM unnest(%s::text[], %s::text[], %s::text[], %s::bigint[], %s::text[])
+    AS v(run_id, kind, key, ord, data)
+ON CONFLICT (run_id, kind, key) DO UPDATE SET data = excluded.data
+"""
+_EVENTS = """
+INSERT INTO {events} (run_id, seq, type, wire)
+SELECT run_id, seq, type, wire::json
+FROM unnest(%s::text[], %s::bigint[], %s::text[], %s::text[]) AS v(run_id, seq, type, wire)
+ON CONFLICT (run_id, seq) DO NOTHING
+"""
+_HEAD = (
+    "SELECT workflow_id, status, input::text, runtime_context::text, meta::text, result::text,"
+    " error, suspended::text, last_seq, owner, lease_until, created_at, updated_at"
+    " FROM {runs} WHERE run_id = %s"
+)
 
-class PostgresStorage:
+
+class PostgresStorage(StorageBase):
     """Runs and their events in a PostgreSQL database.
 
     :param dsn: A libpq connection string or URI (``postgresql://user@host:5432/db``).
     :param schema: The schema holding the tables, created if missing; ``None`` uses the
         connection's ``search_path`` (usually ``public``).
+    :param pool_size: The most connections this instance opens.
+    :param lease_seconds: How long a claim holds without renewal (renewed meanwhile).
+    :param durability: ``"async"`` (the default): a step's checkpoint is written in the
+        background while the run goes on (grouped with others); ``"sync"``: each step waits
+        until its checkpoint is committed. Either way a run's end, a suspension and a sleep's
+        start are committed before the run reports them, and a consumer of ``Run.stream()``
+        is shown an event only once it is committed.
     """
 
-    def __init__(self, dsn: str, *, schema: str | None = None) -> None:
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        schema: str | None = None,
+        pool_size: int = 8,
+        lease_seconds: float = 30.0,
+        durability: str = "async",
+    ) -> None:
+        super().__init__(lease_seconds=lease_seconds, durability=durability)
         self.dsn = dsn
         self.schema = schema
-        self._runs = _table(schema, "stepstream_runs")
-        self._events = _table(schema, "stepstream_events")
-        self._conn: psycopg.AsyncConnection[Any] | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._lock = asyncio.Lock()
+        self.pool_size = pool_size
+        names = ("runs", "records", "events", "version")
+        self._t = {n: _table(schema, f"stepstream_{n}" if n != "version" else "stepstream_schema")
+                   for n in names}  # fmt: skip
+        self._sql = {
+            name: sql.SQL(text).format(**self._t)
+            for name, text in {
+                "checkpoint": _CHECKPOINT,
+                "records": _RECORDS,
+                "events": _EVENTS,
+                "head": _HEAD,
+            }.items()
+        }
+        self._pool: AsyncConnectionPool | None = None
+        self._pool_loop: asyncio.AbstractEventLoop | None = None
+        self._opening: asyncio.Lock | None = None
         self._schema_ready = False
 
-    async def _open(self) -> psycopg.AsyncConnection[Any]:
-        conn = await psycopg.AsyncConnection.connect(self.dsn, autocommit=True)
-        if not self._schema_ready:
-            ddl = sql.SQL(_SCHEMA).format(runs=self._runs, events=self._events)
-            async with conn.transaction():
-                await conn.execute(_DDL_LOCK)
-                if self.schema is not None:
-                    create = sql.SQL("CREATE SCHEMA IF NOT EXISTS {}")
-                    await conn.execute(create.format(sql.Identifier(self.schema)))
-                await conn.execute(ddl)
-            self._schema_ready = True
-        return conn
+    # -- connections -------------------------------------------------------------------------
 
-    @asynccontextmanager
-    async def _connection(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+    async def _get_pool(self) -> AsyncConnectionPool:
         loop = asyncio.get_running_loop()
-        if self._loop is not loop:
-            # The lock and the connection of another loop cannot be awaited here; closing a
-            # psycopg connection waits for no I/O, so it is safe from this loop.
-            await self._drop()
-            self._loop = loop
-            self._lock = asyncio.Lock()
-        async with self._lock:
-            if self._conn is None or self._conn.closed:
-                self._conn = await self._open()
-            yield self._conn
+        if self._pool is not None and self._pool_loop is loop:
+            return self._pool
+        if self._opening is None or self._pool_loop is not loop:
+            await self._drop_pool()
+            self._pool_loop, self._opening = loop, asyncio.Lock()
+        async with self._opening:
+            if self._pool is None:
+                if not self._schema_ready:
+                    async with await psycopg.AsyncConnection.connect(self.dsn) as conn:
+                        await self._create_schema(conn)
+                    self._schema_ready = True
+                pool = AsyncConnectionPool(
+                    self.dsn,
+                    min_size=1,
+                    max_size=self.pool_size,
+                    kwargs={"autocommit": True},
+                    open=False,
+                )
+                await pool.open()
+                self._pool = pool
+        return self._pool
 
-    async def save_run(self, snapshot: RunSnapshot) -> None:
-        """Replace the run's snapshot."""
-        data = Json(dict(vars(snapshot)))  # shallow: the fields are JSON data already
-        updated = snapshot.updated_at or time.time_ns() // 1_000_000
-        query = sql.SQL(
-            "INSERT INTO {} (run_id, workflow_id, status, snapshot, updated_at)"
-            " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (run_id) DO UPDATE SET"
-            " workflow_id = excluded.workflow_id, status = excluded.status,"
-            " snapshot = excluded.snapshot, updated_at = excluded.updated_at"
-        ).format(self._runs)
-        async with self._connection() as conn:
+    async def _drop_pool(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is None:
+            return
+        if self._pool_loop is asyncio.get_running_loop():
+            await pool.close()
+            return
+        # The pool's loop has ended (its worker tasks with it): close its idle connections
+        # from here; closing a psycopg connection waits for no I/O.
+        idle = list(getattr(pool, "_pool", ()))
+        pool._closed = True
+        for conn in idle:
+            await conn.close()
+
+    async def _create_schema(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        async with conn.transaction():
+            await conn.execute(_DDL_LOCK)
+            if self.schema is not None:
+                create = sql.SQL("CREATE SCHEMA IF NOT EXISTS {}")
+                await conn.execute(create.format(sql.Identifier(self.schema)))
+            cur = await conn.execute(
+                "SELECT column_name FROM information_schema.columns"
+                " WHERE table_name = 'stepstream_runs'"
+                " AND table_schema = COALESCE(%s, current_schema())",
+                (self.schema,),
+            )
+            v1 = "snapshot" in [r[0] for r in await cur.fetchall()]
+            runs = self._t["runs"]
+            if v1:
+                await conn.execute(
+                    sql.SQL("ALTER TABLE {} RENAME TO stepstream_runs_v1").format(runs)
+                )
+            await conn.execute(sql.SQL(_SCHEMA).format(**self._t))
+            if v1:
+                old = _table(self.schema, "stepstream_runs_v1")
+                cur = await conn.execute(sql.SQL("SELECT snapshot FROM {}").format(old))
+                for (snapshot,) in await cur.fetchall():
+                    head, records = from_v1(snapshot)
+                    await conn.execute(
+                        sql.SQL(
+                            "INSERT INTO {} VALUES (%s, %s, %s, %s::json, %s::json, %s::json,"
+                            " %s::json, %s, %s::json, %s, %s, %s, %s, %s)"
+                        ).format(runs),
+                        head,
+                    )
+                    for kind, key, order, data in records:
+                        await conn.execute(
+                            sql.SQL("INSERT INTO {} VALUES (%s, %s, %s, %s, %s::json)").format(
+                                self._t["records"]
+                            ),
+                            (head[0], kind, key, order, data),
+                        )
+                await conn.execute(sql.SQL("DROP TABLE {}").format(old))
+            version = self._t["version"]
+            await conn.execute(sql.SQL("DELETE FROM {}").format(version))
             await conn.execute(
-                query, (snapshot.run_id, snapshot.workflow_id, snapshot.status, data, updated)
+                sql.SQL("INSERT INTO {} VALUES (%s)").format(version), (SCHEMA_VERSION,)
             )
 
+    def _transient(self, exc: BaseException) -> bool:
+        return isinstance(
+            exc,
+            psycopg.OperationalError
+            | pg_errors.SerializationFailure
+            | pg_errors.DeadlockDetected
+            | pg_errors.LockNotAvailable,
+        )
+
+    # -- writes ------------------------------------------------------------------------------
+
+    async def _claim_now(self, claim: Claim, now: int) -> None:
+        runs = self._t["runs"]
+        pool = await self._get_pool()
+        async with pool.connection() as conn:
+            async with conn.transaction():
+                cur = await conn.execute(
+                    sql.SQL(
+                        "SELECT status, owner, lease_until, last_seq FROM {}"
+                        " WHERE run_id = %s FOR UPDATE"
+                    ).format(runs),
+                    (claim.run_id,),
+                )
+                refusal = claim_refusal(claim, await cur.fetchone(), now)
+                if refusal is not None:
+                    raise refusal
+                if claim.create is not None:
+                    workflow_id, input_json, context_json = claim.create
+                    cur = await conn.execute(
+                        sql.SQL(
+                            "INSERT INTO {} VALUES (%s, %s, 'running', %s::json, %s::json,"
+                            " '{{}}', 'null', NULL, '[]', -1, %s, %s, %s, %s)"
+                            " ON CONFLICT (run_id) DO NOTHING RETURNING run_id"
+                        ).format(runs),
+                        (claim.run_id, workflow_id, input_json, context_json, claim.owner,
+                         claim.lease_until, now, now),
+                    )  # fmt: skip
+                    if await cur.fetchone() is None:  # created by someone else meanwhile
+                        raise claim_refusal(claim, ("running", None, 0, -1), now) or AssertionError
+                else:
+                    await conn.execute(
+                        sql.SQL(
+                            "UPDATE {} SET status = 'running', owner = %s, lease_until = %s,"
+                            " updated_at = %s WHERE run_id = %s"
+                        ).format(runs),
+                        (claim.owner, claim.lease_until, now, claim.run_id),
+                    )
+                self._crash("claim.before-commit")
+            self._crash("claim.after-commit")
+
+    async def _write_batch(self, batch: Sequence[Checkpoint], now: int) -> set[str]:
+        lease = now + int(self.lease_seconds * 1000)
+        heads = _columns(
+            [
+                (cp.run_id, cp.owner, cp.status, cp.last_seq, cp.result, cp.error, cp.suspended,
+                 cp.runtime_context, cp.meta, cp.release, 0 if cp.release else lease)
+                for cp in batch
+            ],
+            11,
+        )  # fmt: skip
+        pool = await self._get_pool()
+        async with pool.connection() as conn:
+            async with conn.transaction():
+                cur = await conn.execute(self._sql["checkpoint"], (now, *heads))
+                written = {row[0] for row in await cur.fetchall()}
+                kept = [cp for cp in batch if cp.run_id in written]
+                for cp in kept:
+                    for path in cp.dropped:
+                        low, high = prefix_bounds(path)
+                        await conn.execute(
+                            sql.SQL(
+                                "DELETE FROM {} WHERE run_id = %s AND key >= %s AND key < %s"
+                            ).format(self._t["records"]),
+                            (cp.run_id, low, high),
+                        )
+                records = [
+                    (cp.run_id, r.kind, path_key(r.path), r.order, r.data)
+                    for cp in kept
+                    for r in cp.records
+                ]
+                events = [(cp.run_id, *event) for cp in kept for event in cp.events]
+                if records:
+                    await conn.execute(self._sql["records"], _columns(records, 5))
+                if events:
+                    await conn.execute(self._sql["events"], _columns(events, 4))
+                self._crash("checkpoint.before-commit")
+            self._crash("checkpoint.after-commit")
+        return {cp.run_id for cp in batch} - written
+
+    async def _renew_now(self, held: Sequence[tuple[str, str]], lease_until: int) -> None:
+        pool = await self._get_pool()
+        async with pool.connection() as conn:
+            await conn.execute(
+                sql.SQL(
+                    "UPDATE {} AS r SET lease_until = %s FROM unnest(%s::text[], %s::text[])"
+                    " AS v(run_id, owner) WHERE r.run_id = v.run_id AND r.owner = v.owner"
+                    " AND r.status = 'running'"
+                ).format(self._t["runs"]),
+                (lease_until, [h[0] for h in held], [h[1] for h in held]),
+            )
+
+    async def _release_now(self, run_id: str, owner: str, now: int) -> None:
+        pool = await self._get_pool()
+        async with pool.connection() as conn, conn.transaction():
+            await conn.execute(
+                sql.SQL(
+                    "UPDATE {} SET owner = NULL, lease_until = 0, updated_at = %s"
+                    " WHERE run_id = %s AND owner = %s"
+                ).format(self._t["runs"]),
+                (now, run_id, owner),
+            )
+            self._crash("release.before-commit")
+
+    # -- reads -------------------------------------------------------------------------------
+
     async def load_run(self, run_id: str) -> RunSnapshot | None:
-        """The run's latest snapshot, or ``None`` if the run is unknown."""
-        query = sql.SQL("SELECT snapshot FROM {} WHERE run_id = %s").format(self._runs)
-        async with self._connection() as conn:
-            cur = await conn.execute(query, (run_id,))
-            row = await cur.fetchone()
-        return None if row is None else RunSnapshot(**row[0])
+        """The run as stored, or ``None`` if the run is unknown."""
+        pool = await self._get_pool()
+        async with pool.connection() as conn:
+            cur = await conn.execute(self._sql["head"], (run_id,))
+            head = await cur.fetchone()
+            if head is None:
+                return None
+            cur = await conn.execute(
+                sql.SQL("SELECT kind, key, ord, data::text FROM {} WHERE run_id = %s").format(
+                    self._t["records"]
+                ),
+                (run_id,),
+            )
+            rows = await cur.fetchall()
+        (workflow_id, status, input_json, context, meta, result, error, suspended, last_seq,
+         owner, lease_until, created_at, updated_at) = head  # fmt: skip
+        meta_data = decode(meta)
+        return RunSnapshot(
+            run_id=run_id,
+            workflow_id=workflow_id,
+            status=effective_status(status, lease_until, now_ms(), owner),
+            state=rebuild_state(decode(input_json), meta_data, rows),
+            result=decode(result),
+            error=error,
+            suspended=decode(suspended),
+            runtime_context=decode(context),
+            last_seq=last_seq,
+            updated_at=updated_at,
+            owner=owner,
+            lease_until=lease_until,
+            created_at=created_at,
+            meta=meta_data,
+        )
 
-    async def append_events(self, run_id: str, events: list[StoredEvent]) -> None:
-        """Add events to the run's log, ignoring those whose ``seq`` is already stored."""
-        if not events:
-            return
-        rows = [(run_id, e.seq, e.type, Json(e.wire)) for e in events]
+    async def read_events(
+        self, run_id: str, after_seq: int = -1, *, limit: int | None = None
+    ) -> list[StoredEvent]:
+        """The run's events with ``seq > after_seq``, in order (at most ``limit``)."""
         query = sql.SQL(
-            "INSERT INTO {} (run_id, seq, type, wire) VALUES (%s, %s, %s, %s)"
-            " ON CONFLICT (run_id, seq) DO NOTHING"
-        ).format(self._events)
-        async with self._connection() as conn, conn.transaction(), conn.cursor() as cur:
-            await cur.executemany(query, rows)
-
-    async def read_events(self, run_id: str, after_seq: int = -1) -> list[StoredEvent]:
-        """The run's events with ``seq > after_seq``, in order."""
-        query = sql.SQL(
-            "SELECT seq, type, wire FROM {} WHERE run_id = %s AND seq > %s ORDER BY seq"
-        ).format(self._events)
-        async with self._connection() as conn:
-            cur = await conn.execute(query, (run_id, after_seq))
+            "SELECT seq, type, wire FROM {} WHERE run_id = %s AND seq > %s ORDER BY seq LIMIT %s"
+        ).format(self._t["events"])
+        pool = await self._get_pool()
+        async with pool.connection() as conn:
+            after = max(min(after_seq, 2**63 - 1), -(2**63))
+            cur = await conn.execute(
+                query, (run_id, after, None if limit is None else max(limit, 0))
+            )
             rows = await cur.fetchall()
         return [StoredEvent(seq, kind, wire) for seq, kind, wire in rows]
 
     async def list_runs(
-        self, *, workflow_id: str | None = None, status: str | None = None, limit: int = 100
+        self,
+        *,
+        workflow_id: str | None = None,
+        status: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
     ) -> list[RunSummary]:
         """Runs, most recently updated first (ties by ``run_id``), at most ``limit``."""
+        now = now_ms()
+        wanted = None if status is None else [status]
+        sift = status in ("running", "interrupted")  # told apart after the query
         where: list[sql.Composable] = []
         args: list[Any] = []
+        if wanted is not None:
+            where.append(sql.SQL("status = ANY(%s)"))
+            args.append(stored_statuses(wanted))
         if workflow_id is not None:
             where.append(sql.SQL("workflow_id = %s"))
             args.append(workflow_id)
-        if status is not None:
-            where.append(sql.SQL("status = %s"))
-            args.append(status)
-        query = sql.SQL("SELECT run_id, workflow_id, status, updated_at FROM {}").format(self._runs)
+        query = sql.SQL(
+            "SELECT run_id, workflow_id, status, owner, lease_until, updated_at FROM {}"
+        ).format(self._t["runs"])
         if where:
             query += sql.SQL(" WHERE ") + sql.SQL(" AND ").join(where)
-        query += sql.SQL(" ORDER BY updated_at DESC, run_id LIMIT %s")
-        async with self._connection() as conn:
-            cur = await conn.execute(query, (*args, limit))
+        query += sql.SQL(" ORDER BY updated_at DESC, run_id")
+        if not sift:
+            query += sql.SQL(" LIMIT %s OFFSET %s")
+            args += [max(limit, 0), max(offset, 0)]
+        pool = await self._get_pool()
+        async with pool.connection() as conn:
+            cur = await conn.execute(query, args)
             rows = await cur.fetchall()
-        return [RunSummary(*row) for row in rows]
+        found = summaries(rows, wanted, now)
+        return found[max(offset, 0) : max(offset, 0) + max(limit, 0)] if sift else found
+
+    async def prune(self, *, older_than: float, statuses: Sequence[str] = FINAL_STATUSES) -> int:
+        """Delete runs in ``statuses`` not updated for ``older_than`` seconds."""
+        now = now_ms()
+        pool = await self._get_pool()
+        async with pool.connection() as conn, conn.transaction():
+            cur = await conn.execute(
+                sql.SQL(
+                    "SELECT run_id, workflow_id, status, owner, lease_until, updated_at FROM {}"
+                    " WHERE updated_at < %s AND status = ANY(%s) FOR UPDATE"
+                ).format(self._t["runs"]),
+                (now - int(older_than * 1000), stored_statuses(statuses)),
+            )
+            ids = [s.run_id for s in summaries(await cur.fetchall(), statuses, now)]
+            for table in ("events", "records", "runs"):
+                await conn.execute(
+                    sql.SQL("DELETE FROM {} WHERE run_id = ANY(%s)").format(self._t[table]), (ids,)
+                )
+        return len(ids)
 
     async def close(self) -> None:
-        """Close the connection, after the call in progress; a later call opens a new one."""
-        if self._loop is asyncio.get_running_loop():
-            async with self._lock:
-                await self._drop()
-        else:
-            await self._drop()
+        """Release the claims still held, then close the pool; a later call opens a new one."""
+        await self._stop_background()
+        await self._drop_pool()
 
-    async def _drop(self) -> None:
-        if self._conn is not None:
-            await self._conn.close()
-            self._conn = None
+
+def _columns(rows: Sequence[tuple[Any, ...]], width: int) -> list[list[Any]]:
+    """Rows as ``width`` column lists (the arrays ``unnest`` takes)."""
+    return [list(column) for column in zip(*rows, strict=True)] if rows else [[]] * width
 
 
 def _table(schema: str | None, name: str) -> sql.Identifier:

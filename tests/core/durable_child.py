@@ -44,7 +44,9 @@ def crash_workflow(marks: Path) -> Workflow:
 async def crash(db: str, marks: str, run_id: str) -> None:
     wf = crash_workflow(Path(marks))
     pm = get_plugin_manager(load_entrypoints=False)
-    run = await wf.create_run(run_id, plugin_manager=pm, storage=SQLiteStorage(db))
+    # Each step waits for its checkpoint: every step completed before the kill is stored.
+    store = SQLiteStorage(db, durability="sync")
+    run = await wf.create_run(run_id, plugin_manager=pm, storage=store)
     await run.start({"n": 0})
 
 

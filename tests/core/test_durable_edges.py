@@ -10,43 +10,41 @@ from typing import Any
 import pytest
 
 from stepstream import Event, StepContext, Workflow, get_plugin_manager, hookimpl, step
-from stepstream.storage import RunSnapshot, StoredEvent
+from stepstream.storage import Checkpoint
 from stepstream.storage.sqlite import SQLiteStorage
 
 
 class Checked(SQLiteStorage):
-    """Asserts at every save that the log holds every event the snapshot counts."""
+    """Asserts at every checkpoint that its events continue the log with no gap."""
 
-    def __init__(self, path: Path) -> None:
-        super().__init__(path)
-        self.append_gate: asyncio.Event | None = None
-        self.save_gate: asyncio.Event | None = None
+    def __init__(self, path: Path, **options: Any) -> None:
+        super().__init__(path, **options)
+        self.first_gate: asyncio.Event | None = None
+        self.final_gate: asyncio.Event | None = None
         self.saving = asyncio.Event()
-        self.snapshots: list[RunSnapshot] = []
+        self.checkpoints: list[Checkpoint] = []
+        self.last: dict[str, int] = {}
 
-    async def append_events(self, run_id: str, events: list[StoredEvent]) -> None:
-        if self.append_gate is not None:
-            gate, self.append_gate = self.append_gate, None
+    async def save_checkpoint(self, checkpoint: Checkpoint) -> None:
+        if self.first_gate is not None:
+            gate, self.first_gate = self.first_gate, None
             await gate.wait()
-        await super().append_events(run_id, events)
-
-    async def save_run(self, snapshot: RunSnapshot) -> None:
-        final = snapshot.status in ("success", "failed", "canceled")
-        if final and self.save_gate is not None:
+        if checkpoint.status != "running" and self.final_gate is not None:
             self.saving.set()
-            await self.save_gate.wait()
-        stored = {e.seq for e in await self.read_events(snapshot.run_id)}
-        counted = set(range(snapshot.last_seq if final else snapshot.last_seq + 1))
-        assert counted <= stored, f"snapshot counts unstored events {sorted(counted - stored)}"
-        self.snapshots.append(snapshot)
-        await super().save_run(snapshot)
+            await self.final_gate.wait()
+        seqs = [seq for seq, _, _ in checkpoint.events]
+        first = self.last.get(checkpoint.run_id, -1) + 1
+        assert seqs == list(range(first, checkpoint.last_seq + 1)), "a gap in the log"
+        self.checkpoints.append(checkpoint)
+        await super().save_checkpoint(checkpoint)
+        self.last[checkpoint.run_id] = checkpoint.last_seq
 
 
 @pytest.mark.asyncio
 async def test_a_checkpoint_racing_a_parallel_step_never_outruns_the_log(tmp_path: Path) -> None:
     store = Checked(tmp_path / "runs.db")
     b_finished = asyncio.Event()
-    store.append_gate = b_finished  # the first write waits until `b` has finished
+    store.first_gate = b_finished  # the first write waits until `b` has finished
 
     class Watch:
         @hookimpl
@@ -64,8 +62,12 @@ async def test_a_checkpoint_racing_a_parallel_step_never_outruns_the_log(tmp_pat
 
     pm = get_plugin_manager(load_entrypoints=False, plugins=[Watch()])
     wf = Workflow(id="wf", storage=store).parallel([a, b]).commit()
-    result = await (await wf.create_run(plugin_manager=pm)).start({})
-    assert result.status == "success" and len(store.snapshots) >= 3
+    run = await wf.create_run(plugin_manager=pm)
+    result = await run.start({})
+    assert result.status == "success" and len(store.checkpoints) >= 2
+    stored = await store.load_run(run.run_id)
+    assert stored is not None and stored.status == "success"
+    assert list(stored.state["steps"]) == list(result.steps)  # completion order
     await store.close()
 
 
@@ -74,7 +76,7 @@ async def test_a_cancel_during_the_final_checkpoint_still_finishes_and_stores(
     tmp_path: Path,
 ) -> None:
     store = Checked(tmp_path / "runs.db")
-    store.save_gate = asyncio.Event()
+    store.final_gate = asyncio.Event()
 
     @step(id="only")
     async def only(ctx: StepContext[Any]) -> Any:
@@ -92,7 +94,7 @@ async def test_a_cancel_during_the_final_checkpoint_still_finishes_and_stores(
     await store.saving.wait()  # the run is storing its final state
     canceling = asyncio.create_task(run.cancel())
     await asyncio.sleep(0)  # let the cancel reach the run (the gate below is what orders)
-    store.save_gate.set()
+    store.final_gate.set()
     await canceling
     await reader
     assert types[-1] == "finish"
@@ -103,7 +105,7 @@ async def test_a_cancel_during_the_final_checkpoint_still_finishes_and_stores(
 
 @pytest.mark.asyncio
 async def test_recovery_inside_a_nested_workflow_skips_its_finished_steps(tmp_path: Path) -> None:
-    store = Checked(tmp_path / "runs.db")
+    store = Checked(tmp_path / "runs.db", durability="sync")  # i1 is stored when i2 starts
     ran: list[str] = []
     blocked = asyncio.Event()
 
@@ -123,10 +125,8 @@ async def test_recovery_inside_a_nested_workflow_skips_its_finished_steps(tmp_pa
     run = await wf.create_run()
     task = asyncio.create_task(run.start({"n": 0}))
     await blocked.wait()
-    crashed = store.snapshots[-1]  # what storage held when the process "died"
-    task.cancel()
+    await run.abandon()  # the process "stops": the run stays as stored
     await asyncio.gather(task, return_exceptions=True)
-    await store.save_run(crashed)
     ran.append("recovering")
     again = await wf.load_run(run.run_id)
     assert again.status == "interrupted"

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -10,7 +12,7 @@ from typing import Any
 import pytest
 
 from stepstream import RunStateError, StepContext, Workflow, WorkflowDefinitionError, step
-from stepstream.storage import RunSnapshot
+from stepstream.storage import Checkpoint
 from stepstream.storage.sqlite import SQLiteStorage
 
 from ..conftest import PluginManager, Recorder
@@ -62,9 +64,9 @@ async def test_a_recovered_sleep_counts_from_its_stored_start(tmp_path: Path) ->
     sleeping = asyncio.Event()
 
     class Watching(SQLiteStorage):
-        async def save_run(self, snapshot: RunSnapshot) -> None:
-            await super().save_run(snapshot)
-            if any(k.startswith("sleep_") for k in snapshot.state["steps"]):
+        async def save_checkpoint(self, checkpoint: Checkpoint) -> None:
+            await super().save_checkpoint(checkpoint)
+            if any(r.path[0].startswith("sleep_") for r in checkpoint.records):
                 sleeping.set()  # the sleep's start is stored
 
     store = Watching(tmp_path / "runs.db")
@@ -75,12 +77,16 @@ async def test_a_recovered_sleep_counts_from_its_stored_start(tmp_path: Path) ->
     snapshot = await store.load_run(run.run_id)
     assert snapshot is not None and snapshot.status == "running"
     [sleep_id] = [k for k in snapshot.state["steps"] if k.startswith("sleep_")]
-    task.cancel()  # the process "dies" here; its stored state says the sleep began
+    await run.abandon()  # the process "stops" here; its stored state says the sleep began
     await asyncio.gather(task, return_exceptions=True)
     # Pretend the sleep began long ago: the recovered run must not sleep again.
-    data = dict(snapshot.state)
-    data["steps"][sleep_id]["started_at"] -= 3600 * 1000
-    await store.save_run(type(snapshot)(**{**snapshot.__dict__, "state": data}))
+    with sqlite3.connect(tmp_path / "runs.db") as conn:
+        [(data,)] = conn.execute("SELECT data FROM stepstream_records WHERE key = ?", (sleep_id,))
+        record = json.loads(data)
+        record["started_at"] -= 3600 * 1000
+        conn.execute(
+            "UPDATE stepstream_records SET data = ? WHERE key = ?", (json.dumps(record), sleep_id)
+        )
     again = await wf.load_run(run.run_id)
     assert again.status == "interrupted"
     result = await asyncio.wait_for(again.resume(), 30)

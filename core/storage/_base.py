@@ -1,0 +1,328 @@
+"""What both SQL backends share: group commit, retries, lease renewal and crash points.
+
+A backend implements the transactions (:meth:`StorageBase._claim_now`,
+:meth:`StorageBase._write_batch`, ...); this base decides when they run:
+
+- **Group commit.** Checkpoints from every run of a storage queue up; one writer task per event
+  loop takes the whole queue and writes it in one transaction, so 1,000 concurrent runs cost a
+  few transactions per step, not 1,000. A batch that fails for a reason retrying cannot mend is
+  written again one checkpoint at a time, so one bad checkpoint fails only its own run.
+- **Retries.** Transient failures (a lock held past the busy timeout, a lost connection) are
+  retried with backoff, a few times; then :class:`~stepstream.errors.StorageError`.
+- **Leases.** A claim holds for ``lease_seconds``; a task renews every claim this storage holds
+  at a third of that, with one statement.
+- **Crash points** (fault injection, as DBOS tests it): ``STEPSTREAM_CRASH_AT=name`` (or
+  ``name:n`` for its n-th time) makes the process SIGKILL itself at that named point of a
+  storage write; the tests use it to prove recovery from a crash at every write.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import socket
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeVar
+
+import tenacity
+
+from ..errors import RunClaimedError, StorageError
+from . import FINAL_STATUSES, Checkpoint, Claim, RunSummary
+
+__all__ = ["CRASH_POINTS", "StorageBase", "new_owner", "now_ms"]
+
+T = TypeVar("T")
+log = logging.getLogger("stepstream.storage")
+
+CRASH_POINTS = (
+    "claim.before-commit",
+    "claim.after-commit",
+    "checkpoint.before-commit",
+    "checkpoint.after-commit",
+    "release.before-commit",
+    "recovery.after-claim",
+)
+"""The named points where ``STEPSTREAM_CRASH_AT`` may kill the process."""
+
+
+def now_ms() -> int:
+    """Epoch milliseconds (leases and ``updated_at``)."""
+    return time.time_ns() // 1_000_000
+
+
+def new_owner() -> str:
+    """A new owner id: ``host:pid:random``, unique per claiming ``Run`` object."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+
+
+class StorageBase:
+    """Group commit, retries, leases and crash points over a backend's transactions."""
+
+    #: How often a transient failure is tried again before it becomes a StorageError.
+    attempts = 5
+
+    def __init__(self, *, lease_seconds: float = 30.0, durability: str = "async") -> None:
+        if lease_seconds <= 0:
+            raise ValueError("lease_seconds must be positive")
+        if durability not in ("async", "sync"):
+            raise ValueError(f"durability must be 'async' or 'sync', not {durability!r}")
+        self.lease_seconds = lease_seconds
+        self.durability = durability
+        self._held: dict[str, str] = {}  # run id -> owner, for the claims being executed here
+        self._queue: list[tuple[Checkpoint, asyncio.Future[None]]] = []
+        self._writer: asyncio.Task[None] | None = None
+        self._renewer: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        crash = os.environ.get("STEPSTREAM_CRASH_AT", "")
+        name, _, nth = crash.partition(":")
+        self._crash_at = (name, int(nth or 1)) if name else None
+        self._crash_seen = 0
+
+    # -- what backends implement -----------------------------------------------------------
+
+    async def _claim_now(self, claim: Claim, now: int) -> None:
+        raise NotImplementedError
+
+    async def _write_batch(self, batch: Sequence[Checkpoint], now: int) -> set[str]:
+        """Write the checkpoints in one transaction; return the run ids whose owner check
+        failed (their checkpoints are not written, the others are)."""
+        raise NotImplementedError
+
+    async def _renew_now(self, held: Sequence[tuple[str, str]], lease_until: int) -> None:
+        raise NotImplementedError
+
+    async def _release_now(self, run_id: str, owner: str, now: int) -> None:
+        raise NotImplementedError
+
+    def _transient(self, exc: BaseException) -> bool:
+        """Whether ``exc`` is worth retrying (lock timeout, lost connection)."""
+        raise NotImplementedError
+
+    # -- the protocol ----------------------------------------------------------------------
+
+    async def claim(self, claim: Claim) -> None:
+        await self._retrying(lambda: self._claim_now(claim, now_ms()), f"claim run {claim.run_id}")
+        self._held[claim.run_id] = claim.owner
+        self._keep_leases()
+
+    async def save_checkpoint(self, checkpoint: Checkpoint) -> None:
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:  # a new event loop (asyncio.run() again): start afresh
+            self._loop, self._queue, self._writer, self._renewer = loop, [], None, None
+        done: asyncio.Future[None] = loop.create_future()
+        self._queue.append((checkpoint, done))
+        if self._writer is None or self._writer.done():
+            self._writer = loop.create_task(self._drain(), name="stepstream-storage-writer")
+        await done
+        if checkpoint.release or checkpoint.status != "running":
+            self._held.pop(checkpoint.run_id, None)
+
+    async def release(self, run_id: str, owner: str) -> None:
+        self._held.pop(run_id, None)
+        await self._retrying(
+            lambda: self._release_now(run_id, owner, now_ms()), f"release run {run_id}"
+        )
+
+    # -- group commit ----------------------------------------------------------------------
+
+    async def _drain(self) -> None:
+        # Never raises: every outcome goes to the futures of the checkpoints it concerns.
+        while self._queue:
+            batch, self._queue = self._queue, []
+            try:
+                lost = await self._retrying(
+                    lambda b=batch: self._write_batch([c for c, _ in b], now_ms()),  # type: ignore[misc]
+                    "write checkpoints",
+                )
+            except BaseException as exc:
+                if len(batch) == 1 or isinstance(exc, asyncio.CancelledError):
+                    _settle(batch, set(), exc)
+                    if isinstance(exc, asyncio.CancelledError):
+                        raise
+                    continue
+                for one in batch:  # isolate the culprit: the others still get stored
+                    try:
+                        lost = await self._retrying(
+                            lambda o=one: self._write_batch([o[0]], now_ms()),  # type: ignore[misc]
+                            "write a checkpoint",
+                        )
+                        _settle([one], lost, None)
+                    except Exception as single:
+                        _settle([one], set(), single)
+                continue
+            _settle(batch, lost, None)
+
+    async def _retrying(self, work: Callable[[], Awaitable[T]], what: str) -> T:
+        retrying = tenacity.AsyncRetrying(
+            stop=tenacity.stop_after_attempt(self.attempts),
+            wait=tenacity.wait_exponential(multiplier=0.05, max=1.0),
+            retry=tenacity.retry_if_exception(self._transient),
+            reraise=True,
+        )
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    return await work()
+        except (RunClaimedError, StorageError):
+            raise
+        except Exception as exc:
+            tried = f" after {self.attempts} attempts" if self._transient(exc) else ""
+            raise StorageError(f"storage failed to {what}{tried}: {exc}") from exc
+        raise AssertionError("unreachable: tenacity re-raises the last error")
+
+    # -- leases ----------------------------------------------------------------------------
+
+    def _keep_leases(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:
+            self._loop, self._queue, self._writer = loop, [], None
+            self._renewer = None
+        if self._renewer is None or self._renewer.done():
+            self._renewer = loop.create_task(self._renew(), name="stepstream-storage-leases")
+
+    async def _renew(self) -> None:
+        while self._held:
+            await asyncio.sleep(self.lease_seconds / 3)
+            held = list(self._held.items())
+            if not held:
+                return
+            try:
+                await self._renew_now(held, now_ms() + int(self.lease_seconds * 1000))
+            except Exception:  # the next checkpoint finds out whether the lease survived
+                log.warning("stepstream: could not renew %d run leases", len(held), exc_info=True)
+
+    async def _stop_background(self) -> None:
+        """Release the claims still held, end the lease task (at ``close()``)."""
+        for task in (self._renewer,):
+            if task is not None and not task.done():
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+        self._renewer = None
+        writer = self._writer
+        if writer is not None and not writer.done():
+            await asyncio.gather(writer, return_exceptions=True)
+        for run_id, owner in list(self._held.items()):
+            try:
+                await self.release(run_id, owner)
+            except Exception:
+                log.warning("stepstream: could not release run %s", run_id, exc_info=True)
+
+    # -- crash points ----------------------------------------------------------------------
+
+    def _crash(self, point: str) -> None:
+        """SIGKILL this process if ``STEPSTREAM_CRASH_AT`` names ``point`` (fault injection)."""
+        if self._crash_at is None or self._crash_at[0] != point:
+            return
+        self._crash_seen += 1
+        if self._crash_seen == self._crash_at[1]:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _settle(
+    batch: Sequence[tuple[Checkpoint, asyncio.Future[None]]],
+    lost: set[str],
+    error: BaseException | None,
+) -> None:
+    for checkpoint, done in batch:
+        if done.done():  # its run was canceled while waiting: nobody wants the answer
+            continue
+        if error is not None:
+            done.set_exception(error)
+        elif checkpoint.run_id in lost:
+            done.set_exception(
+                RunClaimedError(
+                    f"run {checkpoint.run_id} is no longer held by this execution "
+                    f"({checkpoint.owner}): its lease expired and another claimed it",
+                    run_id=checkpoint.run_id,
+                )
+            )
+        else:
+            done.set_result(None)
+
+
+def effective_status(status: str, lease_until: int, now: int, owner: str | None) -> str:
+    """A stored status as readers see it: a ``running`` run whose lease expired, or whose
+    owner was a process of this host that is gone, is ``interrupted``."""
+    if status == "running" and (lease_until < now or not owner_alive(owner)):
+        return "interrupted"
+    return status
+
+
+def owner_alive(owner: str | None) -> bool:
+    """Whether ``owner`` (``host:pid:id``) may still be executing: ``False`` only when it is
+    nobody, or a process of this host that no longer exists (so a restarted server recovers
+    its runs at once instead of waiting for their leases; other hosts' owners are judged by
+    their leases alone)."""
+    if owner is None:
+        return False
+    host, _, rest = owner.partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid.isdigit():
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # it exists but is not ours to signal
+        return True
+    return True
+
+
+def claim_refusal(
+    claim: Claim, row: tuple[str, str | None, int, int] | None, now: int
+) -> RunClaimedError | None:
+    """Why ``claim`` may not take the run whose stored ``(status, owner, lease_until,
+    last_seq)`` is ``row`` (``None``: unknown), or ``None`` when it may."""
+    run = f"run {claim.run_id}"
+    if claim.create is not None:
+        if row is not None:
+            return RunClaimedError(f"{run} already exists", run_id=claim.run_id, owner=row[1])
+        return None
+    if row is None:
+        return RunClaimedError(f"{run} is unknown to the storage", run_id=claim.run_id)
+    status, owner, lease_until, last_seq = row
+    seen = effective_status(status, lease_until, now, owner)
+    if seen == "running" and owner != claim.owner:
+        return RunClaimedError(
+            f"{run} is being executed by {owner} (lease until {lease_until})",
+            run_id=claim.run_id,
+            owner=owner,
+        )
+    if seen not in claim.expect and not (seen == "running" and owner == claim.owner):
+        why = "has ended" if seen in FINAL_STATUSES else "is"
+        return RunClaimedError(
+            f"{run} {why} {seen!r}; expected {' or '.join(claim.expect) or 'nothing'}",
+            run_id=claim.run_id,
+        )
+    if claim.expect_seq is not None and last_seq != claim.expect_seq:
+        return RunClaimedError(
+            f"{run} changed in storage since this Run saw it (its last seq is {last_seq}, "
+            f"not {claim.expect_seq}): load it again",
+            run_id=claim.run_id,
+        )
+    return None
+
+
+def stored_statuses(statuses: Sequence[str]) -> list[str]:
+    """The stored statuses to select for the statuses readers see (``interrupted`` and
+    ``running`` runs are both stored ``running``; :func:`summaries` tells them apart)."""
+    return sorted({"running" if s == "interrupted" else s for s in statuses})
+
+
+def summaries(
+    rows: Sequence[tuple[str, str, str, str | None, int, int]],
+    statuses: Sequence[str] | None,
+    now: int,
+) -> list[RunSummary]:
+    """``(run_id, workflow_id, status, owner, lease_until, updated_at)`` rows as summaries
+    with their effective status, keeping those in ``statuses`` (all when ``None``)."""
+    out = []
+    for run_id, workflow_id, status, owner, lease_until, updated_at in rows:
+        seen = effective_status(status, lease_until, now, owner)
+        if statuses is None or seen in statuses:
+            out.append(RunSummary(run_id, workflow_id, seen, updated_at))
+    return out
