@@ -18,11 +18,13 @@ from .errors import (
     PluginHookError,
     PluginLoadError,
     RunCanceledError,
+    RunClaimedError,
     RunError,
     RunStateError,
     StepExecutionError,
     StepSerializationError,
     StepstreamError,
+    StorageError,
     StreamError,
     ValidationError,
     WorkflowDefinitionError,
@@ -31,6 +33,7 @@ from .events import Event
 from .executor import LocalExecutor, StepExecutor
 from .hookspecs import hookimpl
 from .plugin_manager import PluginManager, get_plugin_manager
+from .recovery import keep_recovering, recover_interrupted
 from .result import StepRecord, WorkflowResult
 from .run import Run, RunStream, SyncRunStream
 from .steps import Step, step
@@ -50,6 +53,7 @@ __all__ = [
     "PluginManager",
     "Run",
     "RunCanceledError",
+    "RunClaimedError",
     "RunError",
     "RunStateError",
     "RunStream",
@@ -61,6 +65,7 @@ __all__ = [
     "StepRecord",
     "StepSerializationError",
     "StepstreamError",
+    "StorageError",
     "StreamError",
     "SyncRunStream",
     "ValidationError",
@@ -71,6 +76,8 @@ __all__ = [
     "get_plugin_manager",
     "hookimpl",
     "hookspecs",
+    "keep_recovering",
+    "recover_interrupted",
     "step",
 ]
 

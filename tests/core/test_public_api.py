@@ -21,6 +21,7 @@ PUBLIC_MODULES = [
     "stepstream.graph",
     "stepstream.hookspecs",
     "stepstream.plugin_manager",
+    "stepstream.recovery",
     "stepstream.result",
     "stepstream.run",
     "stepstream.run_stream",
