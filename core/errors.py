@@ -22,7 +22,8 @@ it with ``raise ... from``.
     ├── RunError                     a run was used wrongly
     │   ├── RunStateError            e.g. resume() of a run that is not suspended
     │   └── StreamError              Run.stream() cannot be served or is consumed twice
-    └── RunCanceledError             the run was canceled while a caller waited on it
+    ├── RunCanceledError             the run was canceled while a caller waited on it
+    └── RealModelCallError           a test reached for a model off this machine (testing kit)
 
 Failures inside a run are reported as data (a failed ``step-result`` and a failed
 ``WorkflowResult``); these exceptions appear there as ``"<ExceptionType>: <message>"``.
@@ -40,6 +41,7 @@ __all__ = [
     "PluginError",
     "PluginHookError",
     "PluginLoadError",
+    "RealModelCallError",
     "RunCanceledError",
     "RunError",
     "RunStateError",
@@ -181,6 +183,20 @@ class StreamError(RunError):
 
 class RunCanceledError(RunError):
     """The run was canceled."""
+
+
+class RealModelCallError(StepstreamError):
+    """A test asked a model that is not on this machine; raised by ``stepstream.testing``'s guard.
+
+    :param url: The URL the OpenAI client was about to call.
+    """
+
+    def __init__(self, url: str) -> None:
+        super().__init__(
+            f"a test called a real model at {url}; point the client at the model_server "
+            "fixture's base_url, or mark the test @pytest.mark.real_model to allow it"
+        )
+        self.url = url
 
 
 def describe_error(exc: BaseException) -> str:

@@ -26,8 +26,8 @@ from weather_source import WeatherSource
 
 from stepstream import Event, RuntimeContext, StepContext, Workflow, get_plugin_manager, step
 from stepstream.agents import Agent
-from stepstream.agents.local_model import ModelServer, planner_responder
 from stepstream.plugins.jsonl import JsonLinesExporter
+from stepstream.testing import ModelServer, planner_responder
 
 CONDITIONS = {
     0: "Clear sky", 1: "Mainly clear", 2: "Partly cloudy", 3: "Overcast", 45: "Foggy",

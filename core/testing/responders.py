@@ -8,7 +8,7 @@ import zlib
 from collections.abc import Mapping
 from typing import Any, Final
 
-from .local_replies import (
+from .replies import (
     DropReply,
     ErrorMidStreamReply,
     HTTPErrorReply,
