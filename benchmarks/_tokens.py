@@ -1,6 +1,6 @@
 """The ``tokens`` workload: one model answer of ``N`` tokens streamed to a consumer.
 
-One local :class:`~stepstream.agents.local_model.ModelServer` (a thread of this process)
+One local :class:`~stepstream.testing.ModelServer` (a thread of this process)
 answers every request with ``bulk_responder(N)``: ``N`` one-token chunks as fast as the
 socket takes them. The ``openai`` and ``stepstream`` sides are ``token_relay.py``'s
 (``Bench.bare_openai`` and ``Bench.run_stream``: an agent step through ``Run.stream()``);
@@ -16,8 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from stepstream import PluginManager
-from stepstream.agents.local_model import ModelServer, bulk_responder
-from stepstream.agents.local_replies import MODEL
+from stepstream.testing import MODEL, ModelServer, bulk_responder
 
 from . import _langgraph, _llama
 from ._shapes import Unit

@@ -27,7 +27,7 @@ Workloads:
             ``step-finish``, ``finish``). ``ev/s`` is the run's events / elapsed, timed from
             ``create_run`` (``create-run`` for ``http``) to the end of the stream.
 ``ttft``    one agent step (``step.from_agent(Agent(..., base_url=server.base_url))``)
-            answered by a local :class:`~stepstream.agents.local_model.ModelServer` streaming
+            answered by a local :class:`~stepstream.testing.ModelServer` streaming
             ``tokens(T)`` as fast as its socket takes them. ``ttft`` is the time from
             ``create_run`` / ``create-run`` to the first ``tool-call-delta`` the consumer
             sees; ``tok/s`` is ``T`` / elapsed to the end of the stream.
@@ -70,10 +70,9 @@ import uvicorn
 import stepstream
 from stepstream import PluginManager, Step, StepContext, Workflow, get_plugin_manager, step
 from stepstream.agents import Agent
-from stepstream.agents.local_model import ModelServer, TextReply, tokens
-from stepstream.agents.local_replies import MODEL
 from stepstream.server import create_app, serve_in_thread
 from stepstream.storage.sqlite import SQLiteStorage
+from stepstream.testing import MODEL, ModelServer, TextReply, tokens
 
 SIDES = ("in-process", "in-proc+db", "http")
 RS = b"\x1e"

@@ -91,7 +91,7 @@ import stepstream
 from stepstream import PluginManager, Workflow, get_plugin_manager
 from stepstream.storage import Storage
 from stepstream.storage.sqlite import SQLiteStorage
-from stepstream.storage.throwaway import ThrowawayPostgres
+from stepstream.testing import ThrowawayPostgres
 
 if TYPE_CHECKING:
     import psycopg

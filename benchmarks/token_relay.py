@@ -7,7 +7,7 @@ Run by hand (never collected by pytest)::
 
 What is measured
 ----------------
-One :class:`~stepstream.agents.local_model.ModelServer` (a stdlib threaded HTTP server on
+One :class:`~stepstream.testing.ModelServer` (a stdlib threaded HTTP server on
 127.0.0.1, running in a thread of this process) is started once and answers every request
 with ``bulk_responder(N)``: ``N`` content chunks ``"tok1 "`` ... ``"tokN "`` (one token each)
 sent as fast as the socket takes them. Every side below sends the request the agent sends
@@ -75,9 +75,8 @@ from stepstream import PluginManager, Workflow, get_plugin_manager, step
 from stepstream.adapter import TextDelta
 from stepstream.agents import Agent, AgentEvent
 from stepstream.agents.agent import Sleep
-from stepstream.agents.local_model import ModelServer, bulk_responder, tokens
-from stepstream.agents.local_replies import MODEL
 from stepstream.run import DEFAULT_BUFFER_SIZE
+from stepstream.testing import MODEL, ModelServer, bulk_responder, tokens
 
 try:  # imported as part of the suite (python -m benchmarks)
     from benchmarks._common import machine_lines, median, print_profile

@@ -6,6 +6,8 @@ is the built-in ``stream`` plugin's queue. Start with :class:`Workflow` and :fun
 
 from __future__ import annotations
 
+from importlib.metadata import version as _version
+
 from . import events, hookspecs
 from .channel import EventChannel
 from .context import RuntimeContext, StepContext
@@ -81,4 +83,5 @@ __all__ = [
     "step",
 ]
 
-__version__ = "0.1.0"
+# pyproject.toml holds the one version number; the installed package's metadata carries it.
+__version__ = _version("stepstream")

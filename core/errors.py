@@ -24,7 +24,8 @@ it with ``raise ... from``.
     │   │   └── RunClaimedError      another execution holds the run (its lease is alive)
     │   ├── StreamError              Run.stream() cannot be served or is consumed twice
     │   └── RunCanceledError         the run was canceled while a caller waited on it
-    └── StorageError                 a durable run's data cannot be stored (or storage failed)
+    ├── StorageError                 a durable run's data cannot be stored (or storage failed)
+    └── RealModelCallError           a test reached for a model off this machine (testing kit)
 
 Failures inside a run are reported as data (a failed ``step-result`` and a failed
 ``WorkflowResult``); these exceptions appear there as ``"<ExceptionType>: <message>"``.
@@ -42,6 +43,7 @@ __all__ = [
     "PluginError",
     "PluginHookError",
     "PluginLoadError",
+    "RealModelCallError",
     "RunCanceledError",
     "RunClaimedError",
     "RunError",
@@ -221,6 +223,20 @@ class StorageError(StepstreamError):
         self.run_id = run_id
         self.step_id = step_id
         self.path = path
+
+
+class RealModelCallError(StepstreamError):
+    """A test asked a model that is not on this machine; raised by ``stepstream.testing``'s guard.
+
+    :param url: The URL the OpenAI client was about to call.
+    """
+
+    def __init__(self, url: str) -> None:
+        super().__init__(
+            f"a test called a real model at {url}; point the client at the model_server "
+            "fixture's base_url, or mark the test @pytest.mark.real_model to allow it"
+        )
+        self.url = url
 
 
 def describe_error(exc: BaseException) -> str:

@@ -2,8 +2,8 @@
 
 Each event is an immutable pydantic model with snake_case attributes. ``to_wire()`` (and so
 ``model_dump()`` / ``model_dump_json()``) gives Mastra's JSON shape with camelCase keys in
-Mastra's key order, as recorded in ``shared/conformance``. Beside its wire fields every event
-carries ``run_id`` and ``seq``, the per-run sequence number (0 for ``start``), which never
+Mastra's key order, as recorded in ``tests/conformance/traces``. Beside its wire fields every
+event carries ``run_id`` and ``seq``, the per-run sequence number (0 for ``start``), which never
 appear on the wire: they let a consumer resume watching a run where it left off.
 
 Mastra's types: ``start``, ``step-start``, ``tool-call-streaming-start``, ``tool-call-delta``,

@@ -137,8 +137,12 @@ class PluginManager(pluggy.PluginManager):
         return self._sources.get(name)
 
     def list_plugins(self) -> list[tuple[str, str]]:
-        """The registered plugins as ``(name, source)`` pairs, in registration order."""
-        return [(name, self._sources.get(name, "api")) for name, _ in self.list_name_plugin()]
+        """The registered plugins as ``(name, source)`` pairs, in registration order.
+
+        Blocked names are left out: pluggy keeps them as names without a plugin.
+        """
+        listed = self.list_name_plugin()
+        return [(name, self._sources.get(name, "api")) for name, plugin in listed if plugin]
 
     # -- error isolation --------------------------------------------------------------------
 

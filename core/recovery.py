@@ -50,9 +50,7 @@ async def recover_interrupted(
         if wf is None:
             continue
         try:
-            run = await wf.load_run(
-                summary.run_id, storage=storage, plugin_manager=plugin_manager
-            )
+            run = await wf.load_run(summary.run_id, storage=storage, plugin_manager=plugin_manager)
             if run.status != "interrupted":
                 continue
             await run._claim("interrupted")
@@ -84,9 +82,7 @@ async def keep_recovering(
     every = interval if interval is not None else storage.lease_seconds / 3
     while True:
         try:
-            for run in await recover_interrupted(
-                workflows, storage, plugin_manager=plugin_manager
-            ):
+            for run in await recover_interrupted(workflows, storage, plugin_manager=plugin_manager):
                 taken(run)
         except Exception:  # storage down for now: try again next time
             log.warning("stepstream: recovery of interrupted runs failed", exc_info=True)

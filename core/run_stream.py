@@ -86,9 +86,17 @@ class RunStream:
             self.run._begin(input_data, runtime_context)
 
     def fail(self, error: BaseException) -> None:
-        """The run's execution died with ``error``: end the stream and raise it to the consumer."""
+        """The run's execution died with ``error``: end the stream and raise it to the consumer.
+
+        Called inside the run's task, which then ends with ``error`` too: the stream is where
+        the error is delivered, so the task's copy is marked as retrieved, or asyncio would
+        also log "Task exception was never retrieved".
+        """
         self._error = error
         self.channel.end()
+        task = asyncio.current_task()
+        if task is not None:
+            task.add_done_callback(_retrieve_exception)
 
     def __aiter__(self) -> AsyncGenerator[Event, None]:
         if self._iterated:
@@ -152,6 +160,11 @@ class RunStream:
         """Wait for the current execution's end (or suspension) and return its result."""
         self._ensure_started()
         return await self.run.wait()
+
+
+def _retrieve_exception(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled():
+        task.exception()
 
 
 class SyncRunStream:

@@ -26,8 +26,9 @@ from weather_source import WeatherSource
 
 from stepstream import Event, RuntimeContext, StepContext, Workflow, get_plugin_manager, step
 from stepstream.agents import Agent
-from stepstream.agents.local_model import ModelServer, planner_responder
+from stepstream.cli import closed_pipe
 from stepstream.plugins.jsonl import JsonLinesExporter
+from stepstream.testing import ModelServer, planner_responder
 
 CONDITIONS = {
     0: "Clear sky", 1: "Mainly clear", 2: "Partly cloudy", 3: "Overcast", 45: "Foggy",
@@ -218,4 +219,10 @@ INSTRUCTIONS = (
 )
 
 if __name__ == "__main__":
-    sys.exit(asyncio.run(main(sys.argv[1:])))
+    try:
+        sys.exit(asyncio.run(main(sys.argv[1:])))
+    except KeyboardInterrupt:  # Ctrl-C: the run was canceled on the way out
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)
+    except BrokenPipeError:  # `| head` stopped reading
+        sys.exit(closed_pipe())

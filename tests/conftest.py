@@ -1,4 +1,8 @@
-"""Shared fixtures: a fresh plugin manager per test, an event recorder, a task-leak check."""
+"""Shared fixtures: a fresh plugin manager per test and a task-leak check.
+
+The ``recorder``, ``model_server`` and ``postgres_dsn`` fixtures come from the testing kit's
+pytest plugin (``stepstream.testing``), as they would in a user's project.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +15,8 @@ from typing import Any
 
 import pytest
 
-from stepstream import Event, PluginManager, get_plugin_manager, hookimpl
+from stepstream import PluginManager, get_plugin_manager
+from stepstream.testing import Recorder
 
 # tests/ray needs the `ray` extra and tests/benchmarks the `bench` extra (the README's test
 # command installs both). Without them those tests are left out, unless CI is set: CI must
@@ -21,49 +26,6 @@ collect_ignore = [
     for folder, module in (("ray", "ray"), ("benchmarks", "langgraph"))
     if importlib.util.find_spec(module) is None and not os.environ.get("CI")
 ]
-
-
-class Recorder:
-    """A plugin that keeps every event and lifecycle call it sees, in order."""
-
-    def __init__(self) -> None:
-        self.events: list[Event] = []
-        self.calls: list[tuple[str, dict[str, Any]]] = []
-
-    @hookimpl
-    def on_event(self, event: Event) -> None:
-        self.events.append(event)
-
-    @hookimpl
-    def before_workflow_run(self, run_id: str, workflow_id: str, input_data: Any) -> None:
-        self.calls.append(("before_workflow_run", {"workflow_id": workflow_id}))
-
-    @hookimpl
-    def after_workflow_run(self, run_id: str, workflow_id: str, result: Any) -> None:
-        self.calls.append(("after_workflow_run", {"status": result.status}))
-
-    @hookimpl
-    def before_step_run(self, run_id: str, step_id: str, input_data: Any) -> None:
-        self.calls.append(("before_step_run", {"step_id": step_id}))
-
-    @hookimpl
-    def after_step_run(self, run_id: str, step_id: str, status: str, output: Any) -> None:
-        self.calls.append(("after_step_run", {"step_id": step_id, "status": status}))
-
-    @hookimpl
-    def on_step_error(self, run_id: str, step_id: str, error: BaseException) -> None:
-        self.calls.append(("on_step_error", {"step_id": step_id, "error": error}))
-
-    def wire(self) -> list[dict[str, Any]]:
-        return [e.to_wire() for e in self.events]
-
-    def types(self) -> list[str]:
-        return [e.type for e in self.events]
-
-
-@pytest.fixture
-def recorder() -> Recorder:
-    return Recorder()
 
 
 @pytest.fixture

@@ -3,13 +3,17 @@
 ::
 
     stepstream run MODULE:WORKFLOW [--input JSON|@file] [--runtime-context JSON] [--json]
-                   [--db PATH] [-p PLUGIN]...
-    stepstream resume MODULE:WORKFLOW RUN_ID --db PATH [--step ID] [--data JSON] [--json]
-    stepstream runs --db PATH [--status S] [--workflow W]
-    stepstream show RUN_ID --db PATH [--json]
-    stepstream serve MODULE[:WORKFLOW[,WORKFLOW...]]... [--host H] [--port N] [--db PATH]
+                   [--db DB] [-p PLUGIN]...
+    stepstream resume MODULE:WORKFLOW RUN_ID [--db DB] [--step ID] [--data JSON] [--json]
+    stepstream runs --db DB [--status S] [--workflow W] [--json]
+    stepstream show RUN_ID --db DB [--json]
+    stepstream serve MODULE[:WORKFLOW[,WORKFLOW...]]... [--host H] [--port N] [--db DB]
                      [--token T]
     stepstream plugins
+    stepstream --version
+
+``DB`` is a SQLite file or a PostgreSQL DSN (``postgresql://user@host/db``, which needs
+``stepstream[postgres]``); ``resume`` without ``--db`` uses the workflow's own storage.
 
 ``MODULE`` is a dotted module path (the current directory is searched too) or the path of a
 ``.py`` file; ``WORKFLOW`` the name of a committed :class:`~stepstream.Workflow` attribute
@@ -18,11 +22,14 @@ take ``@path`` to read a file (``@-``: standard input).
 
 On a terminal, ``run`` and ``resume`` show rich's live view (running steps with spinners and
 timers, the agent's answer as it streams; each finished step stays in the scrollback); piped,
-they print plain lines as events arrive; ``--json`` prints one wire event per line.
+they print plain lines as events arrive; ``--json`` prints one wire event per line. ``runs``
+and ``show`` draw tables on a terminal and print plain tab-separated lines when piped. A
+reader that stops early (``| head``) ends the command quietly, with status 141.
 
 Exit status: 0 when the run succeeded or suspended (a suspended run prints how to resume it),
 1 when it failed or was canceled, 2 for a usage error (bad JSON, unknown module, attribute,
-run or plugin; not a workflow), printed as one line on stderr; 130 when interrupted.
+run or plugin; not a workflow), printed as one line on stderr; 130 when interrupted; 141
+when the output's reader went away.
 
 rich renders the output: ``pip install 'stepstream[cli]'``; ``serve`` also needs
 ``stepstream[server]``.
@@ -37,9 +44,10 @@ import os
 import sys
 from collections.abc import Sequence
 
+from stepstream import __version__
 from stepstream.errors import StepstreamError
 
-__all__ = ["main"]
+__all__ = ["EXIT_CLOSED_PIPE", "closed_pipe", "main"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -76,6 +84,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         _error("interrupted")
         return 130
+    except BrokenPipeError:
+        return closed_pipe()
+
+
+EXIT_CLOSED_PIPE = 141
+"""128 + SIGPIPE, what a shell reports for a command whose reader went away."""
+
+
+def closed_pipe() -> int:
+    """Leave quietly after stdout's reader went away (``| head``); return the exit status.
+
+    stdout is pointed at ``/dev/null``, so that the interpreter's last flush at exit cannot
+    raise ``BrokenPipeError`` again (Python's documented recipe, in the signal module).
+    """
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return EXIT_CLOSED_PIPE
 
 
 def _error(message: str) -> None:
@@ -86,36 +112,38 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="stepstream", description="Run stepstream workflows and watch them live."
     )
+    parser.add_argument("--version", action="version", version=f"stepstream {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = sub.add_parser("run", help="run a workflow and show it live")
     run.add_argument("target", metavar="MODULE:WORKFLOW")
     run.add_argument("--input", metavar="JSON|@FILE", help="the workflow's input data")
     run.add_argument("--runtime-context", metavar="JSON|@FILE", help="a JSON object")
-    _run_options(run, "keep the run in this SQLite file, so that it can be resumed")
+    _run_options(run, "keep the run in this SQLite file or PostgreSQL DSN, to resume it later")
 
     resume = sub.add_parser("resume", help="resume a stored, suspended run and show it live")
     resume.add_argument("target", metavar="MODULE:WORKFLOW")
     resume.add_argument("run_id", metavar="RUN_ID")
     resume.add_argument("--step", help="the suspended step (default: the only one)")
     resume.add_argument("--data", metavar="JSON|@FILE", help="the step's resume data")
-    _run_options(resume, "the SQLite file the run is stored in", required=True)
+    _run_options(resume, "where the run is stored (default: the workflow's own storage)")
 
     runs = sub.add_parser("runs", help="list stored runs")
-    runs.add_argument("--db", metavar="PATH", required=True, help="a SQLite file of runs")
+    runs.add_argument("--db", metavar="DB", required=True, help=_DB_HELP)
     runs.add_argument("--status", help="only runs with this status (e.g. suspended)")
     runs.add_argument("--workflow", metavar="ID", help="only runs of this workflow id")
+    runs.add_argument("--json", action="store_true", help="print one JSON object per run")
 
     show = sub.add_parser("show", help="show a stored run: its final state and its events")
     show.add_argument("run_id", metavar="RUN_ID")
-    show.add_argument("--db", metavar="PATH", required=True, help="a SQLite file of runs")
+    show.add_argument("--db", metavar="DB", required=True, help=_DB_HELP)
     show.add_argument("--json", action="store_true", help="print one JSON document")
 
     serve = sub.add_parser("serve", help="serve workflows over HTTP (Mastra's API)")
     serve.add_argument("targets", nargs="+", metavar="MODULE[:WORKFLOW[,WORKFLOW...]]")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=4111)
-    serve.add_argument("--db", metavar="PATH", help="keep runs in this SQLite file")
+    serve.add_argument("--db", metavar="DB", help="keep runs in this SQLite file or DSN")
     serve.add_argument(
         "--token",
         default=os.environ.get("STEPSTREAM_TOKEN"),
@@ -127,9 +155,12 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _run_options(parser: argparse.ArgumentParser, db_help: str, required: bool = False) -> None:
+_DB_HELP = "the runs' SQLite file or PostgreSQL DSN (postgresql://...)"
+
+
+def _run_options(parser: argparse.ArgumentParser, db_help: str) -> None:
     parser.add_argument("--json", action="store_true", help="print one wire event per line")
-    parser.add_argument("--db", metavar="PATH", required=required, help=db_help)
+    parser.add_argument("--db", metavar="DB", help=db_help)
     _plugin_option(parser)
 
 

@@ -1,8 +1,8 @@
 """The commands: each takes the parsed arguments and returns the exit status.
 
 ``run`` and ``resume`` drive a renderer (``_render``) from the run's stream; ``runs`` and
-``show`` read a SQLite storage; ``serve`` hands workflows to ``stepstream.server``;
-``plugins`` lists what a fresh plugin manager registers.
+``show`` read a storage (``--db``: a SQLite file or a PostgreSQL DSN); ``serve`` hands
+workflows to ``stepstream.server``; ``plugins`` lists what a fresh plugin manager registers.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import re
 import sys
 import time
 from collections.abc import Sequence
@@ -22,6 +23,7 @@ from stepstream.errors import PluginError, RunStateError
 from stepstream.plugin_manager import OPTIONAL_PLUGINS, PluginManager, get_plugin_manager
 from stepstream.result import WorkflowResult
 from stepstream.run import RunStream
+from stepstream.storage import Storage
 from stepstream.storage.sqlite import SQLiteStorage
 from stepstream.workflow import Workflow
 
@@ -33,10 +35,12 @@ __all__ = [
     "EXIT_OK",
     "EXIT_USAGE",
     "existing_storage",
+    "open_storage",
     "plugins",
     "resume",
     "run",
     "serve",
+    "shown_db",
 ]
 
 EXIT_OK = 0
@@ -69,16 +73,20 @@ def _exit_status(result: WorkflowResult) -> int:
     return EXIT_OK if result.status in ("success", "suspended") else EXIT_FAILED
 
 
-def _resume_hint(args: argparse.Namespace, result: WorkflowResult) -> str | None:
+def _resume_hint(
+    args: argparse.Namespace, workflow: Workflow, result: WorkflowResult
+) -> str | None:
     """How to go on with a suspended run, or ``None``."""
     if result.status != "suspended":
         return None
-    if not args.db:
+    if not args.db and workflow.storage is None:
         return "the run is kept in memory only: run it with --db PATH to be able to resume it"
     step = ".".join(result.suspended[0]) if result.suspended else "STEP"
+    # Without --db the run is in the workflow's own storage, which resume finds by itself.
+    db = f" --db {shown_db(args.db)}" if args.db else ""
     return (
         f"resume with: stepstream resume {args.target} {result.run_id} "
-        f"--step {step} --data JSON --db {args.db}"
+        f"--step {step} --data JSON{db}"
     )
 
 
@@ -93,19 +101,21 @@ async def run(args: argparse.Namespace) -> int:
         context = RuntimeContext(values)
     _, workflow = load_workflow(args.target)
     pm = _plugin_manager(args.plugins)
-    storage = SQLiteStorage(args.db) if args.db else None
+    storage = open_storage(args.db) if args.db else None
     try:
         live = await workflow.create_run(plugin_manager=pm, storage=storage)
         renderer = _renderer_for(args, workflow.id)
         with renderer:
             if storage is not None:
-                renderer.note(f"run id: {live.run_id} (stored in {args.db})")
+                renderer.note(f"run id: {live.run_id} (stored in {shown_db(args.db)})")
+            elif workflow.storage is not None:
+                renderer.note(f"run id: {live.run_id} (stored in the workflow's storage)")
             started = time.perf_counter()
             stream = live.stream(input_data, context, close_on_suspend=True)
             async for event in stream:
                 renderer.show(event)
             result = await stream.get_workflow_state()
-            return _close(renderer, args, result, time.perf_counter() - started)
+            return _close(renderer, args, workflow, result, time.perf_counter() - started)
     finally:
         if storage is not None:
             await storage.close()
@@ -115,12 +125,18 @@ async def resume(args: argparse.Namespace) -> int:
     """``stepstream resume``: resume a stored run at a suspended step and show it live."""
     data = parse_json(args.data, "--data") if args.data is not None else None
     _, workflow = load_workflow(args.target)
-    storage = existing_storage(args.db)
+    if args.db:
+        storage = existing_storage(args.db)
+    elif workflow.storage is not None:
+        storage = workflow.storage
+    else:
+        raise UsageError(f"--db is needed: workflow {workflow.id!r} has no storage of its own")
+    where_stored = shown_db(args.db) if args.db else "the workflow's storage"
     try:
         # Checked before the plugins load (slow: the model client), so a wrong id fails fast.
         snapshot = await storage.load_run(args.run_id)
         if snapshot is None:
-            raise UsageError(f"run {args.run_id} is not in {args.db}")
+            raise UsageError(f"run {args.run_id} is not in {where_stored}")
         if snapshot.workflow_id != workflow.id:
             raise UsageError(
                 f"run {args.run_id} is a run of {snapshot.workflow_id!r}, not of {workflow.id!r}"
@@ -145,9 +161,10 @@ async def resume(args: argparse.Namespace) -> int:
                 await consumer
                 raise UsageError(str(exc)) from exc
             await consumer
-            return _close(renderer, args, result, time.perf_counter() - started)
+            return _close(renderer, args, workflow, result, time.perf_counter() - started)
     finally:
-        await storage.close()
+        if args.db:  # the workflow's own storage is the workflow's to close
+            await storage.close()
 
 
 async def _consume(stream: RunStream, renderer: Renderer) -> None:
@@ -156,10 +173,14 @@ async def _consume(stream: RunStream, renderer: Renderer) -> None:
 
 
 def _close(
-    renderer: Renderer, args: argparse.Namespace, result: WorkflowResult, seconds: float
+    renderer: Renderer,
+    args: argparse.Namespace,
+    workflow: Workflow,
+    result: WorkflowResult,
+    seconds: float,
 ) -> int:
     renderer.finish(result, seconds)
-    hint = _resume_hint(args, result)
+    hint = _resume_hint(args, workflow, result)
     if hint is not None:
         renderer.note(hint)
     return _exit_status(result)
@@ -179,11 +200,33 @@ def _step_path(suspended: list[list[str]], step: str | None) -> list[str] | None
     raise UsageError(f"step {step!r} is not suspended (suspended: {listed})")
 
 
-def existing_storage(db: str) -> SQLiteStorage:
-    """The SQLite storage in the file ``db``, which must exist (reading never creates one)."""
-    if not Path(db).is_file():
+_DSN = re.compile(r"^postgres(?:ql)?://", re.IGNORECASE)
+
+
+def open_storage(db: str) -> Storage:
+    """The storage ``--db`` names: a PostgreSQL DSN (``postgresql://...``) or a SQLite file,
+    created when missing."""
+    if not _DSN.match(db):
+        return SQLiteStorage(db)
+    try:
+        from stepstream.storage.postgres import PostgresStorage
+    except ImportError as exc:
+        raise UsageError(
+            f"a PostgreSQL --db needs psycopg: pip install 'stepstream[postgres]' ({exc})"
+        ) from exc
+    return PostgresStorage(db)
+
+
+def existing_storage(db: str) -> Storage:
+    """The storage ``--db`` names; a SQLite file must exist (reading never creates one)."""
+    if not _DSN.match(db) and not Path(db).is_file():
         raise UsageError(f"no database at {db}")
-    return SQLiteStorage(db)
+    return open_storage(db)
+
+
+def shown_db(db: str) -> str:
+    """``db`` as it may be printed: a DSN's password is masked."""
+    return re.sub(r"^(\w+://[^:/@]*):[^@]*@", r"\1:***@", db)
 
 
 def serve(args: argparse.Namespace) -> int:
@@ -202,7 +245,7 @@ def serve(args: argparse.Namespace) -> int:
             f"serve needs the server extra: pip install 'stepstream[server]' ({exc})"
         ) from exc
     pm = _plugin_manager(args.plugins)
-    storage = SQLiteStorage(args.db) if args.db else None
+    storage = open_storage(args.db) if args.db else None
     app = create_app(workflows, storage=storage, token=args.token, plugin_manager=pm)
     names = ", ".join(sorted(workflows))
     print(f"serving {names} on http://{args.host}:{args.port}", flush=True)

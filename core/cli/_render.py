@@ -143,7 +143,7 @@ class PlainRenderer:
             self._write(f"▶ {self.title} · run {event.run_id}\n")
         elif event.type == "step-start" and step is not None:
             resumed = " (resumed)" if event.resumed_at is not None else ""
-            self._write(f"{pad}● {step.step_id}{resumed} …\n")
+            self._write(f"{pad}● {step.name}{resumed} …\n")
         elif event.type == "tool-call-streaming-start":
             self._write(f"{pad}  {event.name} is answering:\n")
         elif step is not None and event.type in ("step-output", "tool-call", "tool-result"):
@@ -239,7 +239,7 @@ class LiveRenderer:
                 line = Table.grid(padding=(0, 1))
                 line.add_row(
                     spinner,
-                    Text(step.step_id, style="bold"),
+                    Text(step.name, style="bold"),
                     Text(duration(step.elapsed_ms(now)), style="dim"),
                 )
                 rows.append(Padding(line, (0, 0, 0, len(pad))))

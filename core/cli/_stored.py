@@ -1,11 +1,16 @@
-"""The commands that read stored runs: ``runs`` (a table of them) and ``show`` (one run)."""
+"""The commands that read stored runs: ``runs`` (a table of them) and ``show`` (one run).
+
+On a terminal both draw rich tables; piped, they print plain lines with tab-separated
+columns (a header line first), easy to ``cut``, ``grep`` or ``awk``; ``--json`` prints JSON.
+"""
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
 import json
-from collections.abc import Iterator
+import sys
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -15,10 +20,10 @@ from rich.text import Text
 from stepstream.result import RunState, StepRecord
 from stepstream.storage import StoredEvent
 
-from ._commands import EXIT_OK, existing_storage
+from ._commands import EXIT_OK, existing_storage, shown_db
 from ._render import STATUS_STYLES, make_console
 from ._target import UsageError
-from ._view import brief, duration
+from ._view import StepLabels, brief, duration
 
 __all__ = ["event_rows", "runs", "show", "step_rows"]
 
@@ -30,27 +35,44 @@ async def runs(args: argparse.Namespace) -> int:
         found = await storage.list_runs(workflow_id=args.workflow, status=args.status)
     finally:
         await storage.close()
+    if args.json:
+        for summary in found:
+            print(json.dumps(dataclasses.asdict(summary), ensure_ascii=False), flush=True)
+        return EXIT_OK
+    header = ("run id", "workflow", "status", "updated")
+    rows = [(r.run_id, r.workflow_id, r.status, _when(r.updated_at)) for r in found]
+    more = "(the 100 most recently updated; filter with --status or --workflow)"
+    if not sys.stdout.isatty():
+        if found:
+            _plain(header, rows)
+        else:
+            print("no runs")
+        if len(found) == 100:  # list_runs' default limit
+            print(more, file=sys.stderr)
+        return EXIT_OK
     console = make_console()
     if not found:
         console.print("no runs")
         return EXIT_OK
     table = Table(
-        Column("run id", no_wrap=True, min_width=36),
-        "workflow",
-        "status",
-        Column("updated", no_wrap=True),
+        Column(header[0], no_wrap=True, min_width=36),
+        header[1],
+        header[2],
+        Column(header[3], no_wrap=True),
     )
-    for summary in found:
-        table.add_row(
-            summary.run_id,
-            summary.workflow_id,
-            Text(summary.status, style=STATUS_STYLES.get(summary.status, "")),
-            _when(summary.updated_at),
-        )
+    for run_id, workflow, status, updated in rows:
+        table.add_row(run_id, workflow, Text(status, style=STATUS_STYLES.get(status, "")), updated)
     console.print(table)
-    if len(found) == 100:  # list_runs' default limit
-        console.print("(the 100 most recently updated; filter with --status or --workflow)")
+    if len(found) == 100:
+        console.print(more)
     return EXIT_OK
+
+
+def _plain(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    """Print a header line and one line per row, columns separated by tabs."""
+    for row in [header, *rows]:
+        # A tab or a newline inside a value would break the columns.
+        print("\t".join(" ".join(value.split()) for value in row))
 
 
 async def show(args: argparse.Namespace) -> int:
@@ -62,10 +84,32 @@ async def show(args: argparse.Namespace) -> int:
     finally:
         await storage.close()
     if snapshot is None:
-        raise UsageError(f"run {args.run_id} is not in {args.db}")
+        raise UsageError(f"run {args.run_id} is not in {shown_db(args.db)}")
     if args.json:
         document = {"snapshot": dataclasses.asdict(snapshot), "events": [e.wire for e in events]}
         print(json.dumps(document, indent=2, ensure_ascii=False))
+        return EXIT_OK
+    labels = StepLabels()
+    step_table = []
+    for step_id, record in step_rows(RunState.from_json(snapshot.state)):
+        began = record.resumed_at or record.started_at
+        took = "" if record.ended_at is None else duration(record.ended_at - began)
+        detail = record.error if record.error else brief(record.output)
+        if record.status == "suspended":
+            detail = f"suspended: {brief(record.suspend_payload)}"
+        step_table.append((labels.label(step_id), record.status, took, detail))
+    event_table = [(seqs, kind, labels.text(detail)) for seqs, kind, detail in event_rows(events)]
+    if not sys.stdout.isatty():
+        print(f"run {snapshot.run_id} · workflow {snapshot.workflow_id} · {snapshot.status}"
+              f" · updated {_when(snapshot.updated_at)}")  # fmt: skip
+        for line in _outcome(snapshot.status, snapshot.result, snapshot.error):
+            print(line)
+        for path in snapshot.suspended:
+            print(f"suspended at {'.'.join(path)}")
+        print("\nsteps")
+        _plain(("step", "status", "took", "output / error"), step_table)
+        print("\nevents")
+        _plain(("seq", "event", "detail"), event_table)
         return EXIT_OK
     console = make_console()
     style = STATUS_STYLES.get(snapshot.status, "")
@@ -78,27 +122,25 @@ async def show(args: argparse.Namespace) -> int:
             f" · updated {_when(snapshot.updated_at)}",
         )
     )
-    if snapshot.status == "success":
-        console.print(Text("result: " + json.dumps(snapshot.result, indent=2, ensure_ascii=False)))
-    elif snapshot.error:
-        console.print(Text(f"error: {snapshot.error}", style="red"))
+    for line in _outcome(snapshot.status, snapshot.result, snapshot.error):
+        console.print(Text(line, style="red" if line.startswith("error: ") else ""))
     for path in snapshot.suspended:
         console.print(Text(f"suspended at {'.'.join(path)}", style="yellow"))
     steps = Table("step", "status", "took", "output / error", title="steps", title_justify="left")
-    for step_id, record in step_rows(RunState.from_json(snapshot.state)):
-        began = record.resumed_at or record.started_at
-        took = "" if record.ended_at is None else duration(record.ended_at - began)
-        detail = record.error if record.error else brief(record.output)
-        if record.status == "suspended":
-            detail = f"suspended: {brief(record.suspend_payload)}"
-        status = Text(record.status, style=STATUS_STYLES.get(record.status, ""))
-        steps.add_row(step_id, status, took, detail)
+    for name, status, took, detail in step_table:
+        steps.add_row(name, Text(status, style=STATUS_STYLES.get(status, "")), took, detail)
     console.print(steps)
     table = Table("seq", "event", "detail", title="events", title_justify="left")
-    for seqs, kind, detail in event_rows(events):
+    for seqs, kind, detail in event_table:
         table.add_row(seqs, kind, Text(detail))
     console.print(table)
     return EXIT_OK
+
+
+def _outcome(status: str, result: Any, error: str | None) -> list[str]:
+    if status == "success":
+        return ["result: " + json.dumps(result, indent=2, ensure_ascii=False)]
+    return [f"error: {error}"] if error else []
 
 
 def step_rows(state: RunState, prefix: str = "") -> Iterator[tuple[str, StepRecord]]:

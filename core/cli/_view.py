@@ -9,16 +9,57 @@ and it can be tested without a terminal. The text helpers below format what both
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from stepstream.events import Event
 from stepstream.result import WorkflowResult, now_ms
 
-__all__ = ["MARKS", "RunView", "StepView", "brief", "duration", "step_line", "summary"]
+__all__ = [
+    "MARKS", "RunView", "StepLabels", "StepView", "brief", "duration", "step_line", "summary",
+]  # fmt: skip
 
 MARKS = {"running": "●", "success": "✓", "failed": "✗", "canceled": "⊘", "suspended": "⏸"}
 """The mark in front of a step line, by status."""
+
+
+_UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+_GENERATED = re.compile(rf"(?P<kind>mapping|sleep)_{_UUID}")
+_KINDS = {"mapping": "map", "sleep": "sleep"}
+
+
+class StepLabels:
+    """Names steps for people: the generated id of a ``.map()`` step (``mapping_<uuid>``)
+    becomes ``map #N``, N being its position among the steps of its workflow seen so far
+    (1 = the first), and a ``.sleep()`` step's ``sleep #N``; other ids stay as they are.
+    Nested ids keep their prefix (``inner.map #2``)."""
+
+    def __init__(self) -> None:
+        self._positions: dict[str, int] = {}
+        self._seen: dict[str, set[str]] = {}
+
+    def label(self, step_id: str) -> str:
+        """Return the label of ``step_id``, numbering it if it is seen for the first time."""
+        prefix, _, own = step_id.rpartition(".")
+        if step_id not in self._positions:
+            seen = self._seen.setdefault(prefix, set())
+            seen.add(own)
+            self._positions[step_id] = len(seen)
+        generated = _GENERATED.fullmatch(own)
+        if generated is None:
+            return step_id
+        name = f"{_KINDS[generated['kind']]} #{self._positions[step_id]}"
+        return f"{prefix}.{name}" if prefix else name
+
+    def text(self, text: str) -> str:
+        """Return ``text`` with each generated id in it replaced by its label."""
+        return _GENERATED.sub(lambda m: self._label_of_own(m.group(0)), text)
+
+    def _label_of_own(self, own: str) -> str:
+        # The events' details name a step by its own id; the first numbered match wins.
+        step_id = next((k for k in self._positions if k.rpartition(".")[2] == own), own)
+        return self.label(step_id).rpartition(".")[2]
 
 
 @dataclass
@@ -38,6 +79,13 @@ class StepView:
     notes: list[str] = field(default_factory=list)
     """One line per ``step-output``, tool call and tool result, in order."""
     suspend_payload: Any = None
+    label: str = ""
+    """The step as people read it (``map #2`` for a map step); the id when empty."""
+
+    @property
+    def name(self) -> str:
+        """Return the label, or the id when there is none."""
+        return self.label or self.step_id
 
     @property
     def depth(self) -> int:
@@ -60,12 +108,14 @@ class RunView:
         self.problems: list[str] = []
         """Model errors and plugin errors, as lines."""
         self.finished = False
+        self.labels = StepLabels()
 
     def handle(self, event: Event) -> StepView | None:
         """Take ``event`` into the view; return the step it is about, if any."""
         self.run_id = event.run_id
         if event.type == "step-start":
             step = StepView(event.step_id, event.resumed_at or event.started_at)
+            step.label = self.labels.label(event.step_id)
             self.steps.append(step)
             self.open[event.step_id] = step
             return step
@@ -116,7 +166,7 @@ class RunView:
             # A suffix match finds a nested agent step ("outer.Agent") by the agent's name.
             found = next((s for k, s in self.open.items() if k.endswith("." + step_id)), None)
         if found is None:  # an event of a step the view never saw start (a replay's tail)
-            found = StepView(step_id, now_ms())
+            found = StepView(step_id, now_ms(), label=self.labels.label(step_id))
             self.steps.append(found)
             self.open[step_id] = found
         return found
@@ -149,10 +199,10 @@ def step_line(step: StepView, now: int | None = None) -> str:
     mark = MARKS.get(step.status, "?")
     took = duration(step.elapsed_ms(now))
     if step.status == "running":
-        return f"{mark} {step.step_id} … {took}"
+        return f"{mark} {step.name} … {took}"
     if step.status == "suspended":
-        return f"{mark} {step.step_id} suspended after {took}: {brief(step.suspend_payload)}"
-    line = f"{mark} {step.step_id} {step.status} in {took}"
+        return f"{mark} {step.name} suspended after {took}: {brief(step.suspend_payload)}"
+    line = f"{mark} {step.name} {step.status} in {took}"
     return f"{line}: {step.error}" if step.error else line
 
 

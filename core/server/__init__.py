@@ -4,7 +4,7 @@
 endpoints of Mastra's server (``/api/workflows/...``: list, describe, create-run, start,
 start-async, stream, watch, resume, resume-async, runs, execution-result, cancel, send-event),
 so Mastra front ends and ``@mastra/client-js`` work against Python workflows unchanged; see
-``shared/conformance/HTTP-API.md``. Beside them, ``GET .../runs/{runId}/events`` streams a run
+``docs/mastra-compatibility.md``. Beside them, ``GET .../runs/{runId}/events`` streams a run
 as Server-Sent Events (``id:`` = sequence number), resuming after ``Last-Event-ID``.
 
 Runs are kept in the given storage (an in-memory SQLite store by default), so every run can be

@@ -21,16 +21,17 @@ from stepstream import (
 )
 from stepstream.adapter import AgentChunk, Finish, TextDelta, ToolCallRequest
 from stepstream.agents import Agent, RetryPolicy, ToolResult, tool
-from stepstream.agents.local_model import (
+from stepstream.testing import (
     DropReply,
     HTTPErrorReply,
     ModelServer,
+    Recorder,
     ReplySequence,
     TextReply,
     ToolCallReply,
 )
 
-from ..conftest import Recorder, assert_no_tasks_left, leave_after_deltas
+from ..conftest import assert_no_tasks_left, leave_after_deltas
 
 FAST = RetryPolicy(initial_wait=0.0, jitter=0.0)
 

@@ -3,17 +3,22 @@
 ``two_steps`` adds one then doubles; ``failing`` raises in its second step; ``approval``
 suspends until resumed with ``{"approved": ...}``; ``waits_for_file`` finishes its first
 step, then blocks in the second until the file named in its input exists. The agent workflow
-is in ``agent_workflow`` (it imports the model client, which takes a while).
+is in ``agent_workflow`` (it imports the model client, which takes a while). ``chatty``
+writes ``n`` step-output events (enough to fill a pipe); ``mapped`` has ``.map()`` steps;
+``stored_approval`` is ``approval`` with a storage of its own, the SQLite file named by the
+``SAMPLE_DB`` environment variable.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
 from pydantic import BaseModel
 
 from stepstream import StepContext, Workflow, step
+from stepstream.storage.sqlite import SQLiteStorage
 
 
 class Number(BaseModel):
@@ -73,6 +78,13 @@ def second(ctx: StepContext[Waiting]) -> Waiting:
     return ctx.input_data
 
 
+@step(id="talk")
+async def talk(ctx: StepContext[Number]) -> Number:
+    for i in range(ctx.input_data.n):
+        await ctx.write({"line": i, "padding": "x" * 80})
+    return ctx.input_data
+
+
 two_steps = Workflow(id="two-steps", input_schema=Number).then(add_one).then(double).commit()
 failing = Workflow(id="failing", input_schema=Number).then(add_one).then(explode).commit()
 approval = Workflow(id="approval", input_schema=Item).then(prepare).then(approve).commit()
@@ -80,3 +92,22 @@ waits_for_file = Workflow(id="waits", input_schema=Waiting).then(first).then(sec
 
 not_committed = Workflow(id="draft").then(add_one)
 not_a_workflow = 42
+chatty = Workflow(id="chatty", input_schema=Number).then(talk).commit()
+mapped = (
+    Workflow(id="mapped", input_schema=Number)
+    .then(add_one)
+    .map(lambda ctx: {"n": ctx.input_data.n * 10})
+    .then(double)
+    .map(lambda ctx: {"n": ctx.input_data.n - 1})
+    .commit()
+)
+stored_approval = (
+    Workflow(
+        id="approval",
+        input_schema=Item,
+        storage=SQLiteStorage(os.environ.get("SAMPLE_DB", ":memory:")),
+    )
+    .then(prepare)
+    .then(approve)
+    .commit()
+)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from stepstream.agents.local_model import FULL_TEXT, ModelServer, TextReply
+from stepstream.testing import FULL_TEXT, ModelServer, TextReply
 
 from .child import ROOT, SAMPLES, LiveOutput, child_env, cli, cli_command
 

@@ -17,7 +17,7 @@ from pydantic import BaseModel
 
 from stepstream import StepContext, Workflow, get_plugin_manager, step
 from stepstream.agents import Agent, RetryPolicy, tool
-from stepstream.agents.local_model import FULL_TEXT, ModelServer, mastra_mock_responder
+from stepstream.testing import FULL_TEXT, ModelServer, mastra_mock_responder
 
 from .traces import Normaliser, assert_same, load_events, load_state
 

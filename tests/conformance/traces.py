@@ -1,49 +1,38 @@
-"""Loading and normalising the Mastra traces in ``../shared/conformance/traces``.
+"""Loading and normalising the Mastra traces in ``tests/conformance/traces`` (see its README).
 
 What is normalised, and nothing else:
 - ``runId`` values become ``"<run-id>"``;
 - ``startedAt``/``endedAt``/``suspendedAt``/``resumedAt`` values become ``"<time>"``;
 - ``mapping_<uuid>`` step ids become ``mapping_<n>`` (n = order of first appearance);
 - ``error`` strings (Mastra: ``"Error: msg\\n    at <JS stack>"``; stepstream, by
-  CONTRACT.md: ``"<ExceptionType>: msg"``) become ``"<error: msg>"``, so the message is still
-  compared.
+  docs/mastra-compatibility.md: ``"<ExceptionType>: msg"``) become ``"<error: msg>"``, so the
+  message is still compared.
 Values are compared after normalisation, and so is the key order of every object.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "conformance"
-TRACES = SHARED / "traces"
+TRACES = Path(__file__).resolve().parent / "traces"
 
 _TIME_KEYS = {"startedAt", "endedAt", "suspendedAt", "resumedAt"}
 _MAPPING = re.compile(r"mapping_[0-9a-f-]{36}")
 _ERROR = re.compile(r"^(?:[A-Za-z_][\w.]*: )?(?P<msg>.*?)(?:\n\s+at .*)?$", re.S)
 
 
-def traces_dir() -> Path:
-    """The traces folder; skipped on a developer machine without ``shared/``, never in CI."""
-    if not TRACES.is_dir():
-        if os.environ.get("CI"):
-            pytest.fail(f"conformance traces not found at {TRACES}")
-        pytest.skip(f"conformance traces not found at {TRACES}")
-    return TRACES
-
-
 def load_events(name: str) -> list[dict[str, Any]]:
-    lines = (traces_dir() / f"{name}.jsonl").read_text().splitlines()
+    """Return the chunks of ``traces/<name>.jsonl``, one per line, in the order Mastra sent them."""
+    lines = (TRACES / f"{name}.jsonl").read_text().splitlines()
     return [json.loads(line) for line in lines if line.strip()]
 
 
 def load_state(name: str) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads((traces_dir() / f"{name}.json").read_text())
+    """Return the JSON object stored in ``traces/<name>.json``."""
+    data: dict[str, Any] = json.loads((TRACES / f"{name}.json").read_text())
     return data
 
 

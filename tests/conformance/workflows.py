@@ -1,4 +1,4 @@
-"""The Python counterparts of the Mastra conformance scripts (``shared/conformance/mastra``).
+"""The Python counterparts of the Mastra conformance scripts that recorded ``traces/``.
 
 Where a script sleeps to order completions, these steps wait on an ``asyncio.Event`` instead
 (no timing in tests): the same completion order, deterministically.

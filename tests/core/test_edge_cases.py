@@ -20,8 +20,9 @@ from stepstream import (
     hookimpl,
     step,
 )
+from stepstream.testing import Recorder
 
-from ..conftest import Recorder, assert_no_tasks_left
+from ..conftest import assert_no_tasks_left
 
 
 @step(id="chatty")

@@ -17,8 +17,9 @@ from stepstream import (
     Workflow,
     step,
 )
+from stepstream.testing import Recorder
 
-from ..conftest import Recorder, assert_no_tasks_left
+from ..conftest import assert_no_tasks_left
 
 
 class Num(BaseModel):

@@ -21,8 +21,9 @@ from stepstream import (
     hookimpl,
     step,
 )
+from stepstream.testing import Recorder
 
-from ..conftest import Recorder, assert_no_tasks_left
+from ..conftest import assert_no_tasks_left
 
 
 class ThreadExecutor:

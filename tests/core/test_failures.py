@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 from typing import Any
 
 import pytest
@@ -18,8 +19,9 @@ from stepstream import (
     hookimpl,
     step,
 )
+from stepstream.testing import Recorder
 
-from ..conftest import Recorder, assert_no_tasks_left
+from ..conftest import assert_no_tasks_left
 
 
 class Num(BaseModel):
@@ -224,6 +226,27 @@ async def test_strict_mode_reraises_plugin_errors() -> None:
         async for _ in run.stream(input_data={"value": 1}):
             pass
     await assert_no_tasks_left()
+
+
+@pytest.mark.asyncio
+async def test_strict_mode_stream_error_is_not_also_logged_as_never_retrieved() -> None:
+    pm = get_plugin_manager(load_entrypoints=False, strict=True, plugins=[Exploding()])
+    wf = Workflow(id="wf", input_schema=Num).then(inc).commit()
+    loop = asyncio.get_running_loop()
+    reported: list[dict[str, Any]] = []
+    loop.set_exception_handler(lambda _, context: reported.append(context))
+    try:
+        run = await wf.create_run(plugin_manager=pm)
+        with pytest.raises(PluginHookError):
+            async for _ in run.stream(input_data={"value": 1}):
+                pass
+        assert run._task is not None
+        await asyncio.wait([run._task])
+        del run  # asyncio reports an unretrieved task exception when the task is collected
+        gc.collect()
+    finally:
+        loop.set_exception_handler(None)
+    assert [c["message"] for c in reported] == []
 
 
 def assert_every_started_step_closed(events: list[dict[str, Any]]) -> None:

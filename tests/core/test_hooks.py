@@ -21,8 +21,7 @@ from stepstream import (
     hookspecs,
     step,
 )
-
-from ..conftest import Recorder
+from stepstream.testing import Recorder
 
 SPECS = sorted(
     name

@@ -82,6 +82,13 @@ def test_blocking_an_entry_point_plugin_by_name(fake_plugin: str) -> None:
     assert pm.has_plugin("stream")
 
 
+def test_list_plugins_leaves_blocked_plugins_out() -> None:
+    pm = get_plugin_manager(load_entrypoints=False, block=["logger"])
+    names = [name for name, _ in pm.list_plugins()]
+    assert "logger" not in names and ("logger", "api") not in pm.list_plugins()
+    assert "stream" in names
+
+
 def test_a_plugin_that_fails_to_load_is_named(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -14,8 +14,9 @@ import pytest
 from stepstream import RunStateError, StepContext, Workflow, WorkflowDefinitionError, step
 from stepstream.storage import Checkpoint
 from stepstream.storage.sqlite import SQLiteStorage
+from stepstream.testing import Recorder
 
-from ..conftest import PluginManager, Recorder
+from ..conftest import PluginManager
 
 
 @step(id="first")

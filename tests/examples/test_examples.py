@@ -91,7 +91,7 @@ def test_weather_example_json_deltas_add_up_to_the_answer() -> None:
 
 
 def test_weather_example_uses_the_configured_model_when_a_key_is_set() -> None:
-    from stepstream.agents.local_model import FULL_TEXT, ModelServer, mastra_mock_responder
+    from stepstream.testing import FULL_TEXT, ModelServer, mastra_mock_responder
 
     with ModelServer(mastra_mock_responder) as server:
         env = {

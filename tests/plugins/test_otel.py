@@ -29,11 +29,11 @@ from stepstream import (
     step,
 )
 from stepstream.agents import Agent, RetryPolicy
-from stepstream.agents.local_model import ModelServer, TextReply
 from stepstream.events import ToolCallDeltaEvent
 from stepstream.plugins.otel import OpenTelemetryExporter
+from stepstream.testing import ModelServer, Recorder, TextReply
 
-from ..conftest import Recorder, assert_no_tasks_left
+from ..conftest import assert_no_tasks_left
 
 
 @pytest.fixture

@@ -19,8 +19,9 @@ from stepstream import (
 )
 from stepstream.events import StartEvent, StepOutputEvent
 from stepstream.plugins.stream import BoundedChannel, StreamPlugin
+from stepstream.testing import Recorder
 
-from ..conftest import Recorder, assert_no_tasks_left
+from ..conftest import assert_no_tasks_left
 
 
 def _event(seq: int) -> StepOutputEvent:

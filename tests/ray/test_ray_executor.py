@@ -22,10 +22,9 @@ from stepstream import (
     step,
 )
 from stepstream.agents import Agent
-from stepstream.agents.local_model import ModelServer
-from stepstream.agents.local_replies import TextReply
 from stepstream.plugins.ray_executor import RayExecutor
-from tests.conftest import Recorder, assert_no_tasks_left, leave_after_deltas
+from stepstream.testing import ModelServer, Recorder, TextReply
+from tests.conftest import assert_no_tasks_left, leave_after_deltas
 
 from . import remote_steps as rs
 

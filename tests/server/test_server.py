@@ -1,4 +1,4 @@
-"""The HTTP server against Mastra's workflow API (shared/conformance/HTTP-API.md)."""
+"""The HTTP server against Mastra's workflow API (docs/mastra-compatibility.md)."""
 
 from __future__ import annotations
 

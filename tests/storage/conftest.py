@@ -1,15 +1,14 @@
-"""Fixtures for the storage contract: a throwaway PostgreSQL server and one backend per test.
+"""Fixtures for the storage contract: one backend per test, SQLite or PostgreSQL.
 
-The server is started once per session with the distribution's own binaries (``initdb`` as the
-``postgres`` user when the tests run as root, since ``initdb`` refuses root). Without those
-binaries the PostgreSQL tests are skipped, unless ``CI`` is set: CI must run them.
+The PostgreSQL server is the testing kit's ``postgres_dsn`` fixture (``stepstream.testing``),
+started once per session with the distribution's own binaries. Without those binaries the
+PostgreSQL tests are skipped, unless ``CI`` is set: CI must run them.
 """
 
 from __future__ import annotations
 
-import os
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
@@ -18,25 +17,6 @@ import pytest_asyncio
 from stepstream.storage import Storage
 from stepstream.storage.postgres import PostgresStorage
 from stepstream.storage.sqlite import SQLiteStorage
-from stepstream.storage.throwaway import ThrowawayPostgres
-
-_DATABASE = "stepstream_test"
-
-
-@pytest.fixture(scope="session")
-def postgres_dsn() -> Iterator[str]:
-    """The DSN of an empty database on a PostgreSQL server started for this session."""
-    try:
-        server = ThrowawayPostgres(database=_DATABASE)
-    except FileNotFoundError as exc:
-        if os.environ.get("CI"):
-            pytest.fail(str(exc))
-        pytest.skip(str(exc))
-    try:
-        with server as dsn:
-            yield dsn
-    except RuntimeError as exc:  # initdb or pg_ctl failed: their output says why
-        pytest.fail(str(exc))
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

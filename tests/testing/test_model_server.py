@@ -12,16 +12,10 @@ import openai
 import pytest
 from openai.types.chat import ChatCompletionMessageParam, ChatCompletionToolParam
 
-from stepstream.agents import local_model as lm
+from stepstream import testing as lm
 
 # A stream broken mid-body: openai 3.x wraps it in APIConnectionError, 2.x lets httpx's out.
 BROKEN_STREAM = (openai.APIConnectionError, httpx.TransportError)
-
-
-@pytest.fixture
-def model_server() -> Iterator[Any]:
-    with lm.ModelServer() as server:
-        yield server
 
 
 def ask(text: str) -> list[ChatCompletionMessageParam]:
@@ -173,6 +167,32 @@ async def test_dropped_connection_raises_api_connection_error(model_server: Any)
     cause = error.__cause__ if isinstance(error, openai.APIConnectionError) else error
     assert "incomplete chunked read" in str(cause)
     assert received == ["", "a", "b"]
+
+
+def test_stall_sends_the_chunks_then_holds_the_connection_until_the_read_times_out(
+    model_server: Any,
+) -> None:
+    model_server.responder = lambda body: lm.StallReply(["a", "b"])
+    received: list[str | None] = []
+    client = openai.OpenAI(
+        base_url=model_server.base_url, api_key="test", max_retries=0, timeout=0.3
+    )
+    with client, pytest.raises((openai.APITimeoutError, httpx.ReadTimeout)):
+        stream = client.chat.completions.create(model="m", messages=ask("x"), stream=True)
+        for chunk in stream:
+            received.append(chunk.choices[0].delta.content)
+    assert received == ["", "a", "b"]
+    assert model_server.stream_endings == ["stalled"]
+
+
+def test_stall_without_streaming_sends_no_response(model_server: Any) -> None:
+    model_server.responder = lambda body: lm.StallReply()
+    client = openai.OpenAI(
+        base_url=model_server.base_url, api_key="test", max_retries=0, timeout=0.3
+    )
+    with client, pytest.raises(openai.APITimeoutError):
+        client.chat.completions.create(model="m", messages=ask("x"))
+    assert model_server.stream_endings == ["stalled"]
 
 
 def test_drop_without_streaming_also_breaks_the_connection(model_server: Any) -> None:

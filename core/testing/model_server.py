@@ -2,7 +2,8 @@
 
 `ModelServer` serves 127.0.0.1 from a background thread, so sync and asyncio code can both
 reach it through the real `openai` SDK. A *responder* turns each request body into a `Reply`:
-a text stream, tool calls, an error mid-stream, a dropped connection or an HTTP error.
+a text stream, tool calls, an error mid-stream, a dropped or stalled connection or an HTTP
+error (429 with ``Retry-After``, 500...).
 `ReplySequence` scripts retries. `mastra_mock_responder` is the Mastra conformance mock,
 `planner_responder` the offline weather demo's model, `bulk_responder` the benchmarks' one.
 Only the standard library is used, so the server can ship inside the package.
@@ -21,7 +22,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, Final
 
-from .local_replies import (
+from .replies import (
     CREATED,
     MODEL,
     DropReply,
@@ -30,6 +31,7 @@ from .local_replies import (
     Reply,
     ReplySequence,
     Responder,
+    StallReply,
     TextReply,
     ToolCall,
     ToolCallReply,
@@ -38,7 +40,7 @@ from .local_replies import (
     tokens,
     truthy,
 )
-from .local_responders import (
+from .responders import (
     FULL_TEXT,
     TEXT_CHUNKS,
     bulk_responder,
@@ -48,7 +50,7 @@ from .local_responders import (
 
 __all__ = [
     "FULL_TEXT", "TEXT_CHUNKS", "DropReply", "ErrorMidStreamReply", "HTTPErrorReply",
-    "ModelServer", "Reply", "ReplySequence", "Responder", "TextReply", "ToolCall",
+    "ModelServer", "Reply", "ReplySequence", "Responder", "StallReply", "TextReply", "ToolCall",
     "ToolCallReply", "bulk_responder", "mastra_mock_responder", "planner_responder", "tokens",
 ]  # fmt: skip
 
@@ -143,6 +145,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(200, completion_body(reply))
         elif isinstance(reply, DropReply) and not stream:
             self._drop()
+        elif isinstance(reply, StallReply) and not stream:
+            self._stall()
         else:
             # Chunked encoding sends each event as soon as it is written and keeps the
             # connection reusable afterwards, as the Mastra mock's Node server does.
@@ -162,6 +166,8 @@ class _Handler(BaseHTTPRequestHandler):
             if isinstance(reply, DropReply):
                 self._drop()
                 self.server.owner._ended("dropped")
+            elif isinstance(reply, StallReply):
+                self._stall()
             else:
                 self.wfile.write(b"0\r\n\r\n")
                 self.server.owner._ended("completed")
@@ -178,6 +184,11 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _not_found(self) -> None:
         self._json(404, {"error": {"message": "not found", "type": "invalid_request_error"}})
+
+    def _stall(self) -> None:
+        self.server.owner._ended("stalled")
+        self.server.stopping.wait()
+        self._drop()
 
     def _drop(self) -> None:
         # A FIN mid-body rather than a reset, which could discard chunks not yet read.
@@ -201,7 +212,8 @@ class ModelServer:
         self.responder = responder
         self.requests: list[dict[str, Any]] = []
         self.stream_endings: list[str] = []
-        """How each streamed response ended: ``completed``, ``dropped`` or ``client-gone``."""
+        """How each streamed response ended: ``completed``, ``dropped``, ``client-gone`` or
+        ``stalled`` (recorded when a :class:`StallReply` stops sending)."""
         self.stream_ended = threading.Event()
         """Set whenever a streamed response ends (clear it to wait for the next)."""
         self._requested_port = port

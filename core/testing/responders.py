@@ -8,7 +8,7 @@ import zlib
 from collections.abc import Mapping
 from typing import Any, Final
 
-from .local_replies import (
+from .replies import (
     DropReply,
     ErrorMidStreamReply,
     HTTPErrorReply,
@@ -51,7 +51,7 @@ def _last_user_text(body: Mapping[str, Any]) -> str:
 
 
 def mastra_mock_responder(body: dict[str, Any]) -> Reply:
-    """Answer exactly like /work/shared/conformance/mastra/mock-openai-server.mjs.
+    """Answer exactly like the mock model server Mastra's conformance traces were recorded with.
 
     The last user message picks the behaviour: "FAIL_HTTP" gives a 500; "USE_TOOL" streams
     a call to the first offered tool until a `tool` message is in the history;

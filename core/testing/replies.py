@@ -13,7 +13,7 @@ from typing import Any, Final, TypeAlias
 
 __all__ = [
     "COMPLETION_ID", "CREATED", "MODEL", "DropReply", "ErrorMidStreamReply", "HTTPErrorReply",
-    "Reply", "ReplySequence", "Responder", "TextReply", "ToolCall", "ToolCallReply",
+    "Reply", "ReplySequence", "Responder", "StallReply", "TextReply", "ToolCall", "ToolCallReply",
     "completion_body", "sse_payloads", "tokens", "truthy",
 ]  # fmt: skip
 
@@ -85,6 +85,18 @@ class DropReply:
 
 
 @dataclass(frozen=True)
+class StallReply:
+    """Stream the chunks, then send nothing more, holding the connection open.
+
+    The connection stays open until the client leaves or the server stops, so a client's
+    read timeout is what ends the answer. A request that does not stream gets no response.
+    """
+
+    chunks: Sequence[str] = ()
+    delay: float = 0.0
+
+
+@dataclass(frozen=True)
 class HTTPErrorReply:
     """Answer with HTTP `status`, the JSON `body` and extra `headers` such as Retry-After."""
 
@@ -93,7 +105,9 @@ class HTTPErrorReply:
     headers: Mapping[str, str] = field(default_factory=dict)
 
 
-Reply: TypeAlias = TextReply | ToolCallReply | ErrorMidStreamReply | DropReply | HTTPErrorReply
+Reply: TypeAlias = (
+    TextReply | ToolCallReply | ErrorMidStreamReply | DropReply | StallReply | HTTPErrorReply
+)
 Responder: TypeAlias = Callable[[dict[str, Any]], Reply]
 
 
@@ -154,7 +168,8 @@ def completion_body(reply: TextReply | ToolCallReply) -> dict[str, Any]:
 
 
 def sse_payloads(
-    reply: TextReply | ToolCallReply | ErrorMidStreamReply | DropReply, body: Mapping[str, Any]
+    reply: TextReply | ToolCallReply | ErrorMidStreamReply | DropReply | StallReply,
+    body: Mapping[str, Any],
 ) -> Iterator[tuple[object, float]]:
     """Yield each SSE payload of a streamed reply with the pause that should follow it."""
     if isinstance(reply, ToolCallReply):
@@ -172,7 +187,7 @@ def sse_payloads(
         for text in reply.chunks:
             yield _chunk({"content": text}), reply.delay
             count += 1
-        if isinstance(reply, DropReply):
+        if isinstance(reply, DropReply | StallReply):
             return
         if isinstance(reply, ErrorMidStreamReply):
             yield {"error": dict(reply.error)}, 0.0
