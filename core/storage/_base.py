@@ -119,13 +119,20 @@ class StorageBase:
             self._writer = loop.create_task(self._drain(), name="stepstream-storage-writer")
         await done
         if checkpoint.release or checkpoint.status != "running":
-            self._held.pop(checkpoint.run_id, None)
+            self._forget(checkpoint.run_id)
 
     async def release(self, run_id: str, owner: str) -> None:
-        self._held.pop(run_id, None)
+        self._forget(run_id)
         await self._retrying(
             lambda: self._release_now(run_id, owner, now_ms()), f"release run {run_id}"
         )
+
+    def _forget(self, run_id: str) -> None:
+        """Stop renewing ``run_id``'s lease (and the renewing task, once nothing is held)."""
+        self._held.pop(run_id, None)
+        if not self._held and self._renewer is not None:
+            self._renewer.cancel()
+            self._renewer = None
 
     # -- group commit ----------------------------------------------------------------------
 
