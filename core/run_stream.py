@@ -92,7 +92,8 @@ class RunStream:
         the error is delivered, so the task's copy is marked as retrieved, or asyncio would
         also log "Task exception was never retrieved".
         """
-        self._error = error
+        if self._error is None:  # the first reason is the one the consumer gets
+            self._error = error
         self.channel.end()
         task = asyncio.current_task()
         if task is not None:

@@ -6,6 +6,7 @@
                    [--db DB] [-p PLUGIN]...
     stepstream resume MODULE:WORKFLOW RUN_ID [--db DB] [--step ID] [--data JSON] [--json]
     stepstream runs --db DB [--status S] [--workflow W] [--json]
+    stepstream runs prune --db DB --older-than AGE [--status S]
     stepstream show RUN_ID --db DB [--json]
     stepstream serve MODULE[:WORKFLOW[,WORKFLOW...]]... [--host H] [--port N] [--db DB]
                      [--token T]
@@ -128,8 +129,15 @@ def _parser() -> argparse.ArgumentParser:
     resume.add_argument("--data", metavar="JSON|@FILE", help="the step's resume data")
     _run_options(resume, "where the run is stored (default: the workflow's own storage)")
 
-    runs = sub.add_parser("runs", help="list stored runs")
+    runs = sub.add_parser("runs", help="list stored runs (or prune old ones: runs prune)")
+    runs.add_argument(
+        "action", nargs="?", choices=["list", "prune"], default="list",
+        help="prune: delete runs not updated for --older-than (finished ones, or --status)",
+    )  # fmt: skip
     runs.add_argument("--db", metavar="DB", required=True, help=_DB_HELP)
+    runs.add_argument(
+        "--older-than", metavar="AGE", help="for prune: e.g. 30d, 12h, 15m or seconds"
+    )
     runs.add_argument("--status", help="only runs with this status (e.g. suspended)")
     runs.add_argument("--workflow", metavar="ID", help="only runs of this workflow id")
     runs.add_argument("--json", action="store_true", help="print one JSON object per run")

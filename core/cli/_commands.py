@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import contextlib
 import re
+import signal
 import sys
 import time
 from collections.abc import Sequence
@@ -22,7 +23,7 @@ from stepstream.context import RuntimeContext
 from stepstream.errors import PluginError, RunStateError
 from stepstream.plugin_manager import OPTIONAL_PLUGINS, PluginManager, get_plugin_manager
 from stepstream.result import WorkflowResult
-from stepstream.run import RunStream
+from stepstream.run import Run, RunStream
 from stepstream.storage import Storage
 from stepstream.storage.sqlite import SQLiteStorage
 from stepstream.workflow import Workflow
@@ -32,6 +33,7 @@ from ._target import UsageError, load_workflow, parse_json, workflows_of
 
 __all__ = [
     "EXIT_FAILED",
+    "EXIT_INTERRUPTED",
     "EXIT_OK",
     "EXIT_USAGE",
     "existing_storage",
@@ -49,6 +51,8 @@ EXIT_FAILED = 1
 """The run failed or was canceled (or stepstream itself reported an error)."""
 EXIT_USAGE = 2
 """A wrong argument: bad JSON, unknown module, attribute, run or plugin."""
+EXIT_INTERRUPTED = 130
+"""Stopped by SIGINT or SIGTERM (a durable run is left interrupted, resumable)."""
 
 
 def _plugin_manager(names: Sequence[str]) -> PluginManager:
@@ -112,8 +116,15 @@ async def run(args: argparse.Namespace) -> int:
                 renderer.note(f"run id: {live.run_id} (stored in the workflow's storage)")
             started = time.perf_counter()
             stream = live.stream(input_data, context, close_on_suspend=True)
-            async for event in stream:
-                renderer.show(event)
+            with _Interruption(live) as stop:
+                try:
+                    async for event in stream:
+                        renderer.show(event)
+                except RunStateError:
+                    if not stop.requested:
+                        raise
+                if stop.requested:
+                    return await stop.report(renderer, args)
             result = await stream.get_workflow_state()
             return _close(renderer, args, workflow, result, time.perf_counter() - started)
     finally:
@@ -154,17 +165,66 @@ async def resume(args: argparse.Namespace) -> int:
             started = time.perf_counter()
             # Opened before resume() so that no event is missed; consumed while it runs.
             consumer = asyncio.create_task(_consume(stream, renderer))
-            try:
-                result = await stored.resume(step=step, resume_data=data)
-            except RunStateError as exc:
-                await stream.aclose()
-                await consumer
-                raise UsageError(str(exc)) from exc
+            with _Interruption(stored) as stop:
+                try:
+                    result = await stored.resume(step=step, resume_data=data)
+                except (RunStateError, asyncio.CancelledError) as exc:
+                    if stop.requested:  # the run's task was stopped, not this command
+                        await asyncio.gather(consumer, return_exceptions=True)
+                        return await stop.report(renderer, args)
+                    if isinstance(exc, asyncio.CancelledError):
+                        raise
+                    await stream.aclose()
+                    await consumer
+                    raise UsageError(str(exc)) from exc
             await consumer
             return _close(renderer, args, workflow, result, time.perf_counter() - started)
     finally:
         if args.db:  # the workflow's own storage is the workflow's to close
             await storage.close()
+
+
+class _Interruption:
+    """SIGINT or SIGTERM while a durable run executes here: the process stops and leaves the
+    run stored as ``interrupted`` (resumable), not canceled; an in-memory run is canceled as
+    before (Ctrl-C's usual KeyboardInterrupt)."""
+
+    def __init__(self, run: Run) -> None:
+        self.run = run
+        self.task: asyncio.Task[None] | None = None
+        self._signals: list[int] = []
+
+    @property
+    def requested(self) -> bool:
+        return self.task is not None
+
+    def __enter__(self) -> _Interruption:
+        if self.run.storage is not None:
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, self._stop)
+                self._signals.append(sig)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in self._signals:
+            loop.remove_signal_handler(sig)
+
+    def _stop(self) -> None:
+        if self.task is None:
+            self.task = asyncio.get_running_loop().create_task(self.run.abandon())
+
+    async def report(self, renderer: Renderer, args: argparse.Namespace) -> int:
+        """Wait until the run is let go, say how to go on with it; 130, as for Ctrl-C."""
+        assert self.task is not None
+        await self.task
+        db = f" --db {shown_db(args.db)}" if getattr(args, "db", None) else ""
+        renderer.note(
+            f"interrupted: run {self.run.run_id} is stored as interrupted; continue it with: "
+            f"stepstream resume {args.target} {self.run.run_id}{db}"
+        )
+        return EXIT_INTERRUPTED
 
 
 async def _consume(stream: RunStream, renderer: Renderer) -> None:

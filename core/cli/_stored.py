@@ -18,18 +18,53 @@ from rich.table import Column, Table
 from rich.text import Text
 
 from stepstream.result import RunState, StepRecord
-from stepstream.storage import StoredEvent
+from stepstream.storage import FINAL_STATUSES, StoredEvent
 
 from ._commands import EXIT_OK, existing_storage, shown_db
 from ._render import STATUS_STYLES, make_console
 from ._target import UsageError
 from ._view import StepLabels, brief, duration
 
-__all__ = ["event_rows", "runs", "show", "step_rows"]
+__all__ = ["age_seconds", "event_rows", "prune", "runs", "show", "step_rows"]
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def age_seconds(text: str) -> float:
+    """``30d``, ``12h``, ``15m``, ``90s`` or plain seconds, as seconds."""
+    number, unit = (text[:-1], text[-1]) if text[-1:] in _UNITS else (text, "s")
+    try:
+        value = float(number)
+    except ValueError:
+        raise UsageError(
+            f"--older-than: expected e.g. 30d, 12h, 15m or seconds, not {text!r}"
+        ) from None
+    if value < 0:
+        raise UsageError("--older-than must not be negative")
+    return value * _UNITS[unit]
+
+
+async def prune(args: argparse.Namespace) -> int:
+    """``stepstream runs prune``: delete old runs (finished ones unless ``--status``)."""
+    if args.older_than is None:
+        raise UsageError("runs prune needs --older-than (e.g. 30d)")
+    older_than = age_seconds(args.older_than)
+    storage = existing_storage(args.db)
+    try:
+        statuses = [args.status] if args.status else list(FINAL_STATUSES)
+        deleted = await storage.prune(older_than=older_than, statuses=statuses)
+    finally:
+        await storage.close()
+    print(f"deleted {deleted} run{'s' * (deleted != 1)} ({', '.join(statuses)}) "
+          f"not updated for {args.older_than}")  # fmt: skip
+    return EXIT_OK
 
 
 async def runs(args: argparse.Namespace) -> int:
     """``stepstream runs``: the stored runs, most recently updated first."""
+    if args.action == "prune":
+        return await prune(args)
     storage = existing_storage(args.db)
     try:
         found = await storage.list_runs(workflow_id=args.workflow, status=args.status)

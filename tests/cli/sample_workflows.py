@@ -6,11 +6,13 @@ step, then blocks in the second until the file named in its input exists. The ag
 is in ``agent_workflow`` (it imports the model client, which takes a while). ``chatty``
 writes ``n`` step-output events (enough to fill a pipe); ``mapped`` has ``.map()`` steps;
 ``stored_approval`` is ``approval`` with a storage of its own, the SQLite file named by the
-``SAMPLE_DB`` environment variable.
+``SAMPLE_DB`` environment variable; ``held`` blocks (asynchronously) in its second step
+until the file named in its input exists, for the tests that stop the CLI mid-run.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from pathlib import Path
@@ -78,6 +80,14 @@ def second(ctx: StepContext[Waiting]) -> Waiting:
     return ctx.input_data
 
 
+@step(id="hold")
+async def hold(ctx: StepContext[Waiting]) -> Waiting:
+    flag = Path(ctx.input_data.path)
+    while not await asyncio.to_thread(flag.exists):  # noqa: ASYNC110 (the test stops us here)
+        await asyncio.sleep(0.01)
+    return ctx.input_data
+
+
 @step(id="talk")
 async def talk(ctx: StepContext[Number]) -> Number:
     for i in range(ctx.input_data.n):
@@ -111,3 +121,4 @@ stored_approval = (
     .then(approve)
     .commit()
 )
+held = Workflow(id="held", input_schema=Waiting).then(first).then(hold).then(second).commit()
