@@ -76,8 +76,10 @@ class Storage(Protocol):
         """Add events to the run's log."""
         ...
 
-    async def read_events(self, run_id: str, after_seq: int = -1) -> list[StoredEvent]:
-        """The run's events with ``seq > after_seq``, in order."""
+    async def read_events(
+        self, run_id: str, after_seq: int = -1, *, limit: int | None = None
+    ) -> list[StoredEvent]:
+        """The run's events with ``seq > after_seq``, in order; the first ``limit`` if given."""
         ...
 
     async def list_runs(

@@ -132,13 +132,15 @@ class PostgresStorage:
         async with self._connection() as conn, conn.transaction(), conn.cursor() as cur:
             await cur.executemany(query, rows)
 
-    async def read_events(self, run_id: str, after_seq: int = -1) -> list[StoredEvent]:
-        """The run's events with ``seq > after_seq``, in order."""
+    async def read_events(
+        self, run_id: str, after_seq: int = -1, *, limit: int | None = None
+    ) -> list[StoredEvent]:
+        """The run's events with ``seq > after_seq``, in order; the first ``limit`` if given."""
         query = sql.SQL(
-            "SELECT seq, type, wire FROM {} WHERE run_id = %s AND seq > %s ORDER BY seq"
+            "SELECT seq, type, wire FROM {} WHERE run_id = %s AND seq > %s ORDER BY seq LIMIT %s"
         ).format(self._events)
         async with self._connection() as conn:
-            cur = await conn.execute(query, (run_id, after_seq))
+            cur = await conn.execute(query, (run_id, after_seq, limit))
             rows = await cur.fetchall()
         return [StoredEvent(seq, kind, wire) for seq, kind, wire in rows]
 

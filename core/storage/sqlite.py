@@ -111,12 +111,14 @@ class SQLiteStorage:
 
         await self._run(write)
 
-    async def read_events(self, run_id: str, after_seq: int = -1) -> list[StoredEvent]:
+    async def read_events(
+        self, run_id: str, after_seq: int = -1, *, limit: int | None = None
+    ) -> list[StoredEvent]:
         def read(conn: sqlite3.Connection) -> list[tuple[int, str, str]]:
             return conn.execute(
                 "SELECT seq, type, wire FROM stepstream_events"
-                " WHERE run_id = ? AND seq > ? ORDER BY seq",
-                (run_id, after_seq),
+                " WHERE run_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+                (run_id, after_seq, -1 if limit is None else limit),
             ).fetchall()
 
         rows = await self._run(read)
