@@ -17,14 +17,11 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
+from ..run_ids import is_safe_run_id
+
 MAX_DEPTH = 100
 """The deepest nesting of arrays and objects a request body may have."""
 
-RUN_ID_PATTERN = r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}"
-"""What a client-chosen run id must look like: 1 to 128 letters, digits, ``_``, ``.`` or ``-``,
-not starting with ``.`` or ``-`` (so never ``..``, never a path, never an option)."""
-
-_RUN_ID = re.compile(RUN_ID_PATTERN)
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 _SEQ_MAX = 2**63 - 1  # the largest sequence number a storage (SQLite, PostgreSQL) can hold
 
@@ -129,7 +126,7 @@ class JSON(Response):
 
 
 def run_id_of(raw: str | None, *, required: bool) -> str | None:
-    """A client-supplied run id, checked against :data:`RUN_ID_PATTERN`.
+    """A client-supplied run id, checked against ``stepstream.run_ids.RUN_ID_PATTERN``.
 
     :raises Problem: 400 if it is missing (when ``required``) or does not match.
     """
@@ -137,7 +134,7 @@ def run_id_of(raw: str | None, *, required: bool) -> str | None:
         if required:
             raise Problem(400, "runId required")
         return None
-    if not _RUN_ID.fullmatch(raw):
+    if not is_safe_run_id(raw):
         raise Problem(
             400, f"invalid runId {raw[:40]!r}: 1-128 of A-Z a-z 0-9 _ . -, not starting with . or -"
         )
