@@ -22,7 +22,9 @@ it with ``raise ... from``.
     ├── RunError                     a run was used wrongly
     │   ├── RunStateError            e.g. resume() of a run that is not suspended
     │   └── StreamError              Run.stream() cannot be served or is consumed twice
-    └── RunCanceledError             the run was canceled while a caller waited on it
+    ├── RunCanceledError             the run was canceled while a caller waited on it
+    └── ClientError                  stepstream.client: the server answered an error status
+                                     (``status``) or could not be reached (``status`` None)
 
 Failures inside a run are reported as data (a failed ``step-result`` and a failed
 ``WorkflowResult``); these exceptions appear there as ``"<ExceptionType>: <message>"``.
@@ -33,6 +35,7 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = [
+    "ClientError",
     "InputValidationError",
     "ModelError",
     "ModelStreamError",
@@ -181,6 +184,16 @@ class StreamError(RunError):
 
 class RunCanceledError(RunError):
     """The run was canceled."""
+
+
+class ClientError(StepstreamError):
+    """A request of ``stepstream.client`` failed: the server answered ``status`` with
+    ``{"error": message}``, or (``status`` None) it could not be reached."""
+
+    def __init__(self, message: str, *, status: int | None = None, url: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.url = url
 
 
 def describe_error(exc: BaseException) -> str:

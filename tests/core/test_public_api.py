@@ -48,6 +48,8 @@ PUBLIC_MODULES = [
     "stepstream.server.app",
     "stepstream.server.describe",
     "stepstream.cli",
+    "stepstream.client",
+    "stepstream.run_ids",
 ]
 
 
