@@ -12,7 +12,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
@@ -373,5 +373,8 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 
 async def _crash(request: Request, exc: Exception) -> Response:
+    if isinstance(exc, ClientDisconnect):  # nobody to answer: not the server's failure
+        log.debug("%s %s: the client left", request.method, request.url.path)
+        return Response(status_code=400)
     log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
     return JSON({"error": "internal server error"}, status_code=500)
