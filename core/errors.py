@@ -25,7 +25,9 @@ it with ``raise ... from``.
     │   ├── StreamError              Run.stream() cannot be served or is consumed twice
     │   └── RunCanceledError         the run was canceled while a caller waited on it
     ├── StorageError                 a durable run's data cannot be stored (or storage failed)
-    └── RealModelCallError           a test reached for a model off this machine (testing kit)
+    ├── RealModelCallError           a test reached for a model off this machine (testing kit)
+    └── ClientError                  stepstream.client: the server answered an error status
+                                     (``status``) or could not be reached (``status`` None)
 
 Failures inside a run are reported as data (a failed ``step-result`` and a failed
 ``WorkflowResult``); these exceptions appear there as ``"<ExceptionType>: <message>"``.
@@ -36,6 +38,7 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = [
+    "ClientError",
     "InputValidationError",
     "ModelError",
     "ModelStreamError",
@@ -236,6 +239,16 @@ class RealModelCallError(StepstreamError):
             f"a test called a real model at {url}; point the client at the model_server "
             "fixture's base_url, or mark the test @pytest.mark.real_model to allow it"
         )
+        self.url = url
+
+
+class ClientError(StepstreamError):
+    """A request of ``stepstream.client`` failed: the server answered ``status`` with
+    ``{"error": message}``, or (``status`` None) it could not be reached."""
+
+    def __init__(self, message: str, *, status: int | None = None, url: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
         self.url = url
 
 

@@ -14,7 +14,7 @@ from ._persist import Persistence
 from ._run_sync import SyncTwins
 from ._scope import ResumeRequest, StepRef, resolve_path
 from .context import RuntimeContext
-from .errors import RunStateError, StreamError
+from .errors import RunClaimedError, RunStateError, StreamError
 from .events import Event, FinishEvent, event_from_wire
 from .hookspecs import hookimpl
 from .plugin_manager import PluginManager
@@ -89,6 +89,12 @@ class Run(SyncTwins):
         if self._result is not None:
             return self._result.status
         return "running" if self._started else "pending"
+
+    @property
+    def executing(self) -> bool:
+        """Whether an execution of the run is under way in this process (``status`` is also
+        ``running`` for a loaded run that another process executes)."""
+        return self._task is not None and not self._task.done()
 
     @property
     def _ending(self) -> WorkflowResult | None:
@@ -229,6 +235,14 @@ class Run(SyncTwins):
 
         return replay
 
+    async def wait_stored(self, seq: int) -> None:
+        """Wait until this run's event ``seq`` is stored (at once for an in-memory run, or
+        once storing has stopped); show a durable run's events to others only after it, so
+        that nobody is shown an event a crash would take back."""
+        persist = self._dispatcher.persist
+        if persist is not None and seq > persist.committed_seq:
+            await persist.committed(seq)
+
     def watch(self, callback: Callable[[Event], Awaitable[None] | None]) -> Callable[[], None]:
         """Call ``callback(event)`` for each later event of this run; returns an unwatch function.
 
@@ -336,27 +350,44 @@ class Run(SyncTwins):
         receives the resumed events; a stream opened after ``resume()`` picks up from there.
 
         :raises RunStateError: if the run is not suspended or ``step`` is not suspended.
+        :raises RunClaimedError: (a ``RunStateError``) if another execution holds the run, or
+            it changed in storage since this ``Run`` saw it.
         """
+        return await (await self.resuming(step, resume_data, runtime_context))
+
+    async def resuming(
+        self,
+        step: StepRef | None = None,
+        resume_data: Any = None,
+        runtime_context: RuntimeContext | None = None,
+    ) -> asyncio.Task[WorkflowResult]:
+        """Check and claim the resumption as :meth:`resume` does, then let it execute in a
+        task of its own and return that task (a server answers once the run is its own)."""
         if self._task is not None and not self._task.done():
             # Called right after a `step-suspended` event: the execution is still ending.
             await asyncio.wait([self._task])
+        if self._held_by is not None:
+            raise RunClaimedError(
+                f"run {self.run_id} is being executed by {self._held_by}; load it again "
+                "once that execution has ended",
+                run_id=self.run_id,
+                owner=self._held_by,
+            )
         if runtime_context is not None:
             self._runtime_context = runtime_context
         if self.status == "interrupted" and step is None:
             # Recovery after a crash: completed steps are skipped, the others run again.
             await self._claim("interrupted")
             self._interrupted = False
-            return await self._launch(ResumeRequest(path=None, data=None))
+            return self._launch(ResumeRequest(path=None, data=None))
         result = self._result
-        if self._held_by is not None:
-            await self._claim("suspended")  # refused, naming the owner (unless it let go)
         if result is None or result.status != "suspended" or self.status == "running":
             raise RunStateError(
                 f"run {self.run_id} is not suspended (status {self.status!r})", run_id=self.run_id
             )
         path = resolve_path(step, result.suspended, self.run_id)
         await self._claim("suspended")
-        return await self._launch(ResumeRequest(path=path, data=resume_data))
+        return self._launch(ResumeRequest(path=path, data=resume_data))
 
     async def _claim(self, status: str) -> None:
         """Take a durable run for an execution here (a no-op for an in-memory run).
@@ -410,8 +441,14 @@ class Run(SyncTwins):
             task.cancel()
             await asyncio.wait([task])
             return self._result
+        if self._held_by is not None:
+            raise RunClaimedError(
+                f"run {self.run_id} is being executed by {self._held_by}, not here",
+                run_id=self.run_id,
+                owner=self._held_by,
+            )
         status = self.status
-        if status in ("suspended", "interrupted") or self._held_by is not None:
+        if status in ("suspended", "interrupted"):
             await self._claim("interrupted" if status == "interrupted" else "suspended")
             self._interrupted = False
             result = self._result = _canceled(self._result or self._stored_result())

@@ -6,15 +6,23 @@ run to one file, each line ``{"runId": ..., "seq": ..., "event": <wire event>}``
 interleave there. Files are written by a worker thread (never on the event loop), flushed after
 every batch and closed when their run ends; call :meth:`flush` or :meth:`close` to wait.
 ``get_plugin_manager(plugins=["jsonl"])`` uses the directory ``stepstream-events``.
+
+In the directory form a run id becomes a file name, so an id that does not match
+``stepstream.run_ids.RUN_ID_PATTERN`` (``../x``, ``/etc/x``, ...) is refused: its events are
+not written, and the refusal is reported as this plugin's error (the run goes on).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import IO
 
+from stepstream.errors import PluginError
 from stepstream.events import Event
+from stepstream.hookspecs import hookimpl
+from stepstream.run_ids import is_safe_run_id
 
 from .exporter import ThreadedExporter
 
@@ -33,8 +41,25 @@ class JsonLinesExporter(ThreadedExporter):
         self._handles: dict[str, IO[str]] = {}
 
     def path_for(self, run_id: str) -> Path:
-        """Where a run's events are written."""
-        return self.file if self.file is not None else self.directory / f"{run_id}.jsonl"
+        """Where a run's events are written.
+
+        :raises PluginError: in the directory form, for a run id that is not a safe file name.
+        """
+        if self.file is not None:
+            return self.file
+        if not is_safe_run_id(run_id):
+            raise PluginError(
+                f"jsonl: run id {run_id[:60]!r} cannot name a file (see stepstream.run_ids)",
+                plugin=self.name,
+                hook="on_event",
+            )
+        return self.directory / f"{run_id}.jsonl"
+
+    @hookimpl
+    def on_event(self, event: Event) -> asyncio.Future[None] | None:
+        """Refuse an unsafe run id here, on the loop, before anything reaches the worker."""
+        self.path_for(event.run_id)
+        return super().on_event(event)
 
     def export(self, events: list[Event]) -> None:
         touched: set[IO[str]] = set()

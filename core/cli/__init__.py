@@ -9,7 +9,7 @@
     stepstream runs prune --db DB --older-than AGE [--status S]
     stepstream show RUN_ID --db DB [--json]
     stepstream serve MODULE[:WORKFLOW[,WORKFLOW...]]... [--host H] [--port N] [--db DB]
-                     [--token T]
+                     [--token T] [--cors-origin ORIGIN]... [--body-limit BYTES]
     stepstream plugins
     stepstream --version
 
@@ -31,6 +31,9 @@ Exit status: 0 when the run succeeded or suspended (a suspended run prints how t
 1 when it failed or was canceled, 2 for a usage error (bad JSON, unknown module, attribute,
 run or plugin; not a workflow), printed as one line on stderr; 130 when interrupted; 141
 when the output's reader went away.
+
+``serve`` takes its bearer token from ``--token`` or, better, from ``$STEPSTREAM_TOKEN``: an
+argument is visible to every user of the machine in ``ps``, the environment is not.
 
 rich renders the output: ``pip install 'stepstream[cli]'``; ``serve`` also needs
 ``stepstream[server]``.
@@ -155,7 +158,22 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--token",
         default=os.environ.get("STEPSTREAM_TOKEN"),
-        help="the bearer token clients must send (default: $STEPSTREAM_TOKEN)",
+        help="the bearer token clients must send (default: $STEPSTREAM_TOKEN, which unlike an"
+        " argument does not show in ps)",
+    )
+    serve.add_argument(
+        "--cors-origin",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="let browser pages of ORIGIN call the API ('*' for any; repeatable; default none)",
+    )
+    serve.add_argument(
+        "--body-limit",
+        type=int,
+        default=4_718_592,
+        metavar="BYTES",
+        help="refuse request bodies larger than this with 413 (default 4.5 MiB, as Mastra's)",
     )
     _plugin_option(serve)
 

@@ -306,7 +306,14 @@ def serve(args: argparse.Namespace) -> int:
         ) from exc
     pm = _plugin_manager(args.plugins)
     storage = open_storage(args.db) if args.db else None
-    app = create_app(workflows, storage=storage, token=args.token, plugin_manager=pm)
+    app = create_app(
+        workflows,
+        storage=storage,
+        token=args.token,
+        plugin_manager=pm,
+        cors_origins=args.cors_origin,
+        body_limit=args.body_limit,
+    )
     names = ", ".join(sorted(workflows))
     print(f"serving {names} on http://{args.host}:{args.port}", flush=True)
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how a server stops: no error

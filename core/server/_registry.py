@@ -1,164 +1,229 @@
-"""The server's runs, and the request/response helpers its routes share."""
+"""The server's runs: the bounded set of live ``Run`` objects, stored ones loaded on demand.
+
+A run stays in memory while it may act or be followed: while it runs, and while a response
+streams it or background work uses it. Otherwise (never started, ended, suspended,
+interrupted) it leaves memory once it has been idle for ``idle_timeout`` seconds, checked at
+each request; storage keeps everything that was ever stored, and a suspended or ended run is
+loaded again when asked for. A run created by ``create-run`` and never started was never
+stored: after the idle time it is forgotten, as if it had not been created. At most
+``max_live`` runs are kept: past that, the longest idle of those that may leave do so at once,
+and when none may, ``create-run`` answers 503.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import json
+import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
-from starlette.requests import Request
-
-from ..context import RuntimeContext
-from ..errors import RunStateError, StepstreamError
-from ..events import Event
+from ..errors import RunStateError
 from ..plugin_manager import PluginManager
-from ..result import RunState, steps_wire
+from ..recovery import keep_recovering
 from ..run import Run
-from ..storage import RunSnapshot, Storage
+from ..storage import Storage
 from ..workflow import Workflow
+from ._following import Feed
+from ._wire import Problem
 
 log = logging.getLogger("stepstream.server")
 
-RS = "\x1e"  # Mastra's record separator between JSON records
+DEFAULT_IDLE_TIMEOUT = 300.0
+"""Seconds an idle run stays in memory (see the module docstring)."""
+
+DEFAULT_MAX_LIVE = 10_000
+"""The most runs kept in memory at once."""
 
 
-class _Problem(Exception):
-    """An HTTP error answered as ``{"error": message}``."""
+@dataclass
+class _Live:
+    run: Run
+    touched: float
+    holders: int = 0
+    feed: Feed | None = field(default=None, repr=False)
 
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
 
-
-class _Runs:
-    """The server's runs: live ``Run`` objects, and stored ones loaded on demand."""
+class Runs:
+    """The server's runs (see the module docstring)."""
 
     def __init__(
-        self, workflows: Mapping[str, Workflow], storage: Storage, pm: PluginManager
+        self,
+        workflows: Mapping[str, Workflow],
+        storage: Storage,
+        pm: PluginManager,
+        *,
+        idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
+        max_live: int = DEFAULT_MAX_LIVE,
     ) -> None:
         self.workflows = dict(workflows)
         self.storage = storage
         self.pm = pm
-        self.live: dict[tuple[str, str], Run] = {}
+        self.idle_timeout = idle_timeout
+        self.max_live = max_live
+        self.entries: dict[tuple[str, str], _Live] = {}
         self.tasks: set[asyncio.Task[Any]] = set()
+        self._swept = time.monotonic()
+
+    @property
+    def live(self) -> dict[tuple[str, str], Run]:
+        """The runs in memory now, by (workflow key, run id)."""
+        return {k: e.run for k, e in self.entries.items()}
 
     def workflow(self, key: str) -> Workflow:
         found = self.workflows.get(key)
         if found is None:
-            raise _Problem(404, "Workflow not found")
+            raise Problem(404, "Workflow not found")
         return found
 
     async def create(self, key: str, run_id: str | None) -> Run:
         """The run ``run_id`` (live, or stored: never run twice), or a new one."""
         wf = self.workflow(key)
+        self.sweep()
         if run_id:
-            if (key, run_id) in self.live:
-                return self.live[(key, run_id)]
-            try:
-                run = await wf.load_run(run_id, storage=self.storage, plugin_manager=self.pm)
-            except RunStateError:
-                pass  # unknown: made below with that id
-            else:
-                self.live[(key, run_id)] = run
-                return run
+            found = await self._find(key, wf, run_id)
+            if found is not None:
+                return found
+        if len(self.entries) >= self.max_live:
+            self.sweep(force=True)
+            if len(self.entries) >= self.max_live:
+                raise Problem(503, f"the server holds {self.max_live} live runs; try later")
         run = await wf.create_run(run_id or None, plugin_manager=self.pm, storage=self.storage)
-        self.live[(key, run.run_id)] = run
-        return run
+        return self._keep(key, run)
 
-    def settle(self, key: str, run: Run) -> None:
-        """Forget an ended run (storage keeps it): the live set holds only runs that may act."""
-        if run.status in ("success", "failed", "canceled"):
-            self.live.pop((key, run.run_id), None)
-
-    async def get(self, key: str, run_id: str | None) -> Run:
+    async def get(self, key: str, run_id: str) -> Run:
+        """The run ``run_id``, live or stored; 404 if neither."""
         wf = self.workflow(key)
-        if not run_id:
-            raise _Problem(400, "runId required")
-        run = self.live.get((key, run_id))
-        if run is not None:
-            return run
+        self.sweep()
+        found = await self._find(key, wf, run_id)
+        if found is None:
+            raise Problem(404, "Workflow run not found")
+        return found
+
+    async def _find(self, key: str, wf: Workflow, run_id: str) -> Run | None:
+        entry = self.entries.get((key, run_id))
+        if entry is not None:
+            entry.touched = time.monotonic()
+            return entry.run
         try:
             run = await wf.load_run(run_id, storage=self.storage, plugin_manager=self.pm)
         except RunStateError:
-            raise _Problem(404, "Workflow run not found") from None
-        self.live[(key, run_id)] = run
+            return None
+        entry = self.entries.get((key, run_id))  # loaded meanwhile by another request
+        return entry.run if entry is not None else self._keep(key, run)
+
+    def _keep(self, key: str, run: Run) -> Run:
+        self.entries[(key, run.run_id)] = _Live(run, time.monotonic())
         return run
+
+    def settle(self, key: str, run: Run) -> None:
+        """An ended run nobody streams leaves memory now (storage keeps it)."""
+        entry = self.entries.get((key, run.run_id))
+        if (
+            entry is not None
+            and entry.holders == 0
+            and run.status in ("success", "failed", "canceled")
+        ):
+            self._forget(key, run.run_id)
+
+    def sweep(self, *, force: bool = False) -> None:
+        """Let idle runs leave memory (``force``: every run that may leave, idle or not)."""
+        now = time.monotonic()
+        if not force and now - self._swept < min(self.idle_timeout / 4, 1.0):
+            return
+        self._swept = now
+        for (key, run_id), entry in list(self.entries.items()):
+            idle = now - entry.touched >= self.idle_timeout
+            if entry.holders == 0 and entry.run.status != "running" and (force or idle):
+                self._forget(key, run_id)
+
+    def forget(self, key: str, run: Run) -> None:
+        """Drop ``run`` from memory unless it runs here (a stale copy of a run another
+        process executes): the next request loads it from storage again."""
+        entry = self.entries.get((key, run.run_id))
+        if entry is not None and entry.run is run and entry.holders == 0 and not run.executing:
+            self._forget(key, run.run_id)
+
+    def _forget(self, key: str, run_id: str) -> None:
+        entry = self.entries.pop((key, run_id))
+        if entry.feed is not None:
+            entry.feed.unwatch()
+
+    @contextlib.asynccontextmanager
+    async def holding(self, key: str, run: Run) -> AsyncIterator[_Live]:
+        """Keep ``run`` in memory while the block runs (a response streaming it)."""
+        entry = self.entries.get((key, run.run_id))
+        if entry is None or entry.run is not run:
+            entry = self.entries[(key, run.run_id)] = _Live(run, time.monotonic())
+        entry.holders += 1
+        try:
+            yield entry
+        finally:
+            entry.holders -= 1
+            entry.touched = time.monotonic()
+            if entry.holders == 0 and entry.feed is not None and entry.run.status != "running":
+                entry.feed.unwatch()
+                entry.feed = None
+            self.settle(key, run)
+
+    def feed(self, entry: _Live) -> Feed:
+        """The shared SSE window of a held run (made by its first follower)."""
+        if entry.feed is None:
+            entry.feed = Feed(entry.run)
+        return entry.feed
 
     def background(self, work: Awaitable[Any], key: str, run: Run) -> None:
         """Run ``work`` after the response; its failure is logged, the run then settled."""
-        task = asyncio.ensure_future(work)
+
+        async def held() -> Any:
+            async with self.holding(key, run):
+                return await work
+
+        task = asyncio.ensure_future(held())
         self.tasks.add(task)
 
         def done(task: asyncio.Future[Any]) -> None:
             self.tasks.discard(task)
             if not task.cancelled() and task.exception() is not None:
                 log.error("background work on run %s failed", run.run_id, exc_info=task.exception())
-            self.settle(key, run)
 
         task.add_done_callback(done)
 
+    def adopt(self, run: Run) -> None:
+        """Keep a run that recovery took up here, until it ends (see :meth:`recovering`)."""
+        keys = [k for k, wf in self.workflows.items() if wf.id == run.workflow.id]
+        if keys:
+            self._keep(keys[0], run)
+            self.background(run.wait(), keys[0], run)
 
-async def _body(request: Request) -> dict[str, Any]:
-    raw = await request.body()
-    if not raw.strip():
-        return {}
-    try:
-        data = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise _Problem(400, f"invalid JSON body: {exc}") from None
-    if not isinstance(data, dict):
-        raise _Problem(400, "the JSON body must be an object")
-    return data
+    async def recovering(self) -> None:
+        """Take up the interrupted runs of these workflows now and as leases expire (until
+        canceled): a restarted server finishes the runs its previous process left."""
+        await keep_recovering(
+            self.workflows.values(), self.storage, plugin_manager=self.pm, taken=self.adopt
+        )
 
+    async def shutdown(self, grace: float) -> None:
+        """Wait up to ``grace`` seconds for background work, then close the storage.
 
-def _context(body: dict[str, Any]) -> RuntimeContext | None:
-    values = body.get("runtimeContext")
-    if values is None:
-        return None
-    if not isinstance(values, dict):
-        raise _Problem(400, "runtimeContext must be an object")
-    return RuntimeContext(values)
-
-
-def _check_input(wf: Workflow, data: Any) -> None:
-    try:
-        wf.parse_input(data)
-    except StepstreamError as exc:
-        raise _Problem(400, f"inputData is invalid: {exc}") from None
-
-
-def _record(event: Event) -> bytes:
-    return (json.dumps(event.to_wire()) + RS).encode()
-
-
-def _stored_run(key: str, snapshot: RunSnapshot) -> dict[str, Any]:
-    stamp = _iso(snapshot.updated_at)
-    return {
-        "workflowName": key,
-        "runId": snapshot.run_id,
-        "snapshot": {
-            "runId": snapshot.run_id,
-            "status": snapshot.status,
-            "context": _steps_wire(snapshot),
-            "suspended": snapshot.suspended,
-            "result": snapshot.result,
-            "error": snapshot.error,
-            "runtimeContext": snapshot.runtime_context,
-            "timestamp": snapshot.updated_at,
-        },
-        "createdAt": stamp,
-        "updatedAt": stamp,
-    }
-
-
-def _steps_wire(snapshot: RunSnapshot) -> dict[str, Any]:
-    state = RunState.from_json(snapshot.state)
-    return steps_wire(state.input, state.steps)
-
-
-def _iso(ms: int) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms / 1000)) + f".{ms % 1000:03d}Z"
+        Runs still running after that are not canceled: each is let go where it stands
+        (``Run.abandon()``), stored as ``interrupted``, and the next server process on the
+        same storage (or another one sharing it) takes it up and finishes it.
+        """
+        if self.tasks:
+            _, pending = await asyncio.wait(set(self.tasks), timeout=grace)
+            if pending:
+                log.warning("shutting down with %d runs still at work", len(pending))
+        running = [e.run for e in self.entries.values() if e.run.status == "running"]
+        for run in running:
+            try:
+                await run.abandon()
+            except Exception:
+                log.warning("could not leave run %s interrupted", run.run_id, exc_info=True)
+        if self.tasks:
+            await asyncio.gather(*self.tasks, return_exceptions=True)
+        for key, run_id in list(self.entries):
+            self._forget(key, run_id)
+        await self.storage.close()

@@ -1,4 +1,4 @@
-"""Serving the app: uvicorn in the foreground or in a thread, and bearer-token auth."""
+"""Serving the app: uvicorn in the foreground or in a thread."""
 
 from __future__ import annotations
 
@@ -8,29 +8,10 @@ import threading
 from collections.abc import Iterator
 
 from starlette.applications import Starlette
-from starlette.responses import JSONResponse
-from starlette.types import ASGIApp, Receive, Scope, Send
 
-
-class _BearerAuth:
-    """Rejects ``/api`` requests without ``Authorization: Bearer <token>`` (401)."""
-
-    def __init__(self, app: ASGIApp, token: str) -> None:
-        self.app = app
-        self.expected = f"Bearer {token}".encode()
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"].startswith("/api"):
-            headers = dict(scope.get("headers") or [])
-            if headers.get(b"authorization") != self.expected:
-                response = JSONResponse(
-                    {"error": "missing or invalid bearer token"},
-                    status_code=401,
-                    headers={"WWW-Authenticate": "Bearer"},
-                )
-                await response(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
+# Seconds uvicorn lets open responses (SSE followers never end by themselves) finish at
+# shutdown before it closes them and runs the app's lifespan shutdown.
+GRACEFUL_SHUTDOWN = 5
 
 
 @contextlib.contextmanager
@@ -46,7 +27,15 @@ def serve_in_thread(app: Starlette, *, host: str = "127.0.0.1", port: int = 0) -
         with socket.socket() as s:
             s.bind((host, 0))
             port = int(s.getsockname()[1])
-    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="error"))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            host=host,
+            port=port,
+            log_level="error",
+            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN,
+        )
+    )
     thread = threading.Thread(target=server.run, name="stepstream-uvicorn", daemon=True)
     thread.start()
     while not server.started:  # uvicorn's own readiness flag, set once it listens
@@ -64,4 +53,10 @@ def serve(app: Starlette, *, host: str = "127.0.0.1", port: int = 4111) -> None:
     """Serve ``app`` with uvicorn until interrupted."""
     import uvicorn
 
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN,
+    )

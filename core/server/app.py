@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import asyncio
-import json
+import contextlib
+import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
 from typing import Any
 
 from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response
 from starlette.routing import Route
 
-from .._scope import resolve_path
-from ..errors import RunStateError, StepstreamError
+from ..errors import RunClaimedError, RunStateError, StepstreamError
 from ..events import Event
 from ..plugin_manager import PluginManager, get_plugin_manager
 from ..result import WorkflowResult
@@ -22,21 +25,51 @@ from ..run import Run
 from ..storage import RunSnapshot, Storage
 from ..storage.sqlite import SQLiteStorage
 from ..workflow import Workflow
-from ._registry import (
-    RS,
-    _body,
-    _check_input,
-    _context,
-    _Problem,
-    _record,
-    _Runs,
-    _steps_wire,
-    _stored_run,
-)
-from ._serving import _BearerAuth, serve, serve_in_thread
+from ._following import ENDED, Streamed, coalesce, follow, watch_records
+from ._guards import DEFAULT_BODY_LIMIT, BearerAuth, BodyLimit
+from ._models import Endpoint, ResumeBody, SendEventBody, StartBody, openapi, read_body
+from ._registry import DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_LIVE, Runs
+from ._serving import serve, serve_in_thread
+from ._stored import execution_result, stored_run
+from ._wire import JSON, Problem, dumps, int_param, run_id_of, seq_param
 from .describe import workflow_info
 
 __all__ = ["create_app", "serve", "serve_in_thread"]
+
+log = logging.getLogger("stepstream.server")
+
+RS = "\x1e"  # Mastra's record separator between JSON records
+PROMETHEUS = "text/plain; version=0.0.4; charset=utf-8"  # the text exposition format's type
+LIST_LIMIT = 1000  # the most runs one `GET .../runs` answers
+LIST_OFFSET = 100_000
+
+_W = "/api/workflows/{workflow_id}"
+ENDPOINTS = [
+    Endpoint("GET", "/health", "Whether the server and its storage answer"),
+    Endpoint("GET", "/metrics", "The metrics plugin's figures (Prometheus text format)"),
+    Endpoint("GET", "/openapi.json", "This document"),
+    Endpoint("GET", "/api/workflows", "Every workflow, by registration key"),
+    Endpoint("GET", _W, "One workflow's description"),
+    Endpoint("POST", _W + "/create-run", "Create a run", query=("runId",)),
+    Endpoint("POST", _W + "/start", "Start a created run", StartBody, ("runId",)),
+    Endpoint("POST", _W + "/start-async", "Run to the end", StartBody, ("runId",)),
+    Endpoint("POST", _W + "/stream", "Run, streaming records", StartBody, ("runId",), "text/plain"),
+    Endpoint("GET", _W + "/watch", "Watch a run's state", query=("runId",), stream="text/plain"),
+    Endpoint("POST", _W + "/resume", "Resume a suspended run", ResumeBody, ("runId",)),
+    Endpoint("POST", _W + "/resume-async", "Resume, to the end", ResumeBody, ("runId",)),
+    Endpoint("GET", _W + "/runs", "Stored runs", query=("limit", "offset")),
+    Endpoint("GET", _W + "/runs/{run_id}", "One stored run"),
+    Endpoint("GET", _W + "/runs/{run_id}/execution-result", "A run's result"),
+    Endpoint("POST", _W + "/runs/{run_id}/cancel", "Cancel a run"),
+    Endpoint("POST", _W + "/runs/{run_id}/send-event", "Send an event", SendEventBody),
+    Endpoint(
+        "GET",
+        _W + "/runs/{run_id}/events",
+        "Follow a run as Server-Sent Events (Last-Event-ID or ?after= resumes)",
+        query=("after",),
+        stream="text/event-stream",
+    ),
+]
 
 
 def create_app(
@@ -45,74 +78,117 @@ def create_app(
     storage: Storage | None = None,
     token: str | None = None,
     plugin_manager: PluginManager | None = None,
+    cors_origins: Sequence[str] = (),
+    body_limit: int = DEFAULT_BODY_LIMIT,
+    idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
+    max_live: int = DEFAULT_MAX_LIVE,
+    keepalive: float = 15.0,
+    shutdown_grace: float = 10.0,
 ) -> Starlette:
     """An ASGI app serving ``workflows`` (registration key -> committed workflow).
 
-    :param storage: Where runs are kept; an in-memory SQLite store by default.
-    :param token: When given, every ``/api`` request needs ``Authorization: Bearer <token>``.
+    Mount it anywhere (``Mount("/wf", app)``): the token, the body limit and CORS hold for
+    every route whatever the prefix. A host app that mounts it should run its lifespan
+    (``lifespan=app.router.lifespan_context``) so the storage is closed at shutdown.
+
+    :param storage: Where runs are kept; an in-memory SQLite store by default. The app owns
+        it: its lifespan closes it at shutdown.
+    :param token: When given, every request needs ``Authorization: Bearer <token>`` (401).
     :param plugin_manager: The manager of every run; a fresh default one otherwise.
+    :param cors_origins: Origins whose browser pages may call the API (``"*"`` for any);
+        none by default (no CORS headers, preflights not answered).
+    :param body_limit: The largest request body in bytes (413 beyond); 4.5 MiB by default.
+    :param idle_timeout: Seconds an idle run stays in memory (see ``_registry``).
+    :param max_live: The most runs in memory at once.
+    :param keepalive: Seconds between SSE pings on a quiet stream.
+    :param shutdown_grace: Seconds shutdown waits for background work before closing storage.
     """
-    runs = _Runs(
-        workflows, storage or SQLiteStorage(":memory:"), plugin_manager or get_plugin_manager()
+    runs = Runs(
+        workflows,
+        storage or SQLiteStorage(":memory:"),
+        plugin_manager or get_plugin_manager(),
+        idle_timeout=idle_timeout,
+        max_live=max_live,
     )
 
     def key(request: Request) -> str:
         return str(request.path_params["workflow_id"])
 
+    def path_run_id(request: Request) -> str:
+        return str(run_id_of(str(request.path_params["run_id"]), required=True))
+
+    def query_run_id(request: Request, *, required: bool) -> str | None:
+        return run_id_of(request.query_params.get("runId"), required=required)
+
+    async def health(request: Request) -> Response:
+        try:
+            await runs.storage.list_runs(limit=1)
+        except Exception as exc:
+            log.error("health check: the storage failed", exc_info=exc)
+            return JSON({"error": "the storage does not answer"}, status_code=503)
+        return JSON({"status": "ok", "liveRuns": len(runs.entries)})
+
+    async def metrics(request: Request) -> Response:
+        plugin = runs.pm.get_plugin("metrics")
+        if plugin is None:
+            raise Problem(404, "the metrics plugin is not on")
+        return Response(plugin.render_prometheus(), media_type=PROMETHEUS)
+
+    async def openapi_json(request: Request) -> Response:
+        return JSON(openapi(ENDPOINTS, title="stepstream", version="0.10.15"))
+
     async def list_workflows(request: Request) -> Response:
-        return JSONResponse(
-            {k: workflow_info(wf, for_list=True) for k, wf in runs.workflows.items()}
-        )
+        return JSON({k: workflow_info(wf, for_list=True) for k, wf in runs.workflows.items()})
 
     async def describe(request: Request) -> Response:
-        return JSONResponse(workflow_info(runs.workflow(key(request))))
+        return JSON(workflow_info(runs.workflow(key(request))))
 
     async def create_run(request: Request) -> Response:
-        run = await runs.create(key(request), request.query_params.get("runId"))
-        return JSONResponse({"runId": run.run_id})
+        run = await runs.create(key(request), query_run_id(request, required=False))
+        return JSON({"runId": run.run_id})
 
-    async def starting(request: Request, run: Run) -> Awaitable[WorkflowResult]:
-        """The run's start, once the body is read and checked (4xx otherwise)."""
-        body = await _body(request)
-        _check_input(run.workflow, body.get("inputData"))
+    def starting(run: Run, body: StartBody) -> Awaitable[WorkflowResult]:
+        """The run's start, once its body is checked (4xx otherwise)."""
+        _check_input(run.workflow, body.input_data)
         if run.status != "pending":
-            raise _Problem(409, f"run {run.run_id} has already started")
-        return run.start(body.get("inputData"), _context(body))
+            raise Problem(409, f"run {run.run_id} has already started")
+        return run.start(body.input_data, body.context())
 
     async def start(request: Request) -> Response:
-        run = await runs.get(key(request), request.query_params.get("runId"))
-        runs.background(await starting(request, run), key(request), run)
-        return JSONResponse({"message": "Workflow run started"})
+        run_id = query_run_id(request, required=True)
+        body = await read_body(request, StartBody)
+        run = await runs.get(key(request), str(run_id))
+        runs.background(starting(run, body), key(request), run)
+        return JSON({"message": "Workflow run started"})
 
     async def start_async(request: Request) -> Response:
-        run = await runs.create(key(request), request.query_params.get("runId"))
-        result = await (await starting(request, run))
+        run_id = query_run_id(request, required=False)
+        body = await read_body(request, StartBody)
+        run = await runs.create(key(request), run_id)
+        result = await starting(run, body)
         runs.settle(key(request), run)
-        return JSONResponse(result.to_wire())
+        return JSON(result.to_wire())
 
     async def stream(request: Request) -> Response:
-        run = await runs.create(key(request), request.query_params.get("runId"))
-        body = await _body(request)
+        run_id = query_run_id(request, required=False)
+        body = await read_body(request, StartBody)
+        run = await runs.create(key(request), run_id)
         if run.status == "pending":
-            _check_input(run.workflow, body.get("inputData"))
+            _check_input(run.workflow, body.input_data)
         try:
-            events = run.stream(body.get("inputData"), _context(body))
+            events = run.stream(body.input_data, body.context())
         except StepstreamError as exc:
-            raise _Problem(409, str(exc)) from None
+            raise Problem(409, str(exc)) from None
 
         async def records() -> AsyncIterator[bytes]:
-            try:
+            async with runs.holding(key(request), run):
                 async for event in events:
-                    yield _record(event)
-            finally:
-                runs.settle(key(request), run)
+                    yield (dumps(event.to_wire()) + RS).encode()
 
-        return StreamingResponse(records(), media_type="text/plain; charset=UTF-8")
+        return Streamed(coalesce(records()), media_type="text/plain; charset=UTF-8")
 
     async def watch(request: Request) -> Response:
-        run = await runs.get(key(request), request.query_params.get("runId"))
-        queue: asyncio.Queue[Event] = asyncio.Queue(maxsize=256)
-        unwatch = run.watch(queue.put)
+        run = await runs.get(key(request), str(query_run_id(request, required=True)))
 
         def record(event: Event | None) -> bytes:
             state = run.current_state()
@@ -131,63 +207,36 @@ def create_app(
                 "runId": run.run_id,
             }
             # Mastra's watch sends each record as a JSON string holding JSON.
-            return (json.dumps(json.dumps(body)) + RS).encode()
+            return (dumps(dumps(body)) + RS).encode()
 
         async def records() -> AsyncIterator[bytes]:
-            try:
-                while True:
-                    if queue.empty() and run.status not in ("pending", "running"):
-                        yield record(None)  # the final state (also at a suspension)
-                        return
-                    getter = asyncio.ensure_future(queue.get())
-                    waiting: set[asyncio.Future[Any]] = {getter}
-                    if run.status == "running":
-                        waiting.add(asyncio.ensure_future(run.wait()))
-                    try:
-                        done, _ = await asyncio.wait(waiting, return_when="FIRST_COMPLETED")
-                    finally:  # also when the client leaves: nothing may be left waiting
-                        for future in waiting:
-                            if not future.done():
-                                future.cancel()
-                    if getter in done:
-                        event = getter.result()
-                        yield record(event)
-                        if event.type == "finish":
-                            return
-            finally:
-                unwatch()
-                _drain(queue)
+            async with runs.holding(key(request), run):
+                async for chunk in watch_records(run, record):
+                    yield chunk
 
-        return StreamingResponse(records(), media_type="text/plain; charset=UTF-8")
+        return Streamed(records(), media_type="text/plain; charset=UTF-8")
 
     async def resume(request: Request, *, wait: bool) -> Response:
-        run = await runs.get(key(request), request.query_params.get("runId"))
-        body = await _body(request)
-        step = body.get("step")
-        if not step:
-            raise _Problem(400, "step required to resume workflow")
-        if not isinstance(step, str | list) or (
-            isinstance(step, list) and not all(isinstance(s, str) for s in step)
-        ):
-            raise _Problem(400, "step must be a step id or a list of step ids")
-        if run.status == "running":
-            await run.wait()  # a client resuming right after `step-suspended`
-        if run.status != "suspended" or run.result is None:
-            raise _Problem(409, f"run {run.run_id} is not suspended (status {run.status!r})")
+        run_id = query_run_id(request, required=True)
+        body = await read_body(request, ResumeBody)
+        run = await runs.get(key(request), str(run_id))
+        if not body.step:
+            raise Problem(400, "step required to resume workflow")
         try:
-            resolve_path(step, run.result.suspended, run.run_id)  # 409 now, not in background
+            # Checked and claimed before answering: of two servers asked at once, one answers
+            # 409 (the run is the other's), and the step runs once.
+            work = await run.resuming(body.step, body.resume_data, body.context())
+        except RunClaimedError as exc:
+            runs.forget(key(request), run)  # stale here: the next request loads it afresh
+            raise Problem(409, str(exc)) from None
         except RunStateError as exc:
-            raise _Problem(409, str(exc)) from None
-        work = run.resume(step, body.get("resumeData"), _context(body))
+            raise Problem(409, str(exc)) from None
         if not wait:
             runs.background(work, key(request), run)
-            return JSONResponse({"message": "Workflow run resumed"})
-        try:
-            result = await work
-        except RunStateError as exc:
-            raise _Problem(409, str(exc)) from None
+            return JSON({"message": "Workflow run resumed"})
+        result = await work
         runs.settle(key(request), run)
-        return JSONResponse(result.to_wire())
+        return JSON(result.to_wire())
 
     async def resume_now(request: Request) -> Response:
         return await resume(request, wait=False)
@@ -197,129 +246,141 @@ def create_app(
 
     async def list_runs(request: Request) -> Response:
         wf = runs.workflow(key(request))
-        try:
-            limit = int(request.query_params.get("limit", 100))
-            offset = int(request.query_params.get("offset", 0))
-        except ValueError:
-            raise _Problem(400, "limit and offset must be numbers") from None
-        found = await runs.storage.list_runs(workflow_id=wf.id, limit=limit + offset)
-        page = found[offset:]
-        snapshots = [await runs.storage.load_run(r.run_id) for r in page]
-        items = [_stored_run(key(request), s) for s in snapshots if s is not None]
-        return JSONResponse({"runs": items, "total": len(found)})
+        limit = int_param(request, "limit", 100, low=0, high=LIST_LIMIT)
+        offset = int_param(request, "offset", 0, low=0, high=LIST_OFFSET)
+        found = await runs.storage.list_runs(workflow_id=wf.id, limit=2**62)
+        snapshots = [await runs.storage.load_run(r.run_id) for r in found[offset : offset + limit]]
+        items = [stored_run(key(request), s) for s in snapshots if s is not None]
+        return JSON({"runs": items, "total": len(found)})
 
     async def stored(request: Request) -> RunSnapshot:
         wf = runs.workflow(key(request))
-        snapshot = await runs.storage.load_run(str(request.path_params["run_id"]))
+        snapshot = await runs.storage.load_run(path_run_id(request))
         if snapshot is None or snapshot.workflow_id != wf.id:
-            raise _Problem(404, "Workflow run not found")
+            raise Problem(404, "Workflow run not found")
         return snapshot
 
     async def run_by_id(request: Request) -> Response:
-        return JSONResponse(_stored_run(key(request), await stored(request)))
+        return JSON(stored_run(key(request), await stored(request)))
 
-    async def execution_result(request: Request) -> Response:
-        snapshot = await stored(request)
-        steps = _steps_wire(snapshot)
-        out: dict[str, Any] = {"status": snapshot.status}
-        if snapshot.status == "success":
-            out["result"] = snapshot.result
-        if snapshot.error is not None:
-            out["error"] = snapshot.error
-        out["payload"] = steps["input"]
-        out["steps"] = steps
-        return JSONResponse(out)
+    async def result_of(request: Request) -> Response:
+        return JSON(execution_result(await stored(request)))
 
     async def cancel(request: Request) -> Response:
-        run = await runs.get(key(request), str(request.path_params["run_id"]))
-        await run.cancel()
-        return JSONResponse({"message": "Workflow run cancelled"})
+        run = await runs.get(key(request), path_run_id(request))
+        try:
+            await run.cancel()
+        except RunClaimedError as exc:  # executing in another server process
+            runs.forget(key(request), run)
+            raise Problem(409, str(exc)) from None
+        runs.settle(key(request), run)
+        return JSON({"message": "Workflow run cancelled"})
 
     async def send_event(request: Request) -> Response:
-        run = await runs.get(key(request), str(request.path_params["run_id"]))
-        body = await _body(request)
-        event = body.get("event")
-        if not isinstance(event, str) or not event:
-            raise _Problem(400, "event required (a string)")
-        if run.status in ("success", "failed", "canceled"):
-            raise _Problem(409, f"run {run.run_id} has ended ({run.status})")
-        runs.background(run.send_event(event, body.get("data")), key(request), run)
-        return JSONResponse({"message": "Workflow run event sent"})
+        run_id = path_run_id(request)
+        body = await read_body(request, SendEventBody)
+        run = await runs.get(key(request), run_id)
+        if run.status in ENDED:
+            raise Problem(409, f"run {run.run_id} has ended ({run.status})")
+        runs.background(run.send_event(body.event, body.data), key(request), run)
+        return JSON({"message": "Workflow run event sent"})
 
     async def sse(request: Request) -> Response:
-        run = await runs.get(key(request), str(request.path_params["run_id"]))
-        raw = request.headers.get("last-event-id") or request.query_params.get("after") or "-1"
-        try:
-            after = int(raw)
-        except ValueError:
-            raise _Problem(400, "Last-Event-ID must be a sequence number") from None
-        queue: asyncio.Queue[Event] = asyncio.Queue(maxsize=256)
-        unwatch = run.watch(queue.put)  # subscribe first, then read the history: no gap
-        history = await run.history(after)
-        ended = run.status in ("success", "failed", "canceled")
+        run_id = path_run_id(request)
+        header = request.headers.get("last-event-id")
+        raw = header or request.query_params.get("after") or "-1"
+        after = seq_param(raw, "Last-Event-ID" if header else "after")
+        run = await runs.get(key(request), run_id)
 
         async def frames() -> AsyncIterator[bytes]:
-            last = after
-            try:
-                for event in history:
-                    last = event.seq
-                    yield _sse(event)
-                if ended or (history and history[-1].type == "finish"):
-                    return
-                while True:
-                    event = await queue.get()
-                    if event.seq <= last:
-                        continue
-                    last = event.seq
-                    yield _sse(event)
-                    if event.type == "finish":
-                        return
-            finally:
-                unwatch()
-                _drain(queue)
+            async with runs.holding(key(request), run) as entry:
+                feed = None if run.status in ENDED else runs.feed(entry)
+                async for chunk in follow(run, feed, runs.storage, after, keepalive):
+                    yield chunk
 
-        return StreamingResponse(
+        return Streamed(
             frames(),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
 
-    prefix = "/api/workflows/{workflow_id}"
-    routes = [
-        Route("/api/workflows", list_workflows),
-        Route(prefix, describe),
-        Route(prefix + "/create-run", create_run, methods=["POST"]),
-        Route(prefix + "/start", start, methods=["POST"]),
-        Route(prefix + "/start-async", start_async, methods=["POST"]),
-        Route(prefix + "/stream", stream, methods=["POST"]),
-        Route(prefix + "/watch", watch),
-        Route(prefix + "/resume", resume_now, methods=["POST"]),
-        Route(prefix + "/resume-async", resume_async, methods=["POST"]),
-        Route(prefix + "/runs", list_runs),
-        Route(prefix + "/runs/{run_id}", run_by_id),
-        Route(prefix + "/runs/{run_id}/execution-result", execution_result),
-        Route(prefix + "/runs/{run_id}/cancel", cancel, methods=["POST"]),
-        Route(prefix + "/runs/{run_id}/send-event", send_event, methods=["POST"]),
-        Route(prefix + "/runs/{run_id}/events", sse),
-    ]
+    handlers = {
+        "/health": health,
+        "/metrics": metrics,
+        "/openapi.json": openapi_json,
+        "/api/workflows": list_workflows,
+        _W: describe,
+        _W + "/create-run": create_run,
+        _W + "/start": start,
+        _W + "/start-async": start_async,
+        _W + "/stream": stream,
+        _W + "/watch": watch,
+        _W + "/resume": resume_now,
+        _W + "/resume-async": resume_async,
+        _W + "/runs": list_runs,
+        _W + "/runs/{run_id}": run_by_id,
+        _W + "/runs/{run_id}/execution-result": result_of,
+        _W + "/runs/{run_id}/cancel": cancel,
+        _W + "/runs/{run_id}/send-event": send_event,
+        _W + "/runs/{run_id}/events": sse,
+    }
+    routes = [Route(e.path, handlers[e.path], methods=[e.method]) for e in ENDPOINTS]
 
-    async def problem(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, _Problem)
-        return JSONResponse({"error": exc.message}, status_code=exc.status)
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        recovering = asyncio.get_running_loop().create_task(runs.recovering())
+        try:
+            yield
+        finally:
+            recovering.cancel()
+            await asyncio.gather(recovering, return_exceptions=True)
+            await runs.shutdown(shutdown_grace)
 
-    app = Starlette(routes=routes, exception_handlers={_Problem: problem})
-    app.state.runs = runs
+    middleware = []
+    if cors_origins:
+        middleware.append(
+            Middleware(
+                CORSMiddleware,
+                allow_origins=list(cors_origins),
+                allow_methods=["GET", "POST", "OPTIONS"],
+                allow_headers=["Content-Type", "Authorization", "x-mastra-client-type"],
+                expose_headers=["Content-Length", "X-Requested-With"],
+                max_age=600,
+            )
+        )
     if token is not None:
-        app.add_middleware(_BearerAuth, token=token)
+        middleware.append(Middleware(BearerAuth, token=token))
+    middleware.append(Middleware(BodyLimit, limit=body_limit))
+    app = Starlette(
+        routes=routes,
+        middleware=middleware,
+        exception_handlers={Problem: _problem, HTTPException: _http_error, Exception: _crash},
+        lifespan=lifespan,
+    )
+    app.state.runs = runs
     return app
 
 
-def _sse(event: Event) -> bytes:
-    data = json.dumps(event.to_wire())
-    return f"id: {event.seq}\nevent: {event.type}\ndata: {data}\n\n".encode()
+def _check_input(wf: Workflow, data: Any) -> None:
+    try:
+        wf.parse_input(data)
+    except StepstreamError as exc:
+        raise Problem(400, f"inputData is invalid: {exc}") from None
 
 
-def _drain(queue: asyncio.Queue[Event]) -> None:
-    # A run waiting to put into a departed subscriber's full queue must not wait forever.
-    while not queue.empty():
-        queue.get_nowait()
+async def _problem(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, Problem)
+    return JSON({"error": exc.message}, status_code=exc.status)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    return JSON({"error": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+
+
+async def _crash(request: Request, exc: Exception) -> Response:
+    if isinstance(exc, ClientDisconnect):  # nobody to answer: not the server's failure
+        log.debug("%s %s: the client left", request.method, request.url.path)
+        return Response(status_code=400)
+    log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
+    return JSON({"error": "internal server error"}, status_code=500)

@@ -45,6 +45,8 @@ PUBLIC_MODULES = [
     "stepstream.server.app",
     "stepstream.server.describe",
     "stepstream.cli",
+    "stepstream.client",
+    "stepstream.run_ids",
     "stepstream.testing",
     "stepstream.testing.guard",
     "stepstream.testing.model_server",

@@ -116,3 +116,28 @@ async def asyncio_sleep0() -> None:
     import asyncio
 
     await asyncio.sleep(0)  # yield to the run; the loop condition is what synchronises
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("run_id", ["../escaped", "a/../../escaped", "/tmp/stepstream-abs", ".."])
+async def test_a_run_id_that_is_not_a_file_name_writes_nothing_anywhere(
+    tmp_path: Path, run_id: str
+) -> None:
+    events = tmp_path / "events"
+    exporter = JsonLinesExporter(events)
+    pm = get_plugin_manager(load_entrypoints=False, plugins=[("jsonl", exporter)])
+    wf = Workflow(id="wf").then(chatty).commit()
+    run = await wf.create_run(run_id, plugin_manager=pm)
+    result = await run.start({"x": 1})
+    assert await exporter.aflush()
+    assert result.status == "success"  # the run goes on; the exporter reports its refusal
+    assert {(e.plugin, e.hook) for e in result.plugin_errors} == {("jsonl", "on_event")}
+    assert "cannot name a file" in result.plugin_errors[0].error
+    assert _files(tmp_path) == []  # not even the events directory
+    assert _files(Path("/tmp"), "stepstream-abs*", deep=False) == []
+    exporter.close()
+
+
+def _files(directory: Path, pattern: str = "*", *, deep: bool = True) -> list[str]:
+    found = directory.rglob(pattern) if deep else directory.glob(pattern)
+    return sorted(p.name for p in found)

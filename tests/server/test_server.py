@@ -238,8 +238,8 @@ def test_cancel_and_send_event_answer_as_mastra(server_url: str) -> None:
             "POST",
             "/api/workflows/seqWf/start-async",
             {"runtimeContext": 3},
-            400,
-            "inputData is invalid",
+            422,
+            "runtimeContext: Input should be a valid dictionary",
         ),
         (
             "POST",
