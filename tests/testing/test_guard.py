@@ -120,3 +120,9 @@ def test_the_plugin_fails_a_test_that_called_a_real_model(tmp_path: Path) -> Non
     assert done.returncode == 1, done.stdout + done.stderr
     assert "1 failed, 1 passed" in done.stdout
     assert "the test called a real model: https://api.example.invalid" in done.stdout
+
+
+def test_the_guard_can_be_switched_off_for_a_project(tmp_path: Path) -> None:
+    done = run_user_tests(tmp_path, USER_TESTS, ini="stepstream_block_real_models = false")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "2 passed" in done.stdout

@@ -9,9 +9,11 @@ import sys
 from pathlib import Path
 
 
-def run_user_tests(directory: Path, source: str) -> subprocess.CompletedProcess[str]:
-    """Write ``source`` as ``test_user.py`` in ``directory`` and run pytest there."""
+def run_user_tests(directory: Path, source: str, ini: str = "") -> subprocess.CompletedProcess[str]:
+    """Write ``source`` as ``test_user.py`` in ``directory`` (and ``ini`` as the ``[pytest]``
+    section of its ``pytest.ini``), and run pytest there."""
     (directory / "test_user.py").write_text(source)
+    (directory / "pytest.ini").write_text(f"[pytest]\n{ini}\n")
     return subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--strict-markers"],
         cwd=directory,
