@@ -11,11 +11,11 @@ import argparse
 import asyncio
 import contextlib
 import re
-import sqlite3
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from sqlite3 import DatabaseError
 
 from rich.table import Table
 
@@ -231,7 +231,7 @@ def storage_problem(exc: BaseException) -> str | None:
     server there, wrong credentials), else ``None``."""
     # psycopg is looked up, not imported: if it was never loaded, it raised nothing.
     psycopg = sys.modules.get("psycopg")
-    if isinstance(exc, sqlite3.DatabaseError) or (
+    if isinstance(exc, DatabaseError) or (
         psycopg is not None and isinstance(exc, psycopg.OperationalError)
     ):
         lines = str(exc).strip().splitlines() or [type(exc).__name__]
