@@ -29,8 +29,8 @@ reader that stops early (``| head``) ends the command quietly, with status 141.
 
 Exit status: 0 when the run succeeded or suspended (a suspended run prints how to resume it),
 1 when it failed or was canceled, 2 for a usage error (bad JSON, unknown module, attribute,
-run or plugin; not a workflow), printed as one line on stderr; 130 when interrupted; 141
-when the output's reader went away.
+run or plugin; not a workflow; a ``--db`` that is not a database or cannot be reached),
+printed as one line on stderr; 130 when interrupted; 141 when the output's reader went away.
 
 ``serve`` takes its bearer token from ``--token`` or, better, from ``$STEPSTREAM_TOKEN``: an
 argument is visible to every user of the machine in ``ps``, the environment is not.
@@ -90,6 +90,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return closed_pipe()
+    except Exception as exc:
+        problem = _commands.storage_problem(exc)
+        if problem is None:
+            raise
+        _error(problem)
+        return _commands.EXIT_USAGE
 
 
 EXIT_CLOSED_PIPE = 141

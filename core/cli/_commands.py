@@ -16,6 +16,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from sqlite3 import DatabaseError
 
 from rich.table import Table
 
@@ -43,6 +44,7 @@ __all__ = [
     "run",
     "serve",
     "shown_db",
+    "storage_problem",
 ]
 
 EXIT_OK = 0
@@ -282,6 +284,19 @@ def existing_storage(db: str) -> Storage:
     if not _DSN.match(db) and not Path(db).is_file():
         raise UsageError(f"no database at {db}")
     return open_storage(db)
+
+
+def storage_problem(exc: BaseException) -> str | None:
+    """A one-line message when ``exc`` is the database refusing ``--db`` (not a database, no
+    server there, wrong credentials), else ``None``."""
+    # psycopg is looked up, not imported: if it was never loaded, it raised nothing.
+    psycopg = sys.modules.get("psycopg")
+    if isinstance(exc, DatabaseError) or (
+        psycopg is not None and isinstance(exc, psycopg.OperationalError)
+    ):
+        lines = str(exc).strip().splitlines() or [type(exc).__name__]
+        return f"--db: {lines[0]}"
+    return None
 
 
 def shown_db(db: str) -> str:

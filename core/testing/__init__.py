@@ -14,7 +14,7 @@ fixtures are there in every test without an import:
   (:class:`ThrowawayPostgres`), one per test session.
 - A guard, on for every test: a call of the OpenAI SDK to a host other than this machine
   fails the test (:func:`block_real_models`); mark a test ``@pytest.mark.real_model`` to let
-  it through.
+  it through, or set the ini option ``stepstream_block_real_models = false``.
 
 :class:`WorkflowTestRunner` runs a workflow and returns a :class:`RunReport`: the events, their
 counts by type, the result and the final state. Importing this package does not import pytest.

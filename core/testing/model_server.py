@@ -4,8 +4,8 @@
 reach it through the real `openai` SDK. A *responder* turns each request body into a `Reply`:
 a text stream, tool calls, an error mid-stream, a dropped or stalled connection or an HTTP
 error (429 with ``Retry-After``, 500...).
-`ReplySequence` scripts retries. `mastra_mock_responder` is the Mastra conformance mock,
-`planner_responder` the offline weather demo's model, `bulk_responder` the benchmarks' one.
+The replies are in :mod:`.replies` (`ReplySequence` scripts retries), the ready-made
+responders in :mod:`.responders`; :mod:`stepstream.testing` exports them all.
 Only the standard library is used, so the server can ship inside the package.
 """
 
@@ -29,30 +29,17 @@ from .replies import (
     ErrorMidStreamReply,
     HTTPErrorReply,
     Reply,
-    ReplySequence,
     Responder,
     StallReply,
     TextReply,
-    ToolCall,
     ToolCallReply,
     completion_body,
     sse_payloads,
-    tokens,
     truthy,
 )
-from .responders import (
-    FULL_TEXT,
-    TEXT_CHUNKS,
-    bulk_responder,
-    mastra_mock_responder,
-    planner_responder,
-)
+from .responders import mastra_mock_responder
 
-__all__ = [
-    "FULL_TEXT", "TEXT_CHUNKS", "DropReply", "ErrorMidStreamReply", "HTTPErrorReply",
-    "ModelServer", "Reply", "ReplySequence", "Responder", "StallReply", "TextReply", "ToolCall",
-    "ToolCallReply", "bulk_responder", "mastra_mock_responder", "planner_responder", "tokens",
-]  # fmt: skip
+__all__ = ["ModelServer"]
 
 
 class _HTTPServer(ThreadingHTTPServer):

@@ -17,8 +17,19 @@ from .postgres import ThrowawayPostgres
 from .recorder import Recorder
 
 __all__ = [
-    "model_server", "postgres_dsn", "pytest_configure", "pytest_runtest_call", "recorder",
+    "model_server", "postgres_dsn", "pytest_addoption", "pytest_configure",
+    "pytest_runtest_call", "recorder",
 ]  # fmt: skip
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """Add the ``stepstream_block_real_models`` ini option (on by default)."""
+    parser.addini(
+        "stepstream_block_real_models",
+        type="bool",
+        default=True,
+        help="fail tests whose OpenAI client calls a model off this machine (stepstream)",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -68,12 +79,15 @@ def postgres_dsn() -> Iterator[str]:
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
-    """Run each test inside :func:`block_real_models`, unless it is marked ``real_model``.
+    """Run each test inside :func:`block_real_models`, unless it is marked ``real_model`` or
+    the ``stepstream_block_real_models`` ini option is false (for a project that mocks the
+    OpenAI API at the transport, e.g. with respx).
 
     Refusing the call may not fail the test by itself (an agent step turns the error into a
     failed step), so a test that made a refused call fails here, after it ran.
     """
-    if item.get_closest_marker("real_model"):
+    guarded = item.config.getini("stepstream_block_real_models")
+    if item.get_closest_marker("real_model") or not guarded:
         return (yield)
     with block_real_models() as guard:
         outcome = yield

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import subprocess
 import sys
 from importlib.metadata import version
@@ -167,3 +168,19 @@ def test_resume_without_db_or_own_storage_is_a_usage_error() -> None:
     assert done.stderr == (
         "stepstream: error: --db is needed: workflow 'approval' has no storage of its own\n"
     )
+
+
+def test_a_db_that_is_not_a_database_or_not_reachable_is_a_usage_error(tmp_path: Path) -> None:
+    text = tmp_path / "notes.txt"
+    text.write_text("not a database\n")
+    done = cli("runs", "--db", str(text))
+    assert done.returncode == 2
+    assert done.stderr == "stepstream: error: --db: file is not a database\n"
+    assert text.read_text() == "not a database\n"  # nothing lost
+    with socket.socket() as s:  # a port of 127.0.0.1 nobody listens on (once closed)
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    done = cli("show", "some-run", "--db", f"postgresql://me:secret@127.0.0.1:{port}/runs")
+    assert done.returncode == 2
+    assert done.stderr.startswith("stepstream: error: --db: connection failed: ")
+    assert len(done.stderr.splitlines()) == 1 and "secret" not in done.stderr

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from stepstream.cli._view import RunView, brief, duration, step_line
+from stepstream.cli._view import RunView, StepLabels, brief, duration, step_line
 from stepstream.events import (
     StepResultEvent,
     StepStartEvent,
@@ -70,3 +70,17 @@ def test_durations_and_brief_values() -> None:
     assert [duration(ms) for ms in (7, 1250, 125_000)] == ["7 ms", "1.25 s", "2 min 5 s"]
     assert brief({"a": [1, 2]}) == '{"a":[1,2]}'
     assert brief("x" * 200, limit=10) == '"xxxxxxxx…'
+
+
+def test_generated_step_ids_are_labelled_by_kind_and_position() -> None:
+    mapping = "mapping_0b7e2c1a-5d1f-4c3e-9a51-2f8e6d4c3b2a"
+    sleep = "sleep_1c8f3d2b-6e2a-4d4f-8b62-3a9f7e5d4c3b"
+    labels = StepLabels()
+    assert labels.label("fetch") == "fetch"
+    assert labels.label(mapping) == "map #2"
+    assert labels.label("fetch") == "fetch"  # a loop's repeat keeps its place
+    assert labels.label(f"inner.{sleep}") == "inner.sleep #1"  # numbered within its workflow
+    assert labels.label(sleep) == "sleep #3"
+    assert labels.label(mapping) == "map #2"
+    assert labels.text(f"{mapping} success: 1") == "map #2 success: 1"
+    assert labels.label("mapping_not-a-uuid") == "mapping_not-a-uuid"

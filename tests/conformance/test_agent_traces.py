@@ -1,7 +1,7 @@
 """The Mastra agent traces (cases b, b2, m, m2, m3) replayed against the local model server
 with Mastra's mock behaviour (``mastra_mock_responder``).
 
-Normalised as in ``traces.py``; in addition, by CONTRACT.md, stepstream's
+Normalised as in ``traces.py``; in addition, by docs/mastra-compatibility.md, stepstream's
 ``tool-call-streaming-start`` and ``tool-call-delta`` carry the seed page's ``toolCallId`` and
 ``toolName`` beside Mastra's ``name``: the test checks them, then removes them to compare.
 """

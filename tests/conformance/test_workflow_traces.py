@@ -66,7 +66,8 @@ async def test_runtime_context_trace() -> None:
 
 @pytest.mark.asyncio
 async def test_step_error_string_is_type_and_message() -> None:
-    """CONTRACT.md: ``error`` is ``ExceptionType: message``, never a traceback on the wire."""
+    """docs/mastra-compatibility.md: ``error`` is ``ExceptionType: message``, never a
+    traceback on the wire."""
     events, state = await _record(workflows.e_step_throws(), {"value": 1})
     failed = [
         e for e in events if e["type"] == "step-result" and e["payload"]["status"] == "failed"
@@ -79,8 +80,9 @@ async def test_step_error_string_is_type_and_message() -> None:
 
 @pytest.mark.asyncio
 async def test_invalid_input_differs_from_mastra_as_contracted() -> None:
-    """CONTRACT.md (case k): Mastra runs the step with bad input; stepstream fails the run
-    with a validation error before any step, and ``start``/``finish`` still frame the stream."""
+    """docs/mastra-compatibility.md (case k): Mastra runs the step with bad input; stepstream
+    fails the run with a validation error before any step, and ``start``/``finish`` still
+    frame the stream."""
     events, state = await _record(workflows.k_invalid_input(), {"value": "not-a-number"})
     mastra = load_events("k_invalid_input")
     assert [e["type"] for e in mastra] == [

@@ -4,9 +4,9 @@ from the installed pytest plugin (the ``pytest11`` entry point), with no conftes
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 from pathlib import Path
+
+from .user_project import run_user_tests
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "testing.md"
 
@@ -14,13 +14,6 @@ DOC = Path(__file__).resolve().parents[2] / "docs" / "testing.md"
 def test_the_agent_step_example_passes_in_a_project_of_its_own(tmp_path: Path) -> None:
     example = re.findall(r"```python\n(.*?)```", DOC.read_text(), re.S)[0]
     assert "def test_" in example
-    (tmp_path / "test_user.py").write_text(example)
-    done = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_user.py"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = run_user_tests(tmp_path, example)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "1 passed" in done.stdout

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +14,8 @@ import pytest
 
 from stepstream.errors import RealModelCallError
 from stepstream.testing import ModelServer, block_real_models, is_local_host
+
+from .user_project import run_user_tests
 
 
 def refusal(error: BaseException) -> RealModelCallError:
@@ -116,14 +116,13 @@ def test_marked_real_model_is_not_guarded():
 
 
 def test_the_plugin_fails_a_test_that_called_a_real_model(tmp_path: Path) -> None:
-    (tmp_path / "test_user.py").write_text(USER_TESTS)
-    done = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--strict-markers"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = run_user_tests(tmp_path, USER_TESTS)
     assert done.returncode == 1, done.stdout + done.stderr
     assert "1 failed, 1 passed" in done.stdout
     assert "the test called a real model: https://api.example.invalid" in done.stdout
+
+
+def test_the_guard_can_be_switched_off_for_a_project(tmp_path: Path) -> None:
+    done = run_user_tests(tmp_path, USER_TESTS, ini="stepstream_block_real_models = false")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "2 passed" in done.stdout
