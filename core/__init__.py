@@ -10,6 +10,7 @@ from . import events, hookspecs
 from .channel import EventChannel
 from .context import RuntimeContext, StepContext
 from .errors import (
+    BudgetExceededError,
     InputValidationError,
     ModelError,
     ModelStreamError,
@@ -34,9 +35,12 @@ from .plugin_manager import PluginManager, get_plugin_manager
 from .result import StepRecord, WorkflowResult
 from .run import Run, RunStream, SyncRunStream
 from .steps import Step, step
+from .usage import Budget, Price, PriceTable, Usage
 from .workflow import Workflow
 
 __all__ = [
+    "Budget",
+    "BudgetExceededError",
     "Event",
     "EventChannel",
     "InputValidationError",
@@ -48,6 +52,8 @@ __all__ = [
     "PluginHookError",
     "PluginLoadError",
     "PluginManager",
+    "Price",
+    "PriceTable",
     "Run",
     "RunCanceledError",
     "RunError",
@@ -63,6 +69,7 @@ __all__ = [
     "StepstreamError",
     "StreamError",
     "SyncRunStream",
+    "Usage",
     "ValidationError",
     "Workflow",
     "WorkflowDefinitionError",

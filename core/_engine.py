@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ._dispatch import Dispatcher
+from ._ledger import Ledger
 from ._lifecycle import _CANCELED, StepLifecycle
 from ._persist import make_snapshot
 from ._scope import Cursor, Outcome, ResumeRequest, Scope, StartBarrier, failed
@@ -71,6 +72,7 @@ class Execution(StepLifecycle):
         """The result, once known (also when the execution was canceled from outside)."""
         self.executors: dict[Step[Any, Any], StepExecutor] = {}
         """The executor chosen for each step that asked ``make_step_executor``."""
+        self.ledger = Ledger(self.run_id, state, workflow.prices, workflow.budget)
         if resume is not None:
             self._collect_completed(state)
 
@@ -118,6 +120,7 @@ class Execution(StepLifecycle):
             run_id=self.run_id,
             workflow_id=wf.id,
             input_data=self.state.input,
+            meta=self.state.meta,
         )
         root = Scope(wf, self.state, self)
         external_cancel = False
@@ -154,6 +157,7 @@ class Execution(StepLifecycle):
             error_detail=outcome.error_detail,
             suspended=outcome.suspended,
             plugin_errors=self.d.plugin_errors,
+            usage=self.state.meta.get("usage"),
         )
         self.result = result
         self.d.notify("after_workflow_run", run_id=self.run_id, workflow_id=wf.id, result=result)

@@ -13,6 +13,7 @@ import tenacity
 from pydantic import BaseModel
 
 from ._dispatch import Dispatcher
+from ._ledger import Ledger
 from ._scope import Cursor, Outcome, ResumeRequest, Scope, StartBarrier, failed
 from .context import RuntimeContext, StepContext, Suspend
 from .errors import InputValidationError, StepExecutionError, StepTimeoutError
@@ -41,6 +42,7 @@ class StepLifecycle:
     is_canceled: Callable[[], bool]
     events: dict[str, Any]
     executors: dict[Step[Any, Any], StepExecutor]
+    ledger: Ledger
 
     async def run_nodes(self, scope: Scope, nodes: Sequence[Node], cursor: Cursor) -> Outcome:
         """Run nodes in sequence (the graph half provides it)."""
@@ -280,6 +282,8 @@ class StepLifecycle:
         """Record the step's end and emit its closing events; return whether a cancellation
         arrived while they were waiting on backpressure (they are all sent regardless)."""
         ended = now_ms()
+        # A resumed step's record keeps the usage of its executions before the suspension.
+        record.usage = self.ledger.take(sid, record.usage)
         if outcome.status == "suspended":
             record.status = "suspended"
             if not step.is_workflow or record.suspended_at is None:

@@ -47,6 +47,10 @@ class StepRecord:
     resumed_at: int | None = None
     attempts: int = 0
     """How many times the step's function was called in its last execution (retries)."""
+    usage: dict[str, Any] | None = None
+    """The model usage of its last execution (:meth:`stepstream.usage.Usage.to_json`): an
+    agent step's responses summed, a nested workflow's steps summed; ``None`` when it used no
+    model. Never on the wire (Mastra's step records have no such field)."""
 
     def to_wire(self) -> dict[str, Any]:
         """Mastra's step record: ``{payload, startedAt, status, ..., output|error, endedAt}``."""
@@ -99,6 +103,9 @@ class WorkflowResult:
     :ivar steps: Records of the top-level steps, in completion order.
     :ivar input: The workflow's input data, as given.
     :ivar plugin_errors: Hooks that raised during the run (isolated, the run went on).
+    :ivar usage: The model usage of the whole run so far, all executions and nested
+        workflows included (:meth:`stepstream.usage.Usage.to_json`), ``None`` when no model
+        was used; per step in ``steps[id].usage``. Never on the wire.
     """
 
     run_id: str
@@ -110,6 +117,7 @@ class WorkflowResult:
     error_detail: str | None = None
     suspended: list[list[str]] = field(default_factory=list)
     plugin_errors: list[PluginErrorInfo] = field(default_factory=list)
+    usage: dict[str, Any] | None = None
 
     def to_wire(self) -> dict[str, Any]:
         """Mastra's ``getWorkflowState()`` object (see ``conformance/traces/*.state.json``)."""
@@ -130,6 +138,10 @@ class RunState:
     input: Any = None
     steps: dict[str, StepRecord] = field(default_factory=dict)
     nested: dict[str, RunState] = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)
+    """Run-level data kept with the run (JSON-able): ``usage``, the run's usage totals; the
+    ``otel`` plugin's trace context, so a resumed run continues its trace. Plugins get it in
+    ``before_workflow_run``; keys are namespaced by their owner."""
 
     def snapshot_steps(self) -> dict[str, StepRecord]:
         """Copies of the records, in completion order."""
@@ -143,6 +155,7 @@ class RunState:
             # at every checkpoint, a cost growing with the run's length).
             "steps": {k: dict(vars(v)) for k, v in self.steps.items()},
             "nested": {k: v.to_json() for k, v in self.nested.items()},
+            "meta": dict(self.meta),
         }
 
     @classmethod
@@ -152,4 +165,5 @@ class RunState:
             input=data.get("input"),
             steps={k: StepRecord(**v) for k, v in data.get("steps", {}).items()},
             nested={k: cls.from_json(v) for k, v in data.get("nested", {}).items()},
+            meta=dict(data.get("meta") or {}),
         )
