@@ -89,6 +89,17 @@ class Usage:
             cost=sum(costs) if costs else None,
         )
 
+    def summary(self) -> str:
+        """One line for people: ``57 tokens (50 in, 7 out; 10 cached, 1 reasoning) in 2
+        responses, cost 0.000123`` (the parts that are zero or unknown are left out)."""
+        parts = [f"{self.input_tokens} in", f"{self.output_tokens} out"]
+        counted = ((self.cached_input_tokens, "cached"), (self.reasoning_tokens, "reasoning"))
+        extra = [f"{n} {name}" for n, name in counted if n]
+        detail = ", ".join(parts) + ("; " + ", ".join(extra) if extra else "")
+        responses = f"{self.requests} response{'s' if self.requests != 1 else ''}"
+        line = f"{self.total_tokens} tokens ({detail}) in {responses}"
+        return line + (f", cost {self.cost:.6g}" if self.cost is not None else "")
+
     def to_json(self) -> dict[str, Any]:
         """The usage as JSON data (``cost`` only when priced)."""
         data = {f.name: getattr(self, f.name) for f in fields(self)}

@@ -111,3 +111,11 @@ def test_run_state_keeps_usage_and_meta_through_json() -> None:
     again = RunState.from_json(json.loads(json.dumps(state.to_json())))
     assert again == state
     assert RunState.from_json({"input": None}).meta == {}  # states stored before meta existed
+
+
+def test_summary_line() -> None:
+    usage = Usage(50, 7, 57, cached_input_tokens=10, reasoning_tokens=1, requests=2, cost=1.5e-4)
+    assert usage.summary() == (
+        "57 tokens (50 in, 7 out; 10 cached, 1 reasoning) in 2 responses, cost 0.00015"
+    )
+    assert Usage(1, 1, 2, requests=1).summary() == "2 tokens (1 in, 1 out) in 1 response"
