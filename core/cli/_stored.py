@@ -14,6 +14,7 @@ from rich.text import Text
 
 from stepstream.result import RunState, StepRecord
 from stepstream.storage import StoredEvent
+from stepstream.usage import Usage
 
 from ._commands import EXIT_OK, existing_storage
 from ._render import STATUS_STYLES, make_console
@@ -84,15 +85,21 @@ async def show(args: argparse.Namespace) -> int:
         console.print(Text(f"error: {snapshot.error}", style="red"))
     for path in snapshot.suspended:
         console.print(Text(f"suspended at {'.'.join(path)}", style="yellow"))
-    steps = Table("step", "status", "took", "output / error", title="steps", title_justify="left")
-    for step_id, record in step_rows(RunState.from_json(snapshot.state)):
+    state = RunState.from_json(snapshot.state)
+    if state.meta.get("usage"):
+        console.print(Text(f"usage: {Usage.from_json(state.meta['usage']).summary()}"))
+    steps = Table(
+        "step", "status", "took", "tokens", "output / error", title="steps", title_justify="left"
+    )
+    for step_id, record in step_rows(state):
         began = record.resumed_at or record.started_at
         took = "" if record.ended_at is None else duration(record.ended_at - began)
         detail = record.error if record.error else brief(record.output)
         if record.status == "suspended":
             detail = f"suspended: {brief(record.suspend_payload)}"
         status = Text(record.status, style=STATUS_STYLES.get(record.status, ""))
-        steps.add_row(step_id, status, took, detail)
+        spent = _tokens(record.usage)
+        steps.add_row(step_id, status, took, spent, detail)
     console.print(steps)
     table = Table("seq", "event", "detail", title="events", title_justify="left")
     for seqs, kind, detail in event_rows(events):
@@ -155,9 +162,23 @@ def _detail(kind: str, wire: dict[str, Any]) -> str:
         return f"{body.get('toolName')} → {brief(body.get('result'))}"
     if kind == "plugin-error":
         return f"{body.get('plugin')} in {body.get('hook')}: {body.get('error')}"
+    if kind == "step-usage":
+        cost = f", cost {body['cost']:.6g}" if isinstance(body.get("cost"), int | float) else ""
+        return (
+            f"{step} {body.get('model')}: {body.get('totalTokens')} tokens "
+            f"({body.get('inputTokens')} in, {body.get('outputTokens')} out){cost}"
+        )
     if kind == "error":
         return brief(body.get("error"))
     return step
+
+
+def _tokens(usage: dict[str, Any] | None) -> str:
+    if not usage:
+        return ""
+    spent = Usage.from_json(usage)
+    cost = f" ({spent.cost:.6g})" if spent.cost is not None else ""
+    return f"{spent.total_tokens}{cost}"
 
 
 def _when(ms: int) -> str:

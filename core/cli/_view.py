@@ -14,8 +14,18 @@ from typing import Any
 
 from stepstream.events import Event
 from stepstream.result import WorkflowResult, now_ms
+from stepstream.usage import Usage
 
-__all__ = ["MARKS", "RunView", "StepView", "brief", "duration", "step_line", "summary"]
+__all__ = [
+    "MARKS",
+    "RunView",
+    "StepView",
+    "brief",
+    "duration",
+    "step_line",
+    "summary",
+    "tokens",
+]
 
 MARKS = {"running": "●", "success": "✓", "failed": "✗", "canceled": "⊘", "suspended": "⏸"}
 """The mark in front of a step line, by status."""
@@ -38,6 +48,8 @@ class StepView:
     notes: list[str] = field(default_factory=list)
     """One line per ``step-output``, tool call and tool result, in order."""
     suspend_payload: Any = None
+    usage: Usage | None = None
+    """The model usage of this execution so far (its ``step-usage`` events summed)."""
 
     @property
     def depth(self) -> int:
@@ -60,6 +72,8 @@ class RunView:
         self.problems: list[str] = []
         """Model errors and plugin errors, as lines."""
         self.finished = False
+        self.usage: Usage | None = None
+        """The run's model usage so far, as its ``step-usage`` events say."""
 
     def handle(self, event: Event) -> StepView | None:
         """Take ``event`` into the view; return the step it is about, if any."""
@@ -83,6 +97,20 @@ class RunView:
         if event.type == "step-output":
             step = self._step(event.step_id)
             step.notes.append(f"wrote {brief(event.output)}")
+            return step
+        if event.type == "step-usage":
+            spent = Usage(
+                event.input_tokens,
+                event.output_tokens,
+                event.total_tokens,
+                event.cached_input_tokens,
+                event.reasoning_tokens,
+                requests=1,
+                cost=event.cost,
+            )
+            step = self._step(event.step_id)
+            step.usage = spent if step.usage is None else step.usage + spent
+            self.usage = spent if self.usage is None else self.usage + spent
             return step
         if event.type == "finish":
             self.finished = True
@@ -144,10 +172,19 @@ def brief(value: Any, limit: int = 120) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def tokens(usage: Usage | None) -> str:
+    """`` · 57 tokens`` (with the cost when priced), or nothing without usage."""
+    if usage is None:
+        return ""
+    cost = f", cost {usage.cost:.6g}" if usage.cost is not None else ""
+    return f" · {usage.total_tokens} tokens{cost}"
+
+
 def step_line(step: StepView, now: int | None = None) -> str:
-    """The step's one-line state: ``✓ fetch-weather success in 12 ms``."""
+    """The step's one-line state: ``✓ fetch-weather success in 12 ms``, and for a step that
+    used a model `` · 57 tokens``."""
     mark = MARKS.get(step.status, "?")
-    took = duration(step.elapsed_ms(now))
+    took = duration(step.elapsed_ms(now)) + tokens(step.usage)
     if step.status == "running":
         return f"{mark} {step.step_id} … {took}"
     if step.status == "suspended":
@@ -166,4 +203,6 @@ def summary(result: WorkflowResult, seconds: float) -> list[str]:
             lines.append(f"suspended at {'.'.join(path)}")
     elif result.error:
         lines.append(f"error: {result.error}")
+    if result.usage:
+        lines.append(f"usage: {Usage.from_json(result.usage).summary()}")
     return lines
