@@ -210,9 +210,10 @@ async def main(argv: list[str]) -> int:
         say("\n" + pm.get_plugin("metrics").render_prometheus().rstrip())
     # With --json the usage travels as the step-usage events (one per model response).
     u = result.usage or {}  # the whole run's (result.steps[id].usage: per step)
+    n = u.get("requests", 0)
     say(
         f"\nusage: {u.get('total_tokens', 0)} tokens ({u.get('input_tokens', 0)} in, "
-        f"{u.get('output_tokens', 0)} out) in {u.get('requests', 0)} model responses"
+        f"{u.get('output_tokens', 0)} out) in {n} model response{'' if n == 1 else 's'}"
         + (f", cost {u['cost']:.6g}" if "cost" in u else "")
     )
     say(f"status: {result.status}" + (f" ({result.error})" if result.error else ""))
