@@ -139,9 +139,7 @@ class RunState:
     steps: dict[str, StepRecord] = field(default_factory=dict)
     nested: dict[str, RunState] = field(default_factory=dict)
     meta: dict[str, Any] = field(default_factory=dict)
-    """Run-level data kept with the run (JSON-able): ``usage``, the run's usage totals; the
-    ``otel`` plugin's trace context, so a resumed run continues its trace. Plugins get it in
-    ``before_workflow_run``; keys are namespaced by their owner."""
+    """Run-level data kept with a durable run (JSON-able; the root state's is stored)."""
 
     def snapshot_steps(self) -> dict[str, StepRecord]:
         """Copies of the records, in completion order."""
@@ -155,7 +153,7 @@ class RunState:
             # at every checkpoint, a cost growing with the run's length).
             "steps": {k: dict(vars(v)) for k, v in self.steps.items()},
             "nested": {k: v.to_json() for k, v in self.nested.items()},
-            "meta": dict(self.meta),
+            "meta": self.meta,
         }
 
     @classmethod
