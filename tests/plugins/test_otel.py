@@ -13,7 +13,6 @@ pytest.importorskip("opentelemetry.sdk", reason="needs the extra stepstream[otel
 
 from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import (
     InMemorySpanExporter,
 )
@@ -34,19 +33,6 @@ from stepstream.events import ToolCallDeltaEvent
 from stepstream.plugins.otel import OpenTelemetryExporter
 
 from ..conftest import Recorder, assert_no_tasks_left
-
-
-@pytest.fixture
-def span_exporter() -> InMemorySpanExporter:
-    return InMemorySpanExporter()
-
-
-@pytest.fixture
-def provider(span_exporter: InMemorySpanExporter) -> Iterator[TracerProvider]:
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(span_exporter))
-    yield provider
-    provider.shutdown()
 
 
 @pytest.fixture

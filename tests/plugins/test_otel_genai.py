@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, cast
@@ -30,16 +29,9 @@ from ..agents.test_usage import PRICES, TEXT_USAGE, TOOL_USAGE
 
 
 @pytest.fixture
-def spans() -> InMemorySpanExporter:
-    return InMemorySpanExporter()
-
-
-@pytest.fixture
-def provider(spans: InMemorySpanExporter) -> Iterator[TracerProvider]:
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(spans))
-    yield provider
-    provider.shutdown()
+def spans(span_exporter: InMemorySpanExporter) -> InMemorySpanExporter:
+    """The finished spans of the test's provider (``provider``, from conftest)."""
+    return span_exporter
 
 
 def manager(provider: TracerProvider, **kw: Any) -> PluginManager:
