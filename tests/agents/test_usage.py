@@ -69,6 +69,7 @@ async def test_tool_loop_usage_is_summed_on_the_step_the_result_and_the_run(
         events.append(event)
         if event.type == "step-usage":
             live.append(run.usage)  # the live state already counts it
+            assert stream.usage == run.usage  # Mastra's stream.usage
     result = await stream.get_workflow_state()
 
     usage_events = [e for e in events if e.type == "step-usage"]
@@ -101,6 +102,16 @@ async def test_tool_loop_usage_is_summed_on_the_step_the_result_and_the_run(
     # The wire shapes of Mastra's records are untouched.
     assert "usage" not in result.to_wire()["steps"]["Weather Agent"]
     assert usage_events[0].to_wire()["payload"]["inputTokens"] == 20
+
+
+def test_the_sync_stream_has_the_usage_too(model_server: ModelServer) -> None:
+    tool_loop(model_server)
+    wf = Workflow(id="wf").then(step.from_agent(weather_agent(model_server))).commit()
+    run = wf.create_run_sync()
+    with run.stream_sync(input_data={"prompt": "Oslo?"}) as stream:
+        types = [event.type for event in stream]
+        assert types.count("step-usage") == 2
+        assert Usage.from_json(stream.usage).total_tokens == 57
 
 
 @pytest.mark.asyncio
