@@ -121,6 +121,9 @@ class Agent:
         self.temperature = temperature
         self.max_steps = max_steps
         self.retry = retry or RetryPolicy()
+        for name, seconds in (("deadline", deadline), ("tool_timeout", tool_timeout)):
+            if seconds is not None and not seconds > 0:  # also refuses NaN
+                raise ValueError(f"{name} must be a number of seconds > 0 or None, got {seconds!r}")
         self.timeout = timeout
         self.deadline = deadline
         self.tool_timeout = tool_timeout

@@ -153,6 +153,15 @@ async def test_an_echoed_key_reaches_no_event_state_or_database(
         await again.close()
 
 
+@pytest.mark.parametrize(
+    "bad", [{"deadline": 0}, {"deadline": -1.0}, {"tool_timeout": float("nan")}]
+)
+def test_deadlines_must_be_positive(bad: dict[str, float]) -> None:
+    with pytest.raises(ValueError, match=r"must be a number of seconds > 0 or None"):
+        Agent("a", "i", "m", api_key="k", **bad)  # type: ignore[arg-type]
+    Agent("a", "i", "m", api_key="k", deadline=None, tool_timeout=None)  # waiting for ever
+
+
 def test_redact_removes_keys_tokens_and_credential_fields() -> None:
     text = (
         "Authorization: Bearer abc.def-123 api_key=xyz789 "
