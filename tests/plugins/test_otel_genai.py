@@ -5,7 +5,12 @@ OpenAI instrumentation's spans, and a real OTLP/HTTP export to a receiver on 127
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 import threading
+import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, cast
@@ -26,6 +31,7 @@ from stepstream.storage.sqlite import SQLiteStorage
 from ..agents.test_agent import make_agent
 from ..agents.test_tools import get_weather
 from ..agents.test_usage import PRICES, TEXT_USAGE, TOOL_USAGE
+from ..core.durable_child import crash_workflow
 
 
 @pytest.fixture
@@ -357,3 +363,49 @@ async def test_spans_export_over_otlp_http_to_a_local_receiver(model_server: Mod
         ["stop"],
     ]
     assert all(c.parent_span_id == agent.span_id for c in chats)
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def killed_at_s3(db: str, marks: Path, run_id: str) -> None:
+    """Run the crash workflow in a child process with the otel plugin; kill it in s3."""
+    args = [sys.executable, "-m", "tests.plugins.otel_child", db, str(marks), run_id]
+    pipe = subprocess.PIPE
+    proc = subprocess.Popen(args, cwd=ROOT, stdout=pipe, stderr=pipe, text=True)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()  # blocks until s3 runs (or the child dies: "")
+        assert line.strip() == "s3-running", proc.stderr.read() if proc.stderr else ""
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.communicate(timeout=30)
+
+
+@pytest.mark.asyncio
+async def test_a_run_recovered_after_its_process_died_continues_its_trace(
+    tmp_path: Path, provider: TracerProvider, spans: InMemorySpanExporter
+) -> None:
+    db, marks, run_id = str(tmp_path / "runs.db"), tmp_path / "marks", str(uuid.uuid4())
+    marks.mkdir()
+    killed_at_s3(db, marks, run_id)
+    store = SQLiteStorage(db)
+    snapshot = await store.load_run(run_id)
+    assert snapshot is not None
+    traceparent = snapshot.state["meta"]["otel"]["traceparent"]
+    _, trace_id, span_id, _ = traceparent.split("-")
+
+    (marks / "recovering").touch()
+    run = await crash_workflow(marks).load_run(
+        run_id, storage=store, plugin_manager=manager(provider)
+    )
+    assert run.status == "interrupted"
+    assert (await run.resume()).status == "success"
+    await store.close()
+    [recovered] = named(spans)["invoke_workflow crash-wf"]
+    assert recovered.context is not None
+    assert f"{recovered.context.trace_id:032x}" == trace_id
+    assert parent(recovered) == int(span_id, 16)  # the dead process's run span
+    assert {f"{s.context.trace_id:032x}" for s in spans.get_finished_spans() if s.context} == {
+        trace_id
+    }
