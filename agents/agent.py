@@ -24,7 +24,10 @@ import openai
 from stepstream.adapter import AgentChunk, Finish, StreamAdapter, TextDelta, ToolCallRequest
 from stepstream.errors import ModelError, ModelStreamError, StepstreamError, describe_error
 from stepstream.run_stream import iterate_sync
+from stepstream.usage import Usage
 
+from ._deadline import Deadline, DeadlineExceeded
+from .redaction import redact
 from .retry import RetryPolicy
 from .tools import Tool, result_text
 
@@ -53,13 +56,13 @@ AgentEvent = AgentChunk | ToolResult
 
 @dataclass(frozen=True)
 class AgentResult:
-    """The outcome of ``Agent.generate()``."""
+    """The outcome of ``Agent.generate()``; ``usage`` sums every response of the tool loop."""
 
     text: str
     tool_calls: list[ToolCallRequest] = field(default_factory=list)
     tool_results: list[ToolResult] = field(default_factory=list)
     finish_reason: str | None = None
-    usage: dict[str, Any] = field(default_factory=dict)
+    usage: Usage = field(default_factory=Usage)
 
 
 class Agent:
@@ -78,6 +81,13 @@ class Agent:
     :param max_steps: Model turns at most in one answer (tool calls need more than one).
     :param retry: The retry policy of each model request (the SDK's own retries are off).
     :param timeout: Seconds for each request (connect, and each read).
+    :param deadline: Seconds at most for each model response as a whole, from its request to
+        its last chunk, retries and their waits included (a server trickling bytes passes
+        every read timeout); time the stream's consumer holds it is not counted. ``None``
+        waits for ever.
+    :param tool_timeout: Seconds at most for each tool call; a tool taking longer gets the
+        model an error result (a sync tool's thread cannot be stopped and runs on unseen).
+        ``None`` waits for ever.
     :param plugin_manager: Where ``make_stream_adapter`` is asked when the agent runs on its
         own; in a workflow the run's manager is used.
     :param provider: The provider name given to ``make_stream_adapter``.
@@ -97,6 +107,8 @@ class Agent:
         max_steps: int = 5,
         retry: RetryPolicy | None = None,
         timeout: float = 60.0,
+        deadline: float | None = 600.0,
+        tool_timeout: float | None = 120.0,
         plugin_manager: PluginManager | None = None,
         provider: str = "openai",
     ) -> None:
@@ -109,7 +121,12 @@ class Agent:
         self.temperature = temperature
         self.max_steps = max_steps
         self.retry = retry or RetryPolicy()
+        for name, seconds in (("deadline", deadline), ("tool_timeout", tool_timeout)):
+            if seconds is not None and not seconds > 0:  # also refuses NaN
+                raise ValueError(f"{name} must be a number of seconds > 0 or None, got {seconds!r}")
         self.timeout = timeout
+        self.deadline = deadline
+        self.tool_timeout = tool_timeout
         self.provider = provider
         self._plugin_manager = plugin_manager
         self.tools: dict[str, Tool] = _tools(tools)
@@ -125,9 +142,15 @@ class Agent:
     ) -> AsyncGenerator[AgentEvent, None]:
         """Stream the answer to ``prompt``: text deltas as they arrive, tool calls and results.
 
+        Each model response ends with a :class:`~stepstream.adapter.Finish` carrying its
+        reason, usage and model.
+
         :raises ModelError: when the model cannot be reached or answers with an error after
-            the retries; :class:`ModelStreamError` when it fails after part of the answer was
-            streamed (never replayed).
+            the retries, or its response passes the ``deadline``;
+            :class:`ModelStreamError` when it fails after part of the answer was streamed
+            (never replayed), also a stream that ends without a ``finish_reason`` (cut
+            short). Their messages and bodies never hold the API key or anything shaped
+            like a credential.
         """
         return self._answer(prompt, plugin_manager or self.plugin_manager, sleep)
 
@@ -137,6 +160,7 @@ class Agent:
         calls: list[ToolCallRequest] = []
         results: list[ToolResult] = []
         finish = Finish(reason=None)
+        usage = Usage()
         async for event in self.stream(prompt):
             if isinstance(event, TextDelta):
                 text.append(event.text)
@@ -146,7 +170,8 @@ class Agent:
                 results.append(event)
             elif isinstance(event, Finish):
                 finish = event
-        return AgentResult("".join(text), calls, results, finish.reason, finish.usage)
+                usage += Usage.from_provider(event.usage)
+        return AgentResult("".join(text), calls, results, finish.reason, usage)
 
     def generate_sync(self, prompt: str) -> AgentResult:
         """The sync twin of :meth:`generate`."""
@@ -268,37 +293,61 @@ class Agent:
         if self.temperature is not None:
             request["temperature"] = self.temperature
         attempts = 0
+        deadline = Deadline(self.deadline)
+        secrets = (client.api_key, self.api_key)
+
+        async def wait(seconds: float) -> None:
+            await deadline.wait(sleep(seconds))
+
         try:
-            async for attempt in self.retry.retrying(sleep):
-                with attempt:
-                    attempts += 1
-                    stream = await client.chat.completions.create(**request)
-                    chunks = aiter(stream)
-                    try:
-                        first = await anext(chunks)
-                    except StopAsyncIteration:
-                        first = None
-                    except BaseException:
-                        await stream.close()
-                        raise
-        except Exception as exc:
-            raise _model_error(exc, attempts, streamed=False) from exc
-        try:
-            if first is not None:
-                for out in adapter.feed(first):
-                    yield out
-                async for chunk in chunks:
-                    for out in adapter.feed(chunk):
+            try:
+                async for attempt in self.retry.retrying(wait):
+                    with attempt:
+                        attempts += 1
+                        stream = await deadline.wait(client.chat.completions.create(**request))
+                        chunks = aiter(stream)
+                        try:
+                            first = await deadline.wait(anext(chunks))
+                        except StopAsyncIteration:
+                            first = None
+                        except BaseException:
+                            await stream.close()
+                            raise
+            except Exception as exc:
+                error = _model_error(exc, attempts, streamed=False, secrets=secrets)
+                raise error from _safe_cause(exc)
+            try:
+                if first is not None:
+                    for out in adapter.feed(first):
                         yield out
-            for out in adapter.finish():
-                yield out
-        except ModelError:
-            raise
-        except Exception as exc:
-            # openai 3.x wraps a broken stream in APIConnectionError; 2.x lets httpx's error out.
-            raise _model_error(exc, attempts, streamed=True) from exc
+                    while True:
+                        try:
+                            chunk = await deadline.wait(anext(chunks))
+                        except StopAsyncIteration:
+                            break
+                        for out in adapter.feed(chunk):
+                            yield out
+                for out in adapter.finish():
+                    if isinstance(out, Finish) and out.reason is None:
+                        # No finish_reason (and so no [DONE] worth the name): the server or
+                        # a proxy cut the answer short; its text must not pass for an answer.
+                        raise ModelStreamError(
+                            "the model's stream ended without a finish_reason: the answer "
+                            "was cut short (not retried)",
+                            attempts=attempts,
+                        )
+                    yield out
+            except ModelError:
+                raise
+            except Exception as exc:
+                # openai 3.x wraps a broken stream in APIConnectionError; 2.x lets httpx's
+                # error out.
+                error = _model_error(exc, attempts, streamed=True, secrets=secrets)
+                raise error from _safe_cause(exc)
+            finally:
+                await stream.close()
         finally:
-            await stream.close()
+            deadline.close()
 
     async def _run_tool(self, call: ToolCallRequest) -> ToolResult:
         args: Any = _json_or_text(call.arguments)
@@ -307,17 +356,40 @@ class Agent:
             return ToolResult(call.id, call.name, args, {"error": f"unknown tool {call.name!r}"})
         try:
             parsed = found.parse_arguments(call.arguments)
-            result = await found.call(parsed)
+            if self.tool_timeout is None:
+                result = await found.call(parsed)
+            else:
+                async with asyncio.timeout(self.tool_timeout) as scope:
+                    result = await found.call(parsed)
+        except TimeoutError as exc:
+            if self.tool_timeout is None or not scope.expired():
+                return ToolResult(call.id, call.name, args, {"error": describe_error(exc)})
+            error = f"tool {call.name!r} took longer than its timeout of {self.tool_timeout:g}s"
+            return ToolResult(call.id, call.name, args, {"error": error})
         except (StepstreamError, Exception) as exc:
             # The model gets the error and may recover; the stream shows it in tool-result.
             return ToolResult(call.id, call.name, args, {"error": describe_error(exc)})
         return ToolResult(call.id, call.name, args, result)
 
 
-def _model_error(exc: Exception, attempts: int, *, streamed: bool) -> ModelError:
-    """Describe a failed request or a broken stream as a :class:`ModelError`."""
+def _safe_cause(exc: Exception) -> Exception | None:
+    """What a :class:`ModelError` may chain: not an error the server's body went into (its
+    text would reach the stored traceback unredacted)."""
+    if isinstance(exc, openai.APIError) and not isinstance(exc, openai.APIConnectionError):
+        return None
+    return None if isinstance(exc, DeadlineExceeded) else exc
+
+
+def _model_error(
+    exc: Exception, attempts: int, *, streamed: bool, secrets: Iterable[str | None] = ()
+) -> ModelError:
+    """Describe a failed request or a broken stream as a :class:`ModelError`, with every
+    credential the server may have echoed redacted."""
     if isinstance(exc, ModelError):
         return exc
+    if isinstance(exc, DeadlineExceeded):
+        cls = ModelStreamError if streamed else ModelError
+        return cls(str(exc), code="deadline_exceeded", attempts=attempts)
     body = exc.body if isinstance(exc, openai.APIError) and isinstance(exc.body, dict) else None
     status = getattr(exc, "status_code", None)
     message = (body or {}).get("message") or getattr(exc, "message", None) or str(exc)
@@ -335,12 +407,12 @@ def _model_error(exc: Exception, attempts: int, *, streamed: bool) -> ModelError
     detail = ", ".join(s for s in (f"status {status}" if status else "", tries, where) if s)
     cls = ModelStreamError if streamed else ModelError
     return cls(
-        f"{message} ({detail})" if detail else str(message),
+        redact(f"{message} ({detail})" if detail else str(message), secrets),
         status_code=status,
-        error_type=str(error_type) if error_type is not None else None,
-        code=str(code) if code is not None else None,
+        error_type=redact(str(error_type), secrets) if error_type is not None else None,
+        code=redact(str(code), secrets) if code is not None else None,
         attempts=attempts,
-        body=body,
+        body=redact(body, secrets),
     )
 
 

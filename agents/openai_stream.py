@@ -30,6 +30,7 @@ class OpenAIStreamAdapter:
         self._calls: dict[int, _PendingCall] = {}
         self._reason: str | None = None
         self._usage: dict[str, Any] = {}
+        self._model: str | None = None
         self._text: list[str] = []
 
     @property
@@ -40,6 +41,9 @@ class OpenAIStreamAdapter:
     def feed(self, chunk: Any) -> list[AgentChunk]:
         """Take one chunk; return the text and tool-call argument deltas it carries."""
         out: list[AgentChunk] = []
+        model = getattr(chunk, "model", None)
+        if model and isinstance(model, str):
+            self._model = model
         usage = getattr(chunk, "usage", None)
         if usage is not None:
             self._usage = _as_dict(usage)
@@ -90,7 +94,7 @@ class OpenAIStreamAdapter:
                     f"(id={call.id!r}, name={call.name!r})"
                 )
             out.append(ToolCallRequest(id=call.id, name=call.name, arguments=call.arguments))
-        out.append(Finish(reason=self._reason, usage=self._usage))
+        out.append(Finish(reason=self._reason, usage=self._usage, model=self._model))
         return out
 
 

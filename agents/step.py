@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
-from stepstream.adapter import TextDelta, ToolCallRequest
+from stepstream.adapter import Finish, TextDelta, ToolCallRequest
 from stepstream.context import StepContext
 from stepstream.errors import ModelError
 from stepstream.events import (
@@ -17,7 +17,9 @@ from stepstream.events import (
     ToolCallStreamingStartEvent,
     ToolResultEvent,
 )
+from stepstream.result import now_ms
 from stepstream.steps import Step
+from stepstream.usage import Usage
 
 from .agent import ToolResult, _json_or_text
 
@@ -44,9 +46,13 @@ class AgentStep(Step[AgentInput, AgentOutput]):
 
     Events, in order: one ``tool-call-streaming-start``; for each tool the model calls, a
     ``tool-call`` and a ``tool-result``; one ``tool-call-delta`` per text chunk (the deltas
-    concatenated are the output text). An error object the model sent (mid-stream, or as an
-    HTTP error body after the retries) is forwarded unchanged as an ``error`` event, as Mastra
-    forwards it; then the step fails. The deltas already sent stay in the stream.
+    concatenated are the output text); after each model response's last delta and tool
+    calls, one ``step-usage`` with what it spent (reported through
+    ``StepContext.report_usage``, so it is priced, summed on the step's record and the run,
+    and held against the run's budget). An error object the model sent (mid-stream, or as an
+    HTTP error body after the retries) is forwarded as an ``error`` event, as Mastra forwards
+    it, with credentials redacted; then the step fails. The deltas already sent stay in the
+    stream.
     """
 
     def __init__(self, agent: Agent, *, executor: str | None = None) -> None:
@@ -71,10 +77,20 @@ class AgentStep(Step[AgentInput, AgentOutput]):
         await ctx.emit(ToolCallStreamingStartEvent, **common)
         text: list[str] = []
         answer = agent.stream(args["prompt"], plugin_manager=ctx.plugin_manager)
+        asked = now_ms()  # when the current response was requested
         try:
             async with contextlib.aclosing(answer):  # close the HTTP stream at once on cancel
                 async for event in answer:
-                    if isinstance(event, TextDelta):
+                    if isinstance(event, Finish):
+                        await ctx.report_usage(
+                            Usage.from_provider(event.usage),
+                            model=agent.model,
+                            provider=agent.provider,
+                            started_at=asked,
+                            response_model=event.model,
+                            finish_reason=event.reason,
+                        )
+                    elif isinstance(event, TextDelta):
                         text.append(event.text)
                         await ctx.emit(ToolCallDeltaEvent, **common, args_text_delta=event.text)
                     elif isinstance(event, ToolCallRequest):
@@ -92,6 +108,7 @@ class AgentStep(Step[AgentInput, AgentOutput]):
                             args=event.args,
                             result=event.result,
                         )
+                        asked = now_ms()  # the next response is asked for once tools are done
         except ModelError as exc:
             if exc.body is not None:
                 await ctx.emit(ErrorEvent, error=exc.body)

@@ -12,6 +12,7 @@ from . import events, hookspecs
 from .channel import EventChannel
 from .context import RuntimeContext, StepContext
 from .errors import (
+    BudgetExceededError,
     InputValidationError,
     ModelError,
     ModelStreamError,
@@ -39,9 +40,12 @@ from .recovery import keep_recovering, recover_interrupted
 from .result import StepRecord, WorkflowResult
 from .run import Run, RunStream, SyncRunStream
 from .steps import Step, step
+from .usage import Budget, Price, PriceTable, Usage
 from .workflow import Workflow
 
 __all__ = [
+    "Budget",
+    "BudgetExceededError",
     "Event",
     "EventChannel",
     "InputValidationError",
@@ -53,6 +57,8 @@ __all__ = [
     "PluginHookError",
     "PluginLoadError",
     "PluginManager",
+    "Price",
+    "PriceTable",
     "Run",
     "RunCanceledError",
     "RunClaimedError",
@@ -70,6 +76,7 @@ __all__ = [
     "StorageError",
     "StreamError",
     "SyncRunStream",
+    "Usage",
     "ValidationError",
     "Workflow",
     "WorkflowDefinitionError",

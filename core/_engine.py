@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ._dispatch import Dispatcher
+from ._ledger import Ledger
 from ._lifecycle import _CANCELED, StepLifecycle
 from ._scope import Cursor, Outcome, ResumeRequest, Scope, StartBarrier, failed
 from .context import RuntimeContext
@@ -73,6 +74,7 @@ class Execution(StepLifecycle):
         """The result, once known (also when the execution was canceled from outside)."""
         self.executors: dict[Step[Any, Any], StepExecutor] = {}
         """The executor chosen for each step that asked ``make_step_executor``."""
+        self.ledger = Ledger(self.run_id, state, workflow.prices, workflow.budget)
         if resume is not None:
             self._collect_completed(state)
 
@@ -117,7 +119,10 @@ class Execution(StepLifecycle):
             run_id=self.run_id,
             workflow_id=wf.id,
             input_data=self.state.input,
+            meta=self.state.meta,
         )
+        if self.d.persist is not None:  # what plugins put there goes with the first write
+            self.d.persist.set_meta(self.state.meta)
         root = Scope(wf, self.state, self)
         external_cancel = False
         try:
@@ -153,6 +158,7 @@ class Execution(StepLifecycle):
             error_detail=outcome.error_detail,
             suspended=outcome.suspended,
             plugin_errors=self.d.plugin_errors,
+            usage=self.state.meta.get("usage"),
         )
         self.result = result
         self.d.notify("after_workflow_run", run_id=self.run_id, workflow_id=wf.id, result=result)

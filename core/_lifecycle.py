@@ -13,6 +13,7 @@ import tenacity
 from pydantic import BaseModel
 
 from ._dispatch import Dispatcher
+from ._ledger import Ledger
 from ._scope import Cursor, Outcome, ResumeRequest, Scope, StartBarrier, failed
 from .context import RuntimeContext, StepContext, Suspend
 from .errors import (
@@ -47,6 +48,7 @@ class StepLifecycle:
     is_canceled: Callable[[], bool]
     events: dict[str, Any]
     executors: dict[Step[Any, Any], StepExecutor]
+    ledger: Ledger
 
     async def run_nodes(self, scope: Scope, nodes: Sequence[Node], cursor: Cursor) -> Outcome:
         """Run nodes in sequence (the graph half provides it)."""
@@ -293,6 +295,8 @@ class StepLifecycle:
         arrived while they were waiting on backpressure (they are all sent regardless), and
         the outcome (failed instead, in a durable run, if the step's data cannot be stored)."""
         ended = now_ms()
+        # A resumed step's record keeps the usage of its executions before the suspension.
+        record.usage = self.ledger.take(sid, record.usage)
         if outcome.status == "suspended":
             record.status = "suspended"
             if not step.is_workflow or record.suspended_at is None:

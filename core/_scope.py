@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel
 
 from .errors import RunStateError, describe_error
-from .events import StepOutputEvent
+from .events import StepOutputEvent, StepUsageEvent
 from .graph import node_steps
 from .result import RunState, StepRecord
 from .steps import Step
@@ -114,7 +114,20 @@ class Scope:
         return self.execution.is_canceled()
 
     async def emit(self, cls: type[Any], fields: dict[str, Any]) -> Any:
+        if cls is StepUsageEvent:
+            return await self._usage(fields)
         return await self.execution.d.emit(cls, **fields)
+
+    async def _usage(self, fields: dict[str, Any]) -> Any:
+        # Priced and counted on the step and the nested workflows around it (their stream ids
+        # are the prefixes of this scope's path), shown, then held against the budget.
+        ledger = self.execution.ledger
+        fields = ledger.price(fields)
+        outer = [".".join(self.path[:k]) for k in range(len(self.path), 0, -1)]
+        ledger.add([fields["step_id"], *outer], fields)
+        event = await self.execution.d.emit(StepUsageEvent, **fields)
+        ledger.check(fields["step_id"], fields)
+        return event
 
     @property
     def plugin_manager(self) -> PluginManager:

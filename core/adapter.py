@@ -48,10 +48,15 @@ class ToolCallRequest:
 
 @dataclass(frozen=True, slots=True)
 class Finish:
-    """The response ended with ``reason`` (``stop``, ``tool_calls``, ``length``...)."""
+    """The response ended with ``reason`` (``stop``, ``tool_calls``, ``length``...).
+
+    ``usage`` is the provider's usage object as sent (empty when it sent none); ``model`` the
+    model the provider says answered, when it says.
+    """
 
     reason: str | None
     usage: dict[str, Any] = field(default_factory=dict)
+    model: str | None = None
 
 
 AgentChunk = TextDelta | ToolCallDelta | ToolCallRequest | Finish

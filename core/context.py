@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Generic, NoReturn, Protocol, TypeVar
 
-from .events import STEP_EMITTABLE
+from .events import STEP_EMITTABLE, StepUsageEvent
+from .result import now_ms
 
 if TYPE_CHECKING:
     from .plugin_manager import PluginManager
     from .steps import Step
+    from .usage import Usage
 
 __all__ = ["RuntimeContext", "StepContext", "StepServices", "Suspend"]
 
@@ -69,7 +71,8 @@ class RuntimeContext:
 
 _MISSING = object()
 STEP_EMITTABLE_NAMES = (
-    "tool-call-streaming-start, tool-call-delta, tool-call, tool-result, error, step-output"
+    "tool-call-streaming-start, tool-call-delta, tool-call, tool-result, error, step-output, "
+    "step-usage"
 )
 
 
@@ -192,8 +195,8 @@ class StepContext(Generic[InputT]):
     async def emit(self, cls: type[Any], **fields: Any) -> Any:
         """Emit one of the events a step may produce itself, stamped with the run id and the
         next sequence number: ``tool-call-streaming-start``, ``tool-call-delta``,
-        ``tool-call``, ``tool-result``, ``error`` or ``step-output``. Agent steps use it; it
-        waits on backpressure like every event.
+        ``tool-call``, ``tool-result``, ``error``, ``step-output`` or ``step-usage`` (see
+        :meth:`report_usage`). Agent steps use it; it waits on backpressure like every event.
 
         :raises ValueError: for lifecycle events (``start``, ``step-*``, ``finish``...), which
             only the engine emits.
@@ -201,6 +204,51 @@ class StepContext(Generic[InputT]):
         if cls not in STEP_EMITTABLE:
             raise ValueError(f"a step cannot emit {cls.__name__}; only {STEP_EMITTABLE_NAMES}")
         return await self._services.emit(cls, fields)
+
+    async def report_usage(
+        self,
+        usage: Usage,
+        *,
+        model: str,
+        provider: str,
+        started_at: int,
+        response_model: str | None = None,
+        finish_reason: str | None = None,
+    ) -> None:
+        """Report the token usage of one model response this step received.
+
+        The engine prices it with the workflow's price table, adds it to this step's record
+        (``StepRecord.usage``), to the nested workflows around it and to the run's total
+        (``WorkflowResult.usage``), emits a ``step-usage`` event and then checks the run's
+        budget. Agent steps call it after each response; any step that calls a model itself
+        may too.
+
+        :param usage: The response's token counts (its ``cost`` is kept when the price table
+            has no price for the model).
+        :param model: The model asked for.
+        :param provider: Who serves it (``"openai"`` for any OpenAI-compatible endpoint).
+        :param started_at: When the request was sent, ms since the epoch.
+        :param response_model: The model the provider says answered, when it says.
+        :param finish_reason: Why the response ended (``stop``, ``tool_calls``...).
+        :raises BudgetExceededError: when the run is now beyond its budget (the step should
+            let it propagate: it fails the step and the run).
+        """
+        await self.emit(
+            StepUsageEvent,
+            step_id=self.step_id,
+            model=model,
+            response_model=response_model,
+            provider=provider,
+            finish_reason=finish_reason,
+            input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens,
+            total_tokens=usage.total_tokens,
+            cached_input_tokens=usage.cached_input_tokens,
+            reasoning_tokens=usage.reasoning_tokens,
+            cost=usage.cost,
+            started_at=started_at,
+            ended_at=now_ms(),
+        )
 
     @property
     def plugin_manager(self) -> PluginManager:

@@ -19,6 +19,7 @@ it with ``raise ... from``.
     ├── PluginError                  a plugin misbehaved
     │   ├── PluginLoadError          an entry-point plugin failed to import
     │   └── PluginHookError          a hook implementation raised (re-raised in strict mode)
+    ├── BudgetExceededError          a run spent more tokens or cost than its budget allows
     ├── RunError                     a run was used wrongly
     │   ├── RunStateError            e.g. resume() of a run that is not suspended
     │   │   └── RunClaimedError      another execution holds the run (its lease is alive)
@@ -38,6 +39,7 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = [
+    "BudgetExceededError",
     "ClientError",
     "InputValidationError",
     "ModelError",
@@ -170,6 +172,21 @@ class PluginLoadError(PluginError):
 
 class PluginHookError(PluginError):
     """A hook implementation raised: re-raised only in strict mode, else reported."""
+
+
+class BudgetExceededError(StepstreamError):
+    """A model response took the run beyond its :class:`~stepstream.usage.Budget`.
+
+    Raised inside the agent step whose response went over, which fails, and so the run.
+
+    :ivar run_id: The run.
+    :ivar step_id: The step whose response went over.
+    """
+
+    def __init__(self, message: str, *, run_id: str, step_id: str) -> None:
+        super().__init__(message)
+        self.run_id = run_id
+        self.step_id = step_id
 
 
 class RunError(StepstreamError):

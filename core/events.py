@@ -8,9 +8,10 @@ appear on the wire: they let a consumer resume watching a run where it left off.
 
 Mastra's types: ``start``, ``step-start``, ``tool-call-streaming-start``, ``tool-call-delta``,
 ``tool-call``, ``tool-result``, ``step-result``, ``step-suspended``, ``step-finish``,
-``finish`` and ``error`` (a model error forwarded by an agent step). stepstream adds two:
-``step-output`` (data a step writes with ``ctx.write()``) and ``plugin-error`` (a plugin's hook
-raised; the run went on).
+``finish`` and ``error`` (a model error forwarded by an agent step). stepstream adds three:
+``step-output`` (data a step writes with ``ctx.write()``), ``step-usage`` (the token usage of
+one model response of an agent step, right after that response's last delta and tool calls)
+and ``plugin-error`` (a plugin's hook raised; the run went on).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ __all__ = [
     "StepResultEvent",
     "StepStartEvent",
     "StepSuspendedEvent",
+    "StepUsageEvent",
     "ToolCallDeltaEvent",
     "ToolCallEvent",
     "ToolCallStreamingStartEvent",
@@ -270,6 +272,59 @@ class StepOutputEvent(_EventBase):
         return {"type": "step-output", "payload": {"id": self.step_id, "output": self.output}}
 
 
+class StepUsageEvent(_EventBase):
+    """The token usage of one model response of an agent step (stepstream's own).
+
+    It follows the response's last ``tool-call-delta`` (and its ``tool-call`` events), one per
+    response of the tool loop, so a step's usage is the sum of its ``step-usage`` events. The
+    engine emits it when the agent step reports usage (``StepContext.report_usage``); steps
+    cannot emit it directly. Wire shape::
+
+        {"type": "step-usage", "payload": {"id", "model", "responseModel", "provider",
+         "finishReason", "inputTokens", "outputTokens", "totalTokens", "cachedInputTokens",
+         "reasoningTokens", "cost", "startedAt", "endedAt"}}
+
+    ``cost`` is ``null`` when the run has no price for the model; ``startedAt`` is when the
+    request was sent, ``endedAt`` when the response ended (ms since the epoch).
+    """
+
+    wire_type: ClassVar[str] = "step-usage"
+    type: Literal["step-usage"] = "step-usage"
+    step_id: str
+    model: str
+    response_model: str | None = None
+    provider: str
+    finish_reason: str | None = None
+    input_tokens: int = 0
+    output_tokens: int = 0
+    total_tokens: int = 0
+    cached_input_tokens: int = 0
+    reasoning_tokens: int = 0
+    cost: float | None = None
+    started_at: int
+    ended_at: int
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "type": "step-usage",
+            "payload": {
+                "id": self.step_id,
+                "model": self.model,
+                "responseModel": self.response_model,
+                "provider": self.provider,
+                "finishReason": self.finish_reason,
+                "inputTokens": self.input_tokens,
+                "outputTokens": self.output_tokens,
+                "totalTokens": self.total_tokens,
+                "cachedInputTokens": self.cached_input_tokens,
+                "reasoningTokens": self.reasoning_tokens,
+                "cost": self.cost,
+                "startedAt": self.started_at,
+                "endedAt": self.ended_at,
+            },
+        }
+
+
 class PluginErrorEvent(_EventBase):
     """A plugin's hook raised while the run went on (stepstream's own); the run is unaffected."""
 
@@ -299,6 +354,7 @@ Event = Annotated[
     | FinishEvent
     | ErrorEvent
     | StepOutputEvent
+    | StepUsageEvent
     | PluginErrorEvent,
     Field(discriminator="type"),
 ]
@@ -317,6 +373,7 @@ EventType = Literal[
     "finish",
     "error",
     "step-output",
+    "step-usage",
     "plugin-error",
 ]
 
@@ -328,6 +385,7 @@ STEP_EMITTABLE: frozenset[type[_EventBase]] = frozenset(
         ToolResultEvent,
         ErrorEvent,
         StepOutputEvent,
+        StepUsageEvent,
     }
 )
 """The events a running step may emit itself (``StepContext.emit``)."""
@@ -348,6 +406,13 @@ _CAMEL = {
     "toolCallId": "tool_call_id",
     "toolName": "tool_name",
     "argsTextDelta": "args_text_delta",
+    "responseModel": "response_model",
+    "finishReason": "finish_reason",
+    "inputTokens": "input_tokens",
+    "outputTokens": "output_tokens",
+    "totalTokens": "total_tokens",
+    "cachedInputTokens": "cached_input_tokens",
+    "reasoningTokens": "reasoning_tokens",
 }
 
 

@@ -86,12 +86,19 @@ def on_event(event: Event) -> Awaitable[None] | None:
 
 
 @hookspec
-def before_workflow_run(run_id: str, workflow_id: str, input_data: Any) -> None:
+def before_workflow_run(
+    run_id: str, workflow_id: str, input_data: Any, meta: dict[str, Any]
+) -> None:
     """Called when a run starts or resumes, before its first event of that execution.
 
     :param run_id: The run's id.
     :param workflow_id: The top-level workflow's id.
     :param input_data: The workflow's input as given to ``start()``/``stream()`` (JSON form).
+    :param meta: The run's ``RunState.meta``: run-level data stored with the run (at its
+        next checkpoint) and given back when it resumes, in this or another process. A
+        plugin may keep JSON-able data there under a key of its own (the ``otel`` plugin
+        keeps the run's trace context under ``"otel"``, so a resumed run continues its
+        trace); ``"usage"`` is the engine's.
 
     Observer hook: a raise is isolated.
     """

@@ -47,6 +47,10 @@ class StepRecord:
     resumed_at: int | None = None
     attempts: int = 0
     """How many times the step's function was called in its last execution (retries)."""
+    usage: dict[str, Any] | None = None
+    """The model usage of its last execution (:meth:`stepstream.usage.Usage.to_json`): an
+    agent step's responses summed, a nested workflow's steps summed; ``None`` when it used no
+    model. Never on the wire (Mastra's step records have no such field)."""
 
     def to_wire(self) -> dict[str, Any]:
         """Mastra's step record: ``{payload, startedAt, status, ..., output|error, endedAt}``."""
@@ -99,6 +103,9 @@ class WorkflowResult:
     :ivar steps: Records of the top-level steps, in completion order.
     :ivar input: The workflow's input data, as given.
     :ivar plugin_errors: Hooks that raised during the run (isolated, the run went on).
+    :ivar usage: The model usage of the whole run so far, all executions and nested
+        workflows included (:meth:`stepstream.usage.Usage.to_json`), ``None`` when no model
+        was used; per step in ``steps[id].usage``. Never on the wire.
     """
 
     run_id: str
@@ -110,6 +117,7 @@ class WorkflowResult:
     error_detail: str | None = None
     suspended: list[list[str]] = field(default_factory=list)
     plugin_errors: list[PluginErrorInfo] = field(default_factory=list)
+    usage: dict[str, Any] | None = None
 
     def to_wire(self) -> dict[str, Any]:
         """Mastra's ``getWorkflowState()`` object (see ``conformance/traces/*.state.json``)."""

@@ -117,6 +117,13 @@ class Run(SyncTwins):
         """The result of the latest finished execution, if any."""
         return self._result
 
+    @property
+    def usage(self) -> dict[str, Any] | None:
+        """The run's model usage so far, live (each model response is added as it is
+        reported), in :meth:`stepstream.usage.Usage.to_json` form; ``None`` before any."""
+        usage: dict[str, Any] | None = self._state.meta.get("usage")
+        return usage
+
     # -- loading --------------------------------------------------------------------------------
 
     def _restore(self, snapshot: RunSnapshot) -> None:
@@ -142,6 +149,7 @@ class Run(SyncTwins):
             result=snapshot.result,
             error=snapshot.error,
             suspended=[list(p) for p in snapshot.suspended],
+            usage=self._state.meta.get("usage"),
         )
 
     # -- starting -------------------------------------------------------------------------------

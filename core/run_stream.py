@@ -162,6 +162,13 @@ class RunStream:
         self._ensure_started()
         return await self.run.wait()
 
+    @property
+    def usage(self) -> dict[str, Any] | None:
+        """The run's model usage so far, nested agent steps and workflows summed (Mastra's
+        ``stream.usage``); live: each model response counts once its ``step-usage`` event is
+        sent. See :attr:`Run.usage`."""
+        return self.run.usage
+
 
 def _retrieve_exception(task: asyncio.Task[Any]) -> None:
     if not task.cancelled():
@@ -189,6 +196,11 @@ class SyncRunStream:
     def get_workflow_state(self) -> WorkflowResult:
         """Wait for the run's current execution and return its result."""
         return self._runner.run(self._stream.get_workflow_state())
+
+    @property
+    def usage(self) -> dict[str, Any] | None:
+        """The run's model usage so far (see :attr:`RunStream.usage`)."""
+        return self._stream.usage
 
     def close(self) -> None:
         """Leave the stream and release its event loop."""

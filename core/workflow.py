@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from .plugin_manager import PluginManager
     from .run import Run
     from .storage import Storage
+    from .usage import Budget, PriceTable
 
 __all__ = ["Workflow"]
 
@@ -47,6 +48,12 @@ class Workflow(Step[Any, Any]):
         makes its own with :func:`~stepstream.get_plugin_manager` on its first run.
     :param storage: Where runs are kept (snapshots at every step boundary and the event log),
         so they can be resumed by another process; ``None`` keeps runs in memory only.
+    :param prices: The price table that turns each run's token usage into cost (see
+        :mod:`stepstream.usage`); ``None`` leaves usage unpriced.
+    :param budget: What one run may spend at most (tokens and/or cost, over all its
+        executions); a run going beyond it fails with
+        :class:`~stepstream.errors.BudgetExceededError`. A nested workflow's own budget and
+        prices are not used: the top-level workflow's apply to the whole run.
     """
 
     is_workflow = True
@@ -61,11 +68,20 @@ class Workflow(Step[Any, Any]):
         plugins: Iterable[object] = (),
         plugin_manager: PluginManager | None = None,
         storage: Storage | None = None,
+        prices: PriceTable | None = None,
+        budget: Budget | None = None,
     ) -> None:
         super().__init__(
             id=id, input_schema=input_schema, output_schema=output_schema, description=description
         )
+        if budget is not None and budget.max_cost is not None and prices is None:
+            raise WorkflowDefinitionError(
+                f"workflow {id!r}: a budget with max_cost needs prices= (a PriceTable)",
+                workflow_id=id,
+            )
         self.storage = storage
+        self.prices = prices
+        self.budget = budget
         self.nodes: list[Node] = []
         self.plugins = tuple(plugins)
         self._plugin_manager = plugin_manager

@@ -209,7 +209,15 @@ async def main(argv: list[str]) -> int:
         say(f"events written to {exporter.path_for(run.run_id)}")
     if "metrics" in args.plugins:
         say("\n" + pm.get_plugin("metrics").render_prometheus().rstrip())
-    say(f"\nstatus: {result.status}" + (f" ({result.error})" if result.error else ""))
+    # With --json the usage travels as the step-usage events (one per model response).
+    u = result.usage or {}  # the whole run's (result.steps[id].usage: per step)
+    n = u.get("requests", 0)
+    say(
+        f"\nusage: {u.get('total_tokens', 0)} tokens ({u.get('input_tokens', 0)} in, "
+        f"{u.get('output_tokens', 0)} out) in {n} model response{'' if n == 1 else 's'}"
+        + (f", cost {u['cost']:.6g}" if "cost" in u else "")
+    )
+    say(f"status: {result.status}" + (f" ({result.error})" if result.error else ""))
     return 0 if result.status == "success" else 1
 
 

@@ -30,7 +30,7 @@ from rich.text import Text
 from stepstream.events import Event
 from stepstream.result import WorkflowResult, now_ms
 
-from ._view import RunView, StepView, duration, step_line, summary
+from ._view import RunView, StepView, duration, step_line, summary, tokens
 
 __all__ = [
     "STATUS_STYLES",
@@ -146,6 +146,8 @@ class PlainRenderer:
             self._write(f"{pad}● {step.name}{resumed} …\n")
         elif event.type == "tool-call-streaming-start":
             self._write(f"{pad}  {event.name} is answering:\n")
+        elif event.type == "step-usage":
+            pass  # the tokens are on the step's closing line
         elif step is not None and event.type in ("step-output", "tool-call", "tool-result"):
             self._write(f"{pad}  {step.notes[-1]}\n")
         elif step is not None and event.type != "tool-call-delta":
@@ -240,7 +242,7 @@ class LiveRenderer:
                 line.add_row(
                     spinner,
                     Text(step.name, style="bold"),
-                    Text(duration(step.elapsed_ms(now)), style="dim"),
+                    Text(duration(step.elapsed_ms(now)) + tokens(step.usage), style="dim"),
                 )
                 rows.append(Padding(line, (0, 0, 0, len(pad))))
                 rows.extend(Text(f"{pad}  {note}", style="dim") for note in step.notes[-3:])

@@ -19,6 +19,7 @@ from rich.text import Text
 
 from stepstream.result import RunState, StepRecord
 from stepstream.storage import FINAL_STATUSES, StoredEvent
+from stepstream.usage import Usage
 
 from ._commands import EXIT_OK, existing_storage, shown_db
 from ._render import STATUS_STYLES, make_console
@@ -126,13 +127,18 @@ async def show(args: argparse.Namespace) -> int:
         return EXIT_OK
     labels = StepLabels()
     step_table = []
-    for step_id, record in step_rows(RunState.from_json(snapshot.state)):
+    state = RunState.from_json(snapshot.state)
+    usage = state.meta.get("usage")
+    used = f"usage: {Usage.from_json(usage).summary()}" if usage else None
+    for step_id, record in step_rows(state):
         began = record.resumed_at or record.started_at
         took = "" if record.ended_at is None else duration(record.ended_at - began)
         detail = record.error if record.error else brief(record.output)
         if record.status == "suspended":
             detail = f"suspended: {brief(record.suspend_payload)}"
-        step_table.append((labels.label(step_id), record.status, took, detail))
+        step_table.append(
+            (labels.label(step_id), record.status, took, _tokens(record.usage), detail)
+        )
     event_table = [(seqs, kind, labels.text(detail)) for seqs, kind, detail in event_rows(events)]
     if not sys.stdout.isatty():
         print(f"run {snapshot.run_id} · workflow {snapshot.workflow_id} · {snapshot.status}"
@@ -141,8 +147,10 @@ async def show(args: argparse.Namespace) -> int:
             print(line)
         for path in snapshot.suspended:
             print(f"suspended at {'.'.join(path)}")
+        if used:
+            print(used)
         print("\nsteps")
-        _plain(("step", "status", "took", "output / error"), step_table)
+        _plain(("step", "status", "took", "tokens", "output / error"), step_table)
         print("\nevents")
         _plain(("seq", "event", "detail"), event_table)
         return EXIT_OK
@@ -161,9 +169,13 @@ async def show(args: argparse.Namespace) -> int:
         console.print(Text(line, style="red" if line.startswith("error: ") else ""))
     for path in snapshot.suspended:
         console.print(Text(f"suspended at {'.'.join(path)}", style="yellow"))
-    steps = Table("step", "status", "took", "output / error", title="steps", title_justify="left")
-    for name, status, took, detail in step_table:
-        steps.add_row(name, Text(status, style=STATUS_STYLES.get(status, "")), took, detail)
+    if used:
+        console.print(Text(used))
+    steps = Table(
+        "step", "status", "took", "tokens", "output / error", title="steps", title_justify="left"
+    )
+    for name, status, took, spent, detail in step_table:
+        steps.add_row(name, Text(status, style=STATUS_STYLES.get(status, "")), took, spent, detail)
     console.print(steps)
     table = Table("seq", "event", "detail", title="events", title_justify="left")
     for seqs, kind, detail in event_table:
@@ -232,9 +244,23 @@ def _detail(kind: str, wire: dict[str, Any]) -> str:
         return f"{body.get('toolName')} → {brief(body.get('result'))}"
     if kind == "plugin-error":
         return f"{body.get('plugin')} in {body.get('hook')}: {body.get('error')}"
+    if kind == "step-usage":
+        cost = f", cost {body['cost']:.6g}" if isinstance(body.get("cost"), int | float) else ""
+        return (
+            f"{step} {body.get('model')}: {body.get('totalTokens')} tokens "
+            f"({body.get('inputTokens')} in, {body.get('outputTokens')} out){cost}"
+        )
     if kind == "error":
         return brief(body.get("error"))
     return step
+
+
+def _tokens(usage: dict[str, Any] | None) -> str:
+    if not usage:
+        return ""
+    spent = Usage.from_json(usage)
+    cost = f" ({spent.cost:.6g})" if spent.cost is not None else ""
+    return f"{spent.total_tokens}{cost}"
 
 
 def _when(ms: int) -> str:

@@ -15,10 +15,19 @@ from typing import Any
 
 from stepstream.events import Event
 from stepstream.result import WorkflowResult, now_ms
+from stepstream.usage import Usage
 
 __all__ = [
-    "MARKS", "RunView", "StepLabels", "StepView", "brief", "duration", "step_line", "summary",
-]  # fmt: skip
+    "MARKS",
+    "RunView",
+    "StepLabels",
+    "StepView",
+    "brief",
+    "duration",
+    "step_line",
+    "summary",
+    "tokens",
+]
 
 MARKS = {"running": "●", "success": "✓", "failed": "✗", "canceled": "⊘", "suspended": "⏸"}
 """The mark in front of a step line, by status."""
@@ -81,6 +90,8 @@ class StepView:
     suspend_payload: Any = None
     label: str = ""
     """The step as people read it (``map #2`` for a map step); the id when empty."""
+    usage: Usage | None = None
+    """The model usage of this execution so far (its ``step-usage`` events summed)."""
 
     @property
     def name(self) -> str:
@@ -109,6 +120,8 @@ class RunView:
         """Model errors and plugin errors, as lines."""
         self.finished = False
         self.labels = StepLabels()
+        self.usage: Usage | None = None
+        """The run's model usage so far, as its ``step-usage`` events say."""
 
     def handle(self, event: Event) -> StepView | None:
         """Take ``event`` into the view; return the step it is about, if any."""
@@ -133,6 +146,20 @@ class RunView:
         if event.type == "step-output":
             step = self._step(event.step_id)
             step.notes.append(f"wrote {brief(event.output)}")
+            return step
+        if event.type == "step-usage":
+            spent = Usage(
+                event.input_tokens,
+                event.output_tokens,
+                event.total_tokens,
+                event.cached_input_tokens,
+                event.reasoning_tokens,
+                requests=1,
+                cost=event.cost,
+            )
+            step = self._step(event.step_id)
+            step.usage = spent if step.usage is None else step.usage + spent
+            self.usage = spent if self.usage is None else self.usage + spent
             return step
         if event.type == "finish":
             self.finished = True
@@ -194,10 +221,19 @@ def brief(value: Any, limit: int = 120) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def tokens(usage: Usage | None) -> str:
+    """`` · 57 tokens`` (with the cost when priced), or nothing without usage."""
+    if usage is None:
+        return ""
+    cost = f", cost {usage.cost:.6g}" if usage.cost is not None else ""
+    return f" · {usage.total_tokens} tokens{cost}"
+
+
 def step_line(step: StepView, now: int | None = None) -> str:
-    """The step's one-line state: ``✓ fetch-weather success in 12 ms``."""
+    """The step's one-line state: ``✓ fetch-weather success in 12 ms``, and for a step that
+    used a model `` · 57 tokens``."""
     mark = MARKS.get(step.status, "?")
-    took = duration(step.elapsed_ms(now))
+    took = duration(step.elapsed_ms(now)) + tokens(step.usage)
     if step.status == "running":
         return f"{mark} {step.name} … {took}"
     if step.status == "suspended":
@@ -216,4 +252,6 @@ def summary(result: WorkflowResult, seconds: float) -> list[str]:
             lines.append(f"suspended at {'.'.join(path)}")
     elif result.error:
         lines.append(f"error: {result.error}")
+    if result.usage:
+        lines.append(f"usage: {Usage.from_json(result.usage).summary()}")
     return lines

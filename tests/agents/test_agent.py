@@ -258,7 +258,7 @@ async def test_standalone_agent_generate_and_stream(model_server: ModelServer) -
     agent = make_agent(model_server, temperature=0)
     result = await agent.generate("Hi")
     assert result.text == "Hello there" and result.finish_reason == "stop"
-    assert result.usage["completion_tokens"] == 2
+    assert (result.usage.output_tokens, result.usage.requests) == (2, 1)
     assert model_server.requests[0]["temperature"] == 0
     chunks = [c async for c in agent.stream("Hi")]
     assert isinstance(chunks[-1], Finish)

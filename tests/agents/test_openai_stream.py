@@ -40,7 +40,7 @@ def test_text_deltas_pass_through_in_order_unmerged() -> None:
     assert out == [
         TextDelta("Hel"),
         TextDelta("lo"),
-        Finish("stop", {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}),
+        Finish("stop", {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}, "m"),
     ]
     assert adapter.text == "Hello"
 
@@ -65,7 +65,7 @@ def test_tool_calls_are_assembled_from_pieces() -> None:
     assert adapter.finish() == [
         ToolCallRequest("call_1", "weather", '{"city":"Oslo"}'),
         ToolCallRequest("call_2", "time", "{}"),
-        Finish("tool_calls", {}),
+        Finish("tool_calls", {}, "m"),
     ]
 
 

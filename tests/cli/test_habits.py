@@ -99,7 +99,7 @@ def test_runs_and_show_print_plain_columns_when_piped(tmp_path: Path) -> None:
     assert shown.returncode == 0, shown.stderr
     lines = shown.stdout.splitlines()
     assert lines[0].startswith(f"run {run_id} · workflow approval · suspended · updated ")
-    assert "step\tstatus\ttook\toutput / error" in lines
+    assert "step\tstatus\ttook\ttokens\toutput / error" in lines
     assert any(line.startswith("approve\tsuspended\t") for line in lines)
     assert "seq\tevent\tdetail" in lines
     assert not BOX & set(listed.stdout + shown.stdout)

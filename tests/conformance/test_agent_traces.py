@@ -4,6 +4,9 @@ with Mastra's mock behaviour (``mastra_mock_responder``).
 Normalised as in ``traces.py``; in addition, by docs/mastra-compatibility.md, stepstream's
 ``tool-call-streaming-start`` and ``tool-call-delta`` carry the seed page's ``toolCallId`` and
 ``toolName`` beside Mastra's ``name``: the test checks them, then removes them to compare.
+stepstream's own ``step-usage`` events (one after each model response's last delta or tool
+call) are checked against the usage the mock reported, then removed, so every other event is
+compared with Mastra's, shapes and order.
 """
 
 from __future__ import annotations
@@ -49,6 +52,22 @@ async def record(wf: Workflow, input_data: Any) -> tuple[list[dict[str, Any]], d
     return events, (await stream.get_workflow_state()).to_wire()
 
 
+def without_usage(
+    events: list[dict[str, Any]], reported: list[tuple[int, int, int]]
+) -> list[dict[str, Any]]:
+    """Check then drop stepstream's ``step-usage`` events: one per model response, right
+    after its last delta or tool call, with the (input, output, total) tokens it reported."""
+    usage = [(i, e) for i, e in enumerate(events) if e["type"] == "step-usage"]
+    assert [
+        (e["payload"]["inputTokens"], e["payload"]["outputTokens"], e["payload"]["totalTokens"])
+        for _, e in usage
+    ] == reported
+    for i, e in usage:
+        assert events[i - 1]["type"] in ("tool-call-delta", "tool-call")
+        assert e["payload"]["id"] == "Weather Agent" and e["payload"]["model"] == "mock-gpt"
+    return [e for e in events if e["type"] != "step-usage"]
+
+
 def without_seed_keys(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Check then drop the seed page's fields that stepstream adds to agent events."""
     out = []
@@ -92,6 +111,7 @@ async def test_b_weather_agent(mastra_server: ModelServer) -> None:
         .commit()
     )
     events, state = await record(wf, {"city": "London"})
+    events = without_usage(events, [(10, 10, 20)])
     ours, mastra = Normaliser(), Normaliser()
     assert_same(ours(without_seed_keys(events)), mastra(load_events("b_weather_agent")), "events")
     assert_same(ours(state), mastra(load_state("b_weather_agent.state")), "state")
@@ -114,6 +134,7 @@ async def test_b2_agent_tool_call(mastra_server: ModelServer) -> None:
     )
     wf = Workflow(id="agent-tool-wf").then(step.from_agent(helper)).commit()
     events, state = await record(wf, {"prompt": "USE_TOOL: what should I do in London?"})
+    events = without_usage(events, [(10, 5, 15), (10, 10, 20)])
     ours, mastra = Normaliser(), Normaliser()
     assert_same(
         ours(without_seed_keys(events)), mastra(load_events("b2_agent_tool_call")), "events"

@@ -49,7 +49,24 @@ SAMPLES: list[ev._EventBase] = [
     ev.ErrorEvent(run_id="r", seq=11, error={"message": "m"}),
     ev.StepOutputEvent(run_id="r", seq=12, step_id="s", output="data"),
     ev.PluginErrorEvent(run_id="r", seq=13, plugin="p", hook="on_event", error="E: x"),
-    ev.FinishEvent(run_id="r", seq=14),
+    ev.StepUsageEvent(
+        run_id="r",
+        seq=14,
+        step_id="Agent",
+        model="gpt-x",
+        response_model="gpt-x-1",
+        provider="openai",
+        finish_reason="stop",
+        input_tokens=10,
+        output_tokens=4,
+        total_tokens=14,
+        cached_input_tokens=2,
+        reasoning_tokens=1,
+        cost=0.5,
+        started_at=20,
+        ended_at=21,
+    ),
+    ev.FinishEvent(run_id="r", seq=15),
 ]
 
 

@@ -21,6 +21,7 @@ from stepstream import (
     hookspecs,
     step,
 )
+from stepstream.storage.sqlite import SQLiteStorage
 from stepstream.testing import Recorder
 
 SPECS = sorted(
@@ -120,11 +121,43 @@ async def test_hook_on_event(pm: PluginManager, recorder: Recorder) -> None:
 
 
 @pytest.mark.asyncio
-async def test_hook_before_workflow_run() -> None:
+async def test_hook_before_workflow_run(tmp_path: Path) -> None:
     order = Order()
     await _run(Workflow(id="wf").then(ok).commit(), order)
     assert order.log[0] == "before_workflow_run:wf"
     assert order.log[1] == "event:start"
+
+    # ``meta`` is the run's own, stored with it and given back on resume in another process.
+    class Counter:
+        def __init__(self) -> None:
+            self.seen: list[dict[str, Any]] = []
+
+        @hookimpl
+        def before_workflow_run(self, meta: dict[str, Any]) -> None:
+            self.seen.append(dict(meta))
+            meta["counter"] = {"executions": meta.get("counter", {}).get("executions", 0) + 1}
+
+    @step(id="gate")
+    async def gate(ctx: StepContext[Any]) -> Any:
+        if ctx.resume_data is None:
+            ctx.suspend({})
+        return {}
+
+    def workflow() -> Workflow:
+        return Workflow(id="wf", storage=SQLiteStorage(tmp_path / "runs.db")).then(gate).commit()
+
+    first, counter = workflow(), Counter()
+    pm = get_plugin_manager(load_entrypoints=False, plugins=[("counter", counter)])
+    run = await first.create_run(plugin_manager=pm)
+    assert (await run.start({})).status == "suspended"
+    await first.storage.close()  # type: ignore[union-attr]
+    again, later = workflow(), Counter()
+    pm = get_plugin_manager(load_entrypoints=False, plugins=[("counter", later)])
+    loaded = await again.load_run(run.run_id, plugin_manager=pm)
+    assert (await loaded.resume(resume_data={})).status == "success"
+    await again.storage.close()  # type: ignore[union-attr]
+    assert counter.seen == [{}]
+    assert later.seen == [{"counter": {"executions": 1}}]
 
 
 @pytest.mark.asyncio

@@ -88,6 +88,11 @@ def test_weather_example_json_deltas_add_up_to_the_answer() -> None:
     )
     assert "".join(deltas) == answer["payload"]["output"]["text"]
     assert answer["payload"]["output"]["text"].startswith("Activity plan for London")
+    # The usage, as docs/observability.md says: one step-usage event per model response.
+    [usage] = [e["payload"] for e in events if e["type"] == "step-usage"]
+    assert usage["id"] == "Weather Agent" and usage["model"] == "local-planner"
+    assert usage["totalTokens"] == usage["inputTokens"] + usage["outputTokens"] > 0
+    assert types[types.index("step-usage") + 1] == "step-result"  # right after the last delta
 
 
 def test_weather_example_uses_the_configured_model_when_a_key_is_set() -> None:
@@ -124,11 +129,16 @@ def test_weather_example_prints_metrics_at_the_end() -> None:
     done = _weather("-p", "metrics")
     assert done.returncode == 0, done.stderr
     tail = done.stdout[done.stdout.index("■ finish") :]
-    assert 'stepstream_runs_total{status="success"} 1' in tail
-    assert 'stepstream_steps_total{status="success"} 3' in tail
-    [tokens] = [
-        int(line.split()[1])
+    assert 'stepstream_runs_total{status="success",workflow="weather-workflow"} 1.0' in tail
+    steps = [line for line in tail.splitlines() if line.startswith("stepstream_steps_total{")]
+    assert len(steps) == 3 and all('status="success"' in line for line in steps)
+    tokens = {
+        line.split('type="')[1].split('"')[0]: float(line.split()[-1])
         for line in tail.splitlines()
-        if line.startswith("stepstream_tokens_total ")
-    ]
-    assert tokens > 20  # word by word
+        if line.startswith("stepstream_tokens_total{")
+        and 'model="local-planner",step="Weather Agent",type=' in line
+        and 'workflow="weather-workflow"' in line
+    }
+    assert tokens["input"] > 0 and tokens["output"] > 20  # the planner's usage
+    total = int(tokens["input"] + tokens["output"])
+    assert tail.rstrip().splitlines()[-2].startswith(f"usage: {total} tokens (")

@@ -13,7 +13,6 @@ pytest.importorskip("opentelemetry.sdk", reason="needs the extra stepstream[otel
 
 from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import (
     InMemorySpanExporter,
 )
@@ -34,19 +33,6 @@ from stepstream.plugins.otel import OpenTelemetryExporter
 from stepstream.testing import ModelServer, Recorder, TextReply
 
 from ..conftest import assert_no_tasks_left
-
-
-@pytest.fixture
-def span_exporter() -> InMemorySpanExporter:
-    return InMemorySpanExporter()
-
-
-@pytest.fixture
-def provider(span_exporter: InMemorySpanExporter) -> Iterator[TracerProvider]:
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(span_exporter))
-    yield provider
-    provider.shutdown()
 
 
 @pytest.fixture
@@ -124,9 +110,10 @@ async def test_run_and_step_spans_nest_and_succeed(
 ) -> None:
     result = await _start(Workflow(id="wf").then(first).then(second).commit(), otel_pm)
     spans = _by_name(span_exporter)
-    assert set(spans) == {"workflow wf", "step first", "step second"}
-    run_span = spans["workflow wf"]
+    assert set(spans) == {"invoke_workflow wf", "step first", "step second"}
+    run_span = spans["invoke_workflow wf"]
     assert dict(run_span.attributes or {}) == {
+        "gen_ai.operation.name": "invoke_workflow",
         "stepstream.run_id": result.run_id,
         "stepstream.workflow_id": "wf",
         "stepstream.status": "success",
@@ -150,7 +137,7 @@ async def test_failed_step_and_run_are_errors_with_the_error_text(
 ) -> None:
     result = await _start(Workflow(id="wf").then(bad).commit(), otel_pm)
     spans = _by_name(span_exporter)
-    step_span, run_span = spans["step bad"], spans["workflow wf"]
+    step_span, run_span = spans["step bad"], spans["invoke_workflow wf"]
     assert step_span.status.status_code is StatusCode.ERROR
     assert step_span.status.description == "LookupError: nothing here"
     assert "exception" in _event_names(step_span)
@@ -209,7 +196,7 @@ async def test_suspended_step_is_not_an_error_and_resume_is_a_new_run_span(
     run = await Workflow(id="wf").then(gate).commit().create_run(plugin_manager=otel_pm)
     await run.start({})
     spans = _by_name(span_exporter)
-    step_span, run_span = spans["step gate"], spans["workflow wf"]
+    step_span, run_span = spans["step gate"], spans["invoke_workflow wf"]
     assert step_span.status.status_code is StatusCode.UNSET
     assert (step_span.attributes or {})["stepstream.status"] == "suspended"
     assert _event_names(step_span) == ["step-start", "step-suspended"]
@@ -218,9 +205,13 @@ async def test_suspended_step_is_not_an_error_and_resume_is_a_new_run_span(
 
     span_exporter.clear()
     assert (await run.resume(resume_data={"ok": True})).status == "success"
+    first_run = run_span
     spans = _by_name(span_exporter)
-    assert _parent_of(spans["step gate"]) == _span_id(spans["workflow wf"])
+    assert _parent_of(spans["step gate"]) == _span_id(spans["invoke_workflow wf"])
     assert spans["step gate"].status.status_code is StatusCode.OK
+    # The resumed execution continues the run's trace, as a child of its first span.
+    assert _parent_of(spans["invoke_workflow wf"]) == _span_id(first_run)
+    assert spans["invoke_workflow wf"].context.trace_id == first_run.context.trace_id
 
 
 @pytest.mark.asyncio
@@ -236,7 +227,7 @@ async def test_canceling_a_suspended_run_records_a_span_of_its_own(
     span_exporter.clear()
     await run.cancel()
     [span] = span_exporter.get_finished_spans()
-    assert span.name == "workflow wf"
+    assert span.name == "invoke_workflow wf"
     assert (span.attributes or {})["stepstream.status"] == "canceled"
 
 
@@ -259,7 +250,7 @@ async def test_canceled_step_is_an_error(
     spans = _by_name(span_exporter)
     assert spans["step forever"].status.status_code is StatusCode.ERROR
     assert spans["step forever"].status.description == "canceled"
-    assert (spans["workflow wf"].attributes or {})["stepstream.status"] == "canceled"
+    assert (spans["invoke_workflow wf"].attributes or {})["stepstream.status"] == "canceled"
     await assert_no_tasks_left()
 
 
@@ -271,7 +262,7 @@ async def test_nested_workflow_steps_are_children_of_its_step(
     wf = Workflow(id="outer-wf", input_schema=Value).then(add_one).then(inner.commit()).commit()
     assert (await _start(wf, otel_pm, {"value": 1})).result == {"value": 3}
     spans = _by_name(span_exporter)
-    run_id = _span_id(spans["workflow outer-wf"])
+    run_id = _span_id(spans["invoke_workflow outer-wf"])
     assert _parent_of(spans["step add-one"]) == run_id
     assert _parent_of(spans["step inner-wf"]) == run_id
     assert _parent_of(spans["step inner-wf.add-one"]) == _span_id(spans["step inner-wf"])
@@ -285,7 +276,7 @@ async def test_a_failed_nested_workflow_fails_its_step_span(
     inner = Workflow(id="inner-wf").then(bad).commit()
     await _start(Workflow(id="outer-wf").then(inner).commit(), otel_pm)
     spans = _by_name(span_exporter)
-    for name in ("step inner-wf", "step inner-wf.bad", "workflow outer-wf"):
+    for name in ("step inner-wf", "step inner-wf.bad", "invoke_workflow outer-wf"):
         assert spans[name].status.status_code is StatusCode.ERROR, name
         assert spans[name].status.description == "LookupError: nothing here", name
     assert (spans["step inner-wf"].attributes or {})["stepstream.status"] == "failed"
@@ -325,14 +316,8 @@ def make_agent(server: ModelServer) -> Agent:
     )
 
 
-@pytest.fixture
-def model_server() -> Iterator[ModelServer]:
-    with ModelServer() as server:
-        yield server
-
-
 @pytest.mark.asyncio
-async def test_agent_step_counts_tokens_without_an_event_per_delta(
+async def test_agent_step_counts_text_chunks_without_an_event_per_delta(
     otel_pm: PluginManager, span_exporter: InMemorySpanExporter, model_server: ModelServer
 ) -> None:
     model_server.responder = lambda body: TextReply(["a ", "b ", "c ", "d ", "e"])
@@ -340,9 +325,9 @@ async def test_agent_step_counts_tokens_without_an_event_per_delta(
     result = await _start(Workflow(id="wf").then(agent_step).commit(), otel_pm, {"prompt": "Hi"})
     assert result.status == "success"
     spans = _by_name(span_exporter)
-    step_span = spans[f"step {agent_step.id}"]
-    assert (step_span.attributes or {})["stepstream.tokens"] == 5
-    assert (spans["workflow wf"].attributes or {})["stepstream.tokens"] == 5
+    step_span = spans["invoke_agent Weather Agent"]
+    assert (step_span.attributes or {})["stepstream.text_chunks"] == 5
+    assert (spans["invoke_workflow wf"].attributes or {})["stepstream.text_chunks"] == 5
     names = _event_names(step_span)
     assert "tool-call-delta" not in names
     assert names[:2] == ["step-start", "tool-call-streaming-start"]
@@ -391,6 +376,6 @@ async def test_deltas_of_parallel_steps_count_for_the_step_that_emits_them(
 
     await _start(Workflow(id="wf").parallel([left, right]).commit(), otel_pm)
     spans = _by_name(span_exporter)
-    assert (spans["step left"].attributes or {})["stepstream.tokens"] == 2
-    assert (spans["step right"].attributes or {})["stepstream.tokens"] == 3
-    assert (spans["workflow wf"].attributes or {})["stepstream.tokens"] == 5
+    assert (spans["step left"].attributes or {})["stepstream.text_chunks"] == 2
+    assert (spans["step right"].attributes or {})["stepstream.text_chunks"] == 3
+    assert (spans["invoke_workflow wf"].attributes or {})["stepstream.text_chunks"] == 5
