@@ -12,6 +12,8 @@ import pytest
 from stepstream import ModelError, ModelStreamError, PluginManager, Workflow, step
 from stepstream.adapter import Finish, TextDelta
 from stepstream.agents import Agent, ToolResult, tool
+from stepstream.agents.redaction import REDACTED, redact
+from stepstream.storage.sqlite import SQLiteStorage
 from stepstream.testing import (
     HTTPErrorReply,
     ModelServer,
@@ -19,8 +21,6 @@ from stepstream.testing import (
     TextReply,
     ToolCallReply,
 )
-from stepstream.agents.redaction import REDACTED, redact
-from stepstream.storage.sqlite import SQLiteStorage
 
 from .misbehaving_model import misbehaving_model
 from .test_agent import FAST, make_agent, run_agent_step

@@ -18,8 +18,8 @@ from stepstream import (
     step,
 )
 from stepstream.agents import Agent
-from stepstream.testing import ModelServer, ReplySequence, TextReply, ToolCallReply
 from stepstream.storage.sqlite import SQLiteStorage
+from stepstream.testing import ModelServer, ReplySequence, TextReply, ToolCallReply
 
 from .test_agent import make_agent
 from .test_tools import get_weather

@@ -6,9 +6,9 @@ import json
 from pathlib import Path
 
 from stepstream import WorkflowResult
-from stepstream.testing import ModelServer
 from stepstream.cli._view import RunView, step_line, summary
 from stepstream.events import StepResultEvent, StepStartEvent, StepUsageEvent
+from stepstream.testing import ModelServer
 
 from .child import child_env, cli
 

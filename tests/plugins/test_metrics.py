@@ -16,9 +16,9 @@ from stepstream import (
     hookimpl,
     step,
 )
-from stepstream.testing import ModelServer, ReplySequence, TextReply, ToolCallReply
 from stepstream.events import ToolCallDeltaEvent
 from stepstream.plugins.metrics import MetricsPlugin
+from stepstream.testing import ModelServer, ReplySequence, TextReply, ToolCallReply
 
 from ..agents.test_agent import make_agent
 from ..agents.test_tools import get_weather

@@ -24,9 +24,9 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import StatusCode
 
 from stepstream import PluginManager, StepContext, Usage, Workflow, get_plugin_manager, step
-from stepstream.testing import ModelServer, ReplySequence, TextReply, ToolCallReply
 from stepstream.plugins.otel import OpenTelemetryExporter, traceparent_context
 from stepstream.storage.sqlite import SQLiteStorage
+from stepstream.testing import ModelServer, ReplySequence, TextReply, ToolCallReply
 
 from ..agents.test_agent import make_agent
 from ..agents.test_tools import get_weather
