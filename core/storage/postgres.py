@@ -194,11 +194,11 @@ class PostgresStorage(StorageBase):
             await pool.close()
             return
         # The pool's loop has ended (its worker tasks with it): close its idle connections
-        # from here; closing a psycopg connection waits for no I/O.
+        # from here, at the libpq level (no event loop involved).
         idle = list(getattr(pool, "_pool", ()))
         pool._closed = True
         for conn in idle:
-            await conn.close()
+            conn.pgconn.finish()
 
     async def _create_schema(self, conn: psycopg.AsyncConnection[Any]) -> None:
         async with conn.transaction():
