@@ -216,7 +216,12 @@ class Runs:
             _, pending = await asyncio.wait(set(self.tasks), timeout=grace)
             if pending:
                 log.warning("shutting down with %d runs still at work", len(pending))
-        running = [e.run for e in self.entries.values() if e.run.status == "running"]
+        running = [e.run for e in self.entries.values() if e.run.executing]
+        if running:
+            log.warning(
+                "stopping: %d runs left interrupted, for the next server on this storage to "
+                "finish: %s", len(running), ", ".join(r.run_id for r in running)
+            )  # fmt: skip
         for run in running:
             try:
                 await run.abandon()
