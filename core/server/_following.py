@@ -41,8 +41,12 @@ WATCH_BACKLOG = 1024
 """The most records a watch client may fall behind before the oldest are dropped."""
 
 WRITE_LIMIT = 16_384
-"""The most bytes of whole records joined into one write (Mastra's client keeps reads whole
-up to about 64 KiB; 16 KiB records were observed to arrive intact)."""
+"""The most bytes of whole records joined into one write.
+
+Every write holds whole records, so a client that keeps up reads whole records. A
+``@mastra/client-js`` 0.10.14 client that falls more than 64 KiB behind loses records whatever
+the server does: it reads 64 KiB at a time and drops a record cut between two reads (measured:
+with one record per write too, only less often because that server is slower)."""
 
 ENDED = ("success", "failed", "canceled")
 
