@@ -233,9 +233,9 @@ async def follow(
             if feed is not None and feed.after(last) != ([], last):
                 continue  # the finish arrived while we were writing
             return
-        try:
-            await asyncio.wait_for(asyncio.shield(feed.changed()), keepalive)
-        except TimeoutError:
+        # asyncio.wait neither cancels the shared future nor makes a task per wait.
+        done, _ = await asyncio.wait([feed.changed()], timeout=keepalive)
+        if not done:
             yield PING
 
 
