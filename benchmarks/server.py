@@ -412,7 +412,7 @@ def main(argv: list[str] | None = None) -> int:
         type=Path,
         metavar="DIR",
         help="with --targets: also serve the stepstream source tree DIR (core/, plugins/, "
-        "agents/), e.g. `git archive main core plugins agents | tar -x -C DIR`",
+        "agents/), e.g. `git archive REV core plugins agents | tar -x -C DIR`",
     )
     parser.add_argument("--followers", type=int, default=1000, help="with --targets (1000)")
     args = parser.parse_args(argv)

@@ -32,10 +32,19 @@ from ..storage import Storage
 from ._wire import dumps
 
 WINDOW = 1024
-"""How many of a live run's latest events its SSE followers share in memory."""
+"""How many of a live run's latest events its SSE followers share in memory (at most
+:data:`WINDOW_BYTES` of them)."""
 
-PAGE = 500
+WINDOW_BYTES = 4 << 20  # frames can be large: the window is bounded by bytes too
+
+PAGE = 100
 """How many stored events a follower reads from storage at a time."""
+
+BATCH = 64
+"""The most frames a follower sends in one write: with uvicorn's own 64 KiB write buffer this
+bounds what a slow follower holds (measured: 1,000 followers taking whole windows and 500-event
+pages at once grew the server by 1 GiB; with this bound, 200 MiB: what is left is mostly each
+slow connection's own write buffer)."""
 
 WATCH_BACKLOG = 1024
 """The most records a watch client may fall behind before the oldest are dropped."""
@@ -137,14 +146,20 @@ class Feed:
     """The shared window of one live run's latest SSE frames (see the module docstring)."""
 
     def __init__(self, run: Run) -> None:
-        self.frames: deque[tuple[int, bytes]] = deque(maxlen=WINDOW)
+        self.frames: deque[tuple[int, bytes]] = deque()
+        self.size = 0
         self.finished = False
         self._waiter: asyncio.Future[None] | None = None
         self.unwatch = run.watch(self._on_event)
 
     def _on_event(self, event: Event) -> None:
         # Called by the run for each event: append and wake, never wait.
-        self.frames.append((event.seq, sse_frame(event.seq, event.type, event.to_wire())))
+        frame = sse_frame(event.seq, event.type, event.to_wire())
+        frames = self.frames
+        frames.append((event.seq, frame))
+        self.size += len(frame)
+        while len(frames) > 1 and (len(frames) > WINDOW or self.size > WINDOW_BYTES):
+            self.size -= len(frames.popleft()[1])
         if event.type == "finish":
             self.finished = True
         waiter, self._waiter = self._waiter, None
@@ -169,8 +184,8 @@ class Feed:
         start = max(0, len(frames) - (frames[-1][0] - seq))
         while start < len(frames) and frames[start][0] <= seq:
             start += 1
-        new = [frames[i][1] for i in range(start, len(frames))]
-        return new, frames[-1][0]
+        end = min(len(frames), start + BATCH)
+        return [frames[i][1] for i in range(start, end)], frames[end - 1][0]
 
 
 async def stored_frames(
@@ -214,7 +229,7 @@ async def follow(
             async for seq, frame, finish in stored_frames(run, storage, last):
                 last = seq
                 batch.append(frame)
-                if finish or len(batch) >= PAGE:
+                if finish or len(batch) >= BATCH:
                     yield b"".join(batch)
                     batch.clear()
                 if finish:
