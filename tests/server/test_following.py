@@ -209,3 +209,21 @@ def test_stream_writes_join_whole_records_while_the_client_is_behind() -> None:
     assert len(records) == WRITES + 5
     assert max(chunk.count(b"\x1e") for chunk in chunks) > 1  # joined while it was behind
     assert max(len(chunk) for chunk in chunks) <= WRITE_LIMIT + len(PADDING) + 100
+
+
+def test_a_watcher_that_never_reads_does_not_hold_the_run_back() -> None:
+    for url in _serve():
+        with (
+            httpx.Client(base_url=url, timeout=60) as client,
+            httpx.Client(base_url=url, timeout=60) as other,
+        ):
+            run_id = client.post("/api/workflows/fire/create-run").json()["runId"]
+            with client.stream("GET", f"/api/workflows/fire/watch?runId={run_id}") as watching:
+                done = other.post(f"/api/workflows/fire/start-async?runId={run_id}", json={})
+                assert done.json()["result"] == {"sent": WRITES}
+                records = [json.loads(json.loads(r)) for r in watching.read().split(b"\x1e") if r]
+    # Each record holds the whole state, so a backlog keeps only the latest; the last is final.
+    assert records[-1]["payload"]["workflowState"]["status"] == "success"
+    assert "currentStep" not in records[-1]["payload"]
+    stamps = [r["eventTimestamp"] for r in records]
+    assert stamps == sorted(stamps)
