@@ -101,6 +101,15 @@ async def test_after_seq_returns_only_later_events(storage: Storage) -> None:
 
 
 @pytest.mark.asyncio
+async def test_limit_reads_a_page_of_the_log(storage: Storage) -> None:
+    await storage.append_events("run-1", events(0, 1, 2, 3, 4))
+    assert [e.seq for e in await storage.read_events("run-1", limit=2)] == [0, 1]
+    assert [e.seq for e in await storage.read_events("run-1", 1, limit=2)] == [2, 3]
+    assert [e.seq for e in await storage.read_events("run-1", 3, limit=2)] == [4]
+    assert [e.seq for e in await storage.read_events("run-1", 1, limit=None)] == [2, 3, 4]
+
+
+@pytest.mark.asyncio
 async def test_reappending_a_stored_seq_is_ignored(storage: Storage) -> None:
     await storage.append_events("run-1", events(0, 1))
     retry = [StoredEvent(1, "finish", {"other": True}), *events(2)]
