@@ -3,6 +3,9 @@
 Run by hand (never collected by pytest)::
 
     .venv/bin/python benchmarks/server.py [--quick] [--repeat N]
+    .venv/bin/python benchmarks/server.py --targets [--quick] [--baseline DIR] [--followers N]
+
+(``--targets``: issue 15's targets with uvicorn in its own process; see ``_server_targets``.)
 
 What is measured
 ----------------
@@ -61,6 +64,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -397,7 +401,28 @@ def main(argv: list[str] | None = None) -> int:
         "the ttft workload does 3x as many",
     )
     parser.add_argument("--quick", action="store_true", help="smaller sizes, a few seconds")
+    parser.add_argument(
+        "--targets",
+        action="store_true",
+        help="measure issue 15's targets instead, uvicorn in its own process (_server_targets)",
+    )
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        metavar="DIR",
+        help="with --targets: also serve the stepstream source tree DIR (core/, plugins/, "
+        "agents/), e.g. `git archive REV core plugins agents | tar -x -C DIR`",
+    )
+    parser.add_argument("--followers", type=int, default=1000, help="with --targets (1000)")
     args = parser.parse_args(argv)
+    if args.targets:
+        from _server_targets import Targets, report
+
+        targets = Targets(followers=args.followers)
+        if args.quick:
+            targets = Targets(writes=5000, chatty=500, followers=args.followers, repeat=2)
+        print(report(targets, args.baseline))
+        return 0
     sizes = QUICK if args.quick else Sizes()
     if args.repeat is not None:
         if args.repeat < 1:

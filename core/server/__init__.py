@@ -9,6 +9,13 @@ as Server-Sent Events (``id:`` = sequence number), resuming after ``Last-Event-I
 
 Runs are kept in the given storage (an in-memory SQLite store by default), so every run can be
 listed, inspected and resumed, and SSE clients can reconnect. Requires ``stepstream[server]``.
+
+Where each guarantee lives: ``_guards`` (bearer token on every route, body limit), ``_wire``
+(strict JSON in, valid JSON out, run ids and numbers checked), ``_models`` (request bodies,
+``/openapi.json``), ``_following`` (coalesced stream writes, SSE followers that never slow a
+run, watchers), ``_registry`` (the bounded set of live runs, shutdown), ``_stored`` (stored
+runs' shapes). Also ``GET /health`` and ``GET /metrics`` (the ``metrics`` plugin's Prometheus
+text, 404 when it is off).
 """
 
 from __future__ import annotations

@@ -31,18 +31,36 @@ from ..run import Run
 from ..storage import Storage
 from ._wire import dumps
 
-WINDOW = 1024
-"""How many of a live run's latest events its SSE followers share in memory."""
+WINDOW = 8192
+"""How many of a live run's latest events its SSE followers share in memory (at most
+:data:`WINDOW_BYTES` of them). Large on purpose: a follower that falls out of the window reads
+storage on its own, and 1,000 of them doing so (window 1,024) grew the server by 200 MiB and
+made the run wait 5 s for the storage thread; with 8,192, 15 MiB and 0.6 s."""
 
-PAGE = 500
+WINDOW_BYTES = 4 << 20  # frames can be large: the window is bounded by bytes too
+
+PAGE = 100
 """How many stored events a follower reads from storage at a time."""
+
+BATCH = 64
+"""The most frames a follower sends in one write: with uvicorn's own 64 KiB write buffer this
+bounds what a slow follower holds (measured: 1,000 followers taking whole windows and 500-event
+pages at once grew the server by 1 GiB)."""
+
+WAKE_AT_ONCE = 32
+"""How many waiting followers one turn of the event loop wakes (measured with 1,000: 32 let the
+run go on fastest; 4 and all at once were 3 to 7 times slower)."""
 
 WATCH_BACKLOG = 1024
 """The most records a watch client may fall behind before the oldest are dropped."""
 
 WRITE_LIMIT = 16_384
-"""The most bytes of whole records joined into one write (Mastra's client keeps reads whole
-up to about 64 KiB; 16 KiB records were observed to arrive intact)."""
+"""The most bytes of whole records joined into one write.
+
+Every write holds whole records, so a client that keeps up reads whole records. A
+``@mastra/client-js`` 0.10.14 client that falls more than 64 KiB behind loses records whatever
+the server does: it reads 64 KiB at a time and drops a record cut between two reads (measured:
+with one record per write too, only less often because that server is slower)."""
 
 ENDED = ("success", "failed", "canceled")
 
@@ -133,25 +151,48 @@ class Feed:
     """The shared window of one live run's latest SSE frames (see the module docstring)."""
 
     def __init__(self, run: Run) -> None:
-        self.frames: deque[tuple[int, bytes]] = deque(maxlen=WINDOW)
+        self.frames: deque[tuple[int, bytes]] = deque()
+        self.size = 0
         self.finished = False
-        self._waiter: asyncio.Future[None] | None = None
+        self._waiting: deque[asyncio.Future[None]] = deque()
+        self._waking = False
         self.unwatch = run.watch(self._on_event)
 
     def _on_event(self, event: Event) -> None:
         # Called by the run for each event: append and wake, never wait.
-        self.frames.append((event.seq, sse_frame(event.seq, event.type, event.to_wire())))
+        frame = sse_frame(event.seq, event.type, event.to_wire())
+        frames = self.frames
+        frames.append((event.seq, frame))
+        self.size += len(frame)
+        while len(frames) > 1 and (len(frames) > WINDOW or self.size > WINDOW_BYTES):
+            self.size -= len(frames.popleft()[1])
         if event.type == "finish":
             self.finished = True
-        waiter, self._waiter = self._waiter, None
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        if self._waiting and not self._waking:
+            self._waking = True
+            asyncio.get_running_loop().call_soon(self._wake_some)
 
-    def changed(self) -> asyncio.Future[None]:
-        """A future done at the next event."""
-        if self._waiter is None:
-            self._waiter = asyncio.get_running_loop().create_future()
-        return self._waiter
+    def _wake_some(self) -> None:
+        # A few followers per turn of the loop, so that the run (whose next step is queued
+        # meanwhile) goes on between them instead of waiting for all of them to write.
+        for _ in range(WAKE_AT_ONCE):
+            if not self._waiting:
+                break
+            waiter = self._waiting.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+        if self._waiting:
+            asyncio.get_running_loop().call_soon(self._wake_some)
+        else:
+            self._waking = False
+
+    def changed(self, waiting: asyncio.Future[None] | None) -> asyncio.Future[None]:
+        """A future done at the next event (``waiting``, a follower's own, if still pending)."""
+        if waiting is not None and not waiting.done():
+            return waiting
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiting.append(waiter)
+        return waiter
 
     def after(self, seq: int) -> tuple[list[bytes], int] | None:
         """The frames after ``seq`` and the last one's seq, or None if the window may have
@@ -164,8 +205,8 @@ class Feed:
         start = max(0, len(frames) - (frames[-1][0] - seq))
         while start < len(frames) and frames[start][0] <= seq:
             start += 1
-        new = [frames[i][1] for i in range(start, len(frames))]
-        return new, frames[-1][0]
+        end = min(len(frames), start + BATCH)
+        return [frames[i][1] for i in range(start, end)], frames[end - 1][0]
 
 
 async def stored_frames(
@@ -197,6 +238,7 @@ async def follow(
     ``feed`` is None for a run that has ended: its stored log is all there is.
     """
     last = after
+    waiting: asyncio.Future[None] | None = None
     caught_up = False  # the window holds only what came after the feed was made
     while True:
         # The stored log and the run's events not stored yet hold every event so far, so a
@@ -208,7 +250,7 @@ async def follow(
             async for seq, frame, finish in stored_frames(run, storage, last):
                 last = seq
                 batch.append(frame)
-                if finish or len(batch) >= PAGE:
+                if finish or len(batch) >= BATCH:
                     yield b"".join(batch)
                     batch.clear()
                 if finish:
@@ -227,9 +269,10 @@ async def follow(
             if feed is not None and feed.after(last) != ([], last):
                 continue  # the finish arrived while we were writing
             return
-        try:
-            await asyncio.wait_for(asyncio.shield(feed.changed()), keepalive)
-        except TimeoutError:
+        # asyncio.wait neither cancels the future nor makes a task per wait.
+        waiting = feed.changed(waiting)
+        done, _ = await asyncio.wait([waiting], timeout=keepalive)
+        if not done:
             yield PING
 
 

@@ -25,10 +25,7 @@ class _Body(BaseModel):
 M = TypeVar("M", bound=_Body)
 
 
-class StartBody(_Body):
-    """The body of ``start``, ``start-async`` and ``stream``."""
-
-    input_data: Any = Field(None, alias="inputData", description="The workflow's input.")
+class _Running(_Body):
     runtime_context: dict[str, Any] | None = Field(
         None, alias="runtimeContext", description="Values the steps read from their context."
     )
@@ -39,19 +36,19 @@ class StartBody(_Body):
         return None if values is None else RuntimeContext(values)
 
 
-class ResumeBody(_Body):
+class StartBody(_Running):
+    """The body of ``start``, ``start-async`` and ``stream``."""
+
+    input_data: Any = Field(None, alias="inputData", description="The workflow's input.")
+
+
+class ResumeBody(_Running):
     """The body of ``resume`` and ``resume-async``."""
 
     step: str | list[str] | None = Field(
         None, description="The suspended step's id, or the id path of a nested one (required)."
     )
     resume_data: Any = Field(None, alias="resumeData", description="What the step resumes with.")
-    runtime_context: dict[str, Any] | None = Field(None, alias="runtimeContext")
-
-    def context(self) -> RuntimeContext | None:
-        """The runtime context to resume with, if one was sent."""
-        values = self.runtime_context
-        return None if values is None else RuntimeContext(values)
 
 
 class SendEventBody(_Body):

@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,6 +43,7 @@ class _Live:
     run: Run
     touched: float
     holders: int = 0
+    followers: int = 0
     feed: Feed | None = field(default=None, repr=False)
 
 
@@ -163,16 +164,22 @@ class Runs:
         finally:
             entry.holders -= 1
             entry.touched = time.monotonic()
-            if entry.holders == 0 and entry.feed is not None and entry.run.status != "running":
-                entry.feed.unwatch()
-                entry.feed = None
             self.settle(key, run)
 
-    def feed(self, entry: _Live) -> Feed:
-        """The shared SSE window of a held run (made by its first follower)."""
+    @contextlib.contextmanager
+    def following(self, entry: _Live) -> Iterator[Feed]:
+        """The shared SSE window of a held run while a follower reads it (made by the first
+        follower, dropped with the last: nobody else needs the run's events encoded)."""
         if entry.feed is None:
             entry.feed = Feed(entry.run)
-        return entry.feed
+        entry.followers += 1
+        try:
+            yield entry.feed
+        finally:
+            entry.followers -= 1
+            if entry.followers == 0 and entry.feed is not None:
+                entry.feed.unwatch()
+                entry.feed = None
 
     def background(self, work: Awaitable[Any], key: str, run: Run) -> None:
         """Run ``work`` after the response; its failure is logged, the run then settled."""

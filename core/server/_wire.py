@@ -89,13 +89,20 @@ def _check_text(text: str) -> None:
         raise Problem(400, "invalid JSON body: a lone surrogate is not text") from None
 
 
+_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False)  # made once: dumps() is hot
+
+
 def dumps(value: Any) -> str:
     """``value`` as JSON text that every parser accepts (see the module docstring)."""
     try:
-        text = json.dumps(value, ensure_ascii=False, allow_nan=False)
-        text.encode("utf-8")
-    except (ValueError, UnicodeEncodeError):
-        text = json.dumps(_clean(value), ensure_ascii=False, allow_nan=False)
+        text = _ENCODER.encode(value)
+    except ValueError:
+        return _ENCODER.encode(_clean(value))
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            return _ENCODER.encode(_clean(value))
     return text
 
 

@@ -294,9 +294,13 @@ def create_app(
 
         async def frames() -> AsyncIterator[bytes]:
             async with runs.holding(key(request), run) as entry:
-                feed = None if run.status in ENDED else runs.feed(entry)
-                async for chunk in follow(run, feed, runs.storage, after, keepalive):
-                    yield chunk
+                if run.status in ENDED:  # its stored log is all there is
+                    async for chunk in follow(run, None, runs.storage, after, keepalive):
+                        yield chunk
+                    return
+                with runs.following(entry) as feed:
+                    async for chunk in follow(run, feed, runs.storage, after, keepalive):
+                        yield chunk
 
         return Streamed(
             frames(),

@@ -4,15 +4,18 @@ SSE streams are pinged; stream records are sent at once when the client keeps up
 from __future__ import annotations
 
 import asyncio
+import json
+import socket
 import threading
 from collections.abc import Iterator
 from typing import Any
 
+import h11
 import httpx
 
 from stepstream import StepContext, Workflow, get_plugin_manager, step
 from stepstream.server import create_app, serve_in_thread
-from stepstream.server._following import PAGE, WINDOW
+from stepstream.server._following import PAGE, WINDOW_BYTES, WRITE_LIMIT
 from stepstream.storage import StoredEvent
 from stepstream.storage.sqlite import SQLiteStorage
 
@@ -82,7 +85,7 @@ def test_a_follower_that_never_reads_does_not_hold_the_run_back() -> None:
                 frames = _frames(follower.read())  # then it catches up, from storage
     assert [seq for seq, _ in frames] == list(range(WRITES + 5))
     assert frames[-1][1] == "finish"
-    assert WRITES + 5 > 2 * WINDOW  # far more than the shared window: the log was read
+    assert WRITES * len(PADDING) > 2 * WINDOW_BYTES  # far more than the shared window holds
 
 
 def test_replay_reads_the_stored_log_a_page_at_a_time() -> None:
@@ -157,3 +160,63 @@ def test_each_record_is_sent_at_once_when_the_client_keeps_up() -> None:
                         acks[records[-1]["payload"]["output"]["i"]].set()
     outputs = [r for r in records if r["type"] == "step-result" and r["payload"]["id"] == "paced"]
     assert outputs[0]["payload"]["output"] == {"late": []}
+
+
+def _http_chunks(url: str, path: str, body: bytes, *, stall: int) -> list[bytes]:
+    """POST ``path`` over a raw socket and return the response body's HTTP chunks (one per
+    server write); the first read waits until ``stall`` bytes are waiting (a client behind)."""
+    host, port = url.removeprefix("http://").split(":")
+    conn = h11.Connection(h11.CLIENT)
+    with socket.create_connection((host, int(port))) as sock:
+        headers = [("host", host), ("content-type", "application/json")]
+        headers.append(("content-length", str(len(body))))
+        sock.sendall(conn.send(h11.Request(method="POST", target=path, headers=headers)))
+        sock.sendall(conn.send(h11.Data(data=body)) + conn.send(h11.EndOfMessage()))
+        # MSG_WAITALL: returns once that much is waiting unread (the socket buffers hold more).
+        assert len(sock.recv(stall, socket.MSG_PEEK | socket.MSG_WAITALL)) == stall
+        chunks: list[bytes] = []
+        current = b""
+        while True:
+            event = conn.next_event()
+            if event is h11.NEED_DATA:
+                conn.receive_data(sock.recv(65536))
+            elif isinstance(event, h11.Data):
+                current += event.data
+                if event.chunk_end:
+                    chunks.append(current)
+                    current = b""
+            elif isinstance(event, h11.EndOfMessage):
+                return chunks
+
+
+def test_stream_writes_join_whole_records_while_the_client_is_behind() -> None:
+    for url in _serve():
+        with httpx.Client(base_url=url, timeout=60) as client:
+            run_id = client.post("/api/workflows/fire/create-run").json()["runId"]
+        chunks = _http_chunks(
+            url, f"/api/workflows/fire/stream?runId={run_id}", b"{}", stall=60_000
+        )
+    records = [r for chunk in chunks for r in chunk.split(b"\x1e")[:-1]]
+    assert all(chunk.endswith(b"\x1e") for chunk in chunks)  # no record cut between writes
+    assert [json.loads(r)["type"] for r in records][-1] == "finish"
+    assert len(records) == WRITES + 5
+    assert max(chunk.count(b"\x1e") for chunk in chunks) > 1  # joined while it was behind
+    assert max(len(chunk) for chunk in chunks) <= WRITE_LIMIT + len(PADDING) + 100
+
+
+def test_a_watcher_that_never_reads_does_not_hold_the_run_back() -> None:
+    for url in _serve():
+        with (
+            httpx.Client(base_url=url, timeout=60) as client,
+            httpx.Client(base_url=url, timeout=60) as other,
+        ):
+            run_id = client.post("/api/workflows/fire/create-run").json()["runId"]
+            with client.stream("GET", f"/api/workflows/fire/watch?runId={run_id}") as watching:
+                done = other.post(f"/api/workflows/fire/start-async?runId={run_id}", json={})
+                assert done.json()["result"] == {"sent": WRITES}
+                records = [json.loads(json.loads(r)) for r in watching.read().split(b"\x1e") if r]
+    # Each record holds the whole state, so a backlog keeps only the latest; the last is final.
+    assert records[-1]["payload"]["workflowState"]["status"] == "success"
+    assert "currentStep" not in records[-1]["payload"]
+    stamps = [r["eventTimestamp"] for r in records]
+    assert stamps == sorted(stamps)
