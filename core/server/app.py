@@ -358,7 +358,12 @@ def create_app(
     app = Starlette(
         routes=routes,
         middleware=middleware,
-        exception_handlers={Problem: _problem, HTTPException: _http_error, Exception: _crash},
+        exception_handlers={
+            Problem: _problem,
+            HTTPException: _http_error,
+            RunStateError: _conflict,
+            Exception: _crash,
+        },
         lifespan=lifespan,
     )
     app.state.runs = runs
@@ -375,6 +380,12 @@ def _check_input(wf: Workflow, data: Any) -> None:
 async def _problem(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, Problem)
     return JSON({"error": exc.message}, status_code=exc.status)
+
+
+async def _conflict(request: Request, exc: Exception) -> Response:
+    # A run's state forbids the call: already stored (another workflow's id), held by another
+    # server process, or changed since this one saw it.
+    return JSON({"error": str(exc)}, status_code=409)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:

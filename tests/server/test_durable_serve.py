@@ -167,3 +167,26 @@ async def _log(db: str, run_id: str) -> list:  # type: ignore[type-arg]
         return await store.read_events(run_id)
     finally:
         await store.close()
+
+
+def test_a_run_id_stored_for_another_workflow_is_never_overwritten(tmp_path: Path) -> None:
+    from stepstream import get_plugin_manager
+    from stepstream.server import create_app, serve_in_thread
+
+    from .durable_workflows import approval, five
+
+    storage = SQLiteStorage(tmp_path / "runs.db")
+    app = create_app(
+        {"approval": approval, "five": five},
+        storage=storage,
+        plugin_manager=get_plugin_manager(load_entrypoints=False),
+    )
+    with serve_in_thread(app) as url:
+        first = httpx.post(f"{url}/api/workflows/approval/start-async?runId=shared", json={})
+        assert first.json()["status"] == "suspended"
+        other = httpx.post(
+            f"{url}/api/workflows/five/start-async?runId=shared", json={"inputData": {"n": 0}}
+        )
+        assert other.status_code == 409 and "already exists" in other.json()["error"]
+        kept = httpx.get(f"{url}/api/workflows/approval/runs/shared").json()
+        assert kept["snapshot"]["status"] == "suspended"
