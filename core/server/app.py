@@ -16,6 +16,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..errors import RunClaimedError, RunStateError, StepstreamError
 from ..events import Event
@@ -355,6 +356,7 @@ def create_app(
     if token is not None:
         middleware.append(Middleware(BearerAuth, token=token))
     middleware.append(Middleware(BodyLimit, limit=body_limit))
+    middleware.append(Middleware(TraceParent))
     app = Starlette(
         routes=routes,
         middleware=middleware,
@@ -380,6 +382,28 @@ def _check_input(wf: Workflow, data: Any) -> None:
 async def _problem(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, Problem)
     return JSON({"error": exc.message}, status_code=exc.status)
+
+
+class TraceParent:
+    """Runs started or resumed for a request carrying a W3C ``traceparent`` header become
+    children of that remote span (when the ``otel`` extra is installed; else a no-op)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        try:
+            from stepstream.plugins.otel import traceparent_context
+        except ImportError:
+            self.context = None
+        else:
+            self.context = traceparent_context
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        header = dict(scope.get("headers", ())).get(b"traceparent")
+        if scope["type"] != "http" or header is None or self.context is None:
+            await self.app(scope, receive, send)
+            return
+        with self.context(header.decode("latin-1")):
+            await self.app(scope, receive, send)
 
 
 async def _conflict(request: Request, exc: Exception) -> Response:

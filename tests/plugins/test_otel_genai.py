@@ -409,3 +409,27 @@ async def test_a_run_recovered_after_its_process_died_continues_its_trace(
     assert {f"{s.context.trace_id:032x}" for s in spans.get_finished_spans() if s.context} == {
         trace_id
     }
+
+
+def test_a_run_started_over_http_with_a_traceparent_joins_the_callers_trace(
+    provider: TracerProvider, spans: InMemorySpanExporter
+) -> None:
+    import httpx
+
+    from stepstream.server import create_app, serve_in_thread
+
+    app = create_app(
+        {"gated": Workflow(id="wf").then(gate).commit()}, plugin_manager=manager(provider)
+    )
+    trace_id, span_id = "0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331"
+    with serve_in_thread(app) as url:
+        answer = httpx.post(
+            f"{url}/api/workflows/gated/start-async",
+            json={"inputData": {}},
+            headers={"traceparent": f"00-{trace_id}-{span_id}-01"},
+        )
+        assert answer.status_code == 200, answer.text
+    [run_span] = named(spans)["invoke_workflow wf"]
+    assert run_span.context is not None
+    assert f"{run_span.context.trace_id:032x}" == trace_id
+    assert parent(run_span) == int(span_id, 16)
