@@ -22,6 +22,7 @@ from stepstream import (
     StorageError,
     Workflow,
     get_plugin_manager,
+    recover_interrupted,
     step,
 )
 from stepstream.storage import Storage
@@ -291,3 +292,36 @@ async def test_a_dropped_postgres_connection_is_retried(postgres_dsn: str) -> No
         assert [e.seq for e in log] == [e.seq for e in events]
     finally:
         await store.close()
+
+
+@pytest.mark.asyncio
+async def test_a_lease_is_renewed_while_the_run_executes(
+    opener: Callable[..., Storage],
+) -> None:
+    """A run longer than its lease stays its owner's: the storage renews the lease."""
+    store = opener(lease_seconds=0.3)
+    other = opener(lease_seconds=0.3)
+    inside, release = asyncio.Event(), asyncio.Event()
+
+    @step(id="long")
+    async def long(ctx: StepContext[Any]) -> Any:
+        inside.set()
+        await release.wait()
+        return {}
+
+    wf = Workflow(id="wf").then(long).commit()
+    pm = get_plugin_manager(load_entrypoints=False)
+    run = await wf.create_run(plugin_manager=pm, storage=store)
+    task = asyncio.create_task(run.start({}))
+    try:
+        await inside.wait()
+        await asyncio.sleep(1.0)  # wall time passes: three leases' worth, renewed meanwhile
+        seen = await other.load_run(run.run_id)
+        assert seen is not None and seen.status == "running"
+        assert await recover_interrupted([wf], other, plugin_manager=pm) == []
+    finally:
+        release.set()
+        result = await task
+        await store.close()
+        await other.close()
+    assert result.status == "success"
