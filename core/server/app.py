@@ -356,7 +356,7 @@ def create_app(
     if token is not None:
         middleware.append(Middleware(BearerAuth, token=token))
     middleware.append(Middleware(BodyLimit, limit=body_limit))
-    middleware.append(Middleware(TraceParent))
+    middleware.append(Middleware(_TraceParent))
     app = Starlette(
         routes=routes,
         middleware=middleware,
@@ -384,7 +384,7 @@ async def _problem(request: Request, exc: Exception) -> Response:
     return JSON({"error": exc.message}, status_code=exc.status)
 
 
-class TraceParent:
+class _TraceParent:
     """Runs started or resumed for a request carrying a W3C ``traceparent`` header become
     children of that remote span (when the ``otel`` extra is installed; else a no-op)."""
 
