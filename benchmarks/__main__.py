@@ -3,8 +3,9 @@
     .venv/bin/python -m benchmarks [--quick] [--only NAME[,NAME]] [--repeat N]
                                    [--profile WORKLOAD] [--markdown]
 
-Workloads: seq, fanout, tokens, concurrent-1k, concurrent-10k, ray. Systems: stepstream,
-langgraph, llama-index-workflows, openai (tokens only), floor; see benchmarks/README.md.
+Workloads: seq, fanout, tokens, concurrent-1k, concurrent-10k, durable, ray. Systems:
+stepstream, langgraph, llama-index-workflows, openai (tokens only), floor, and the durable
+ones (stepstream and LangGraph on SQLite and PostgreSQL); see benchmarks/README.md.
 Progress goes to stderr, the table and the targets to stdout.
 """
 
@@ -28,6 +29,8 @@ from ._workloads import FULL, QUICK, WORKLOADS, Sizes, concurrent, fanout, seq
 PACKAGES = (
     "langgraph",
     "langchain-core",
+    "langgraph-checkpoint-sqlite",
+    "langgraph-checkpoint-postgres",
     "llama-index-workflows",
     "openai",
     "ray",
@@ -77,6 +80,14 @@ def memory(report: Report, name: str, sizes: Sizes) -> None:
     for system, result in results.items():
         if "error" in result:
             report.rows.append(Row(name, system, "KiB/run (RSS)", math.nan, note=result["error"]))
+
+
+def durable_workloads(report: Report, sizes: Sizes, pm: Any) -> None:
+    """The durable section: every durable system in one event loop, one PostgreSQL server."""
+    from . import _durable
+
+    with _durable.throwaway_databases() as dsns:
+        run_async(_durable.measure_all(report, sizes, pm, dsns, log))
 
 
 def ray_workloads(report: Report, sizes: Sizes) -> None:
@@ -176,6 +187,9 @@ def main(argv: list[str] | None = None) -> int:
         log(f"{name} ...")
         if name == "ray":
             ray_workloads(report, sizes)
+            continue
+        if name == "durable":
+            durable_workloads(report, sizes, pm)
             continue
         in_process(report, name, sizes, pm)
         if name.startswith("concurrent"):

@@ -12,7 +12,7 @@ from ._suite import Workload, repeated
 
 LANGGRAPH = "langgraph"
 LLAMA = "llama-index-workflows"
-WORKLOADS = ("seq", "fanout", "tokens", "concurrent-1k", "concurrent-10k", "ray")
+WORKLOADS = ("seq", "fanout", "tokens", "concurrent-1k", "concurrent-10k", "durable", "ray")
 PEERS = (LANGGRAPH, LLAMA)
 
 
@@ -31,6 +31,9 @@ class Sizes:
     ray_steps: int = 20  # ray: steps of the remote sequence
     ray_runs: int = 5  # ray: runs of that sequence per timed block
     ray_events: int = 5000  # ray: ctx.write() calls of the remote step
+    durable_steps: tuple[int, ...] = (10, 100, 1000)  # durable: the sequences' lengths
+    durable_runs: tuple[int, ...] = (30, 5, 1)  # durable: runs per block, for each length
+    durable_concurrent: int = 1000  # durable: runs at once (3 steps each)
     repeat: int = 5  # timed repeats (median reported)
 
     def concurrent(self, name: str) -> int:
@@ -46,6 +49,9 @@ QUICK = Sizes(
     concurrent_10k=2000,
     ray_steps=10,
     ray_runs=3,
+    durable_steps=(10, 100),
+    durable_runs=(5, 1),
+    durable_concurrent=100,
     repeat=3,
 )
 
