@@ -37,7 +37,8 @@ def encode(value: Any, what: str, **context: Any) -> str:
     """
     try:
         text = _ENCODER.encode(value)
-        text.encode("utf-8")  # lone surrogates: no backend can store them
+        if not text.isascii():  # lone surrogates: no backend can store them
+            text.encode("utf-8")
     except (TypeError, ValueError, UnicodeEncodeError, RecursionError) as exc:
         where, problem = _culprit(value, "", set())
         where = where or "the value"
