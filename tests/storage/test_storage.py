@@ -136,6 +136,32 @@ async def test_a_run_is_created_once(storage: Storage) -> None:
 
 
 @pytest.mark.asyncio
+async def test_new_runs_claimed_at_once_share_a_transaction_and_one_run_has_one_creator(
+    storage: Storage,
+) -> None:
+    # Claims that create runs are grouped into one write: every distinct run is created, a
+    # run claimed twice in the same group is created once, by the first claimant, and every
+    # checkpoint queued beside them is stored.
+    await storage.claim(claim("old"))
+    outcomes = await asyncio.gather(
+        storage.claim(claim("a")),
+        storage.claim(claim("dup", owner="first")),
+        storage.save_checkpoint(checkpoint("old", last_seq=0, events=events(0, run="old"))),
+        storage.claim(claim("dup", owner="second")),
+        storage.claim(claim("b")),
+        return_exceptions=True,
+    )
+    assert outcomes[:3] == [None, None, None] and outcomes[4] is None
+    assert isinstance(outcomes[3], RunClaimedError) and "dup already exists" in str(outcomes[3])
+    for run_id in ("a", "b", "dup"):
+        loaded = await storage.load_run(run_id)
+        assert loaded is not None and loaded.status == "running"
+    dup = await storage.load_run("dup")
+    assert dup is not None and dup.owner == "first"
+    assert [e.seq for e in await storage.read_events("old")] == [0]
+
+
+@pytest.mark.asyncio
 async def test_a_live_claim_refuses_others_and_names_its_owner(storage: Storage) -> None:
     await storage.claim(claim())
     with pytest.raises(RunClaimedError, match="being executed by me") as caught:
