@@ -137,6 +137,21 @@ def profile(name: str, sizes: Sizes) -> None:
             go(w.blocks["stepstream+ray"], w.per_block, "step", "ray: remote sequence (driver)")
             w = _ray.relay_workload(sizes.ray_events, rpm, 1)
             go(w.blocks["stepstream+ray"], w.per_block, "event", "ray: event relay (driver)")
+    elif name == "durable":
+        import tempfile
+        from pathlib import Path
+
+        from stepstream.storage.sqlite import SQLiteStorage
+
+        from . import _durable
+
+        with tempfile.TemporaryDirectory(prefix="stepstream-profile-") as tmp:
+            store = SQLiteStorage(Path(tmp) / "profile.db")
+            try:
+                for what, block, per, unit in _durable.profiled(store, pm, sizes):
+                    go(block, per, unit, what)
+            finally:
+                run_async(store.close())
     else:
         builders = {"seq": seq, "fanout": fanout}
         w = builders[name](sizes, pm) if name in builders else concurrent(name, sizes, pm)

@@ -246,6 +246,29 @@ def concurrent(stores: Stores, pm: PluginManager, runs: int, steps: int) -> Work
     )
 
 
+def profiled(store: Storage, pm: PluginManager, sizes: Sizes) -> list[tuple[str, Unit, int, str]]:
+    """What ``--profile durable`` profiles: stepstream on ``store`` alone, a block of the
+    longest sequence up to 100 steps, and a block of the concurrent runs; each ``(title,
+    block, units, unit)``."""
+    steps = max(n for n in sizes.durable_steps if n <= 100)
+    runs = sizes.durable_runs[sizes.durable_steps.index(steps)]
+    wf, started = sequence_workflow(steps), []
+
+    async def sequence() -> None:
+        for _ in range(runs):
+            await _stepstream_run(wf, pm, store, steps, started)
+
+    gated, n = _stepstream.gated_workflow(sizes.concurrent_steps), sizes.durable_concurrent
+
+    async def concurrent() -> None:
+        await gated_block(n, lambda: _stepstream_run(gated, pm, store, sizes.concurrent_steps, []))
+
+    return [
+        (f"durable-seq-{steps}: stepstream+sqlite", sequence, runs * steps, "step"),
+        ("durable-concurrent: stepstream+sqlite", concurrent, n, "run"),
+    ]
+
+
 # -- the footprint ----------------------------------------------------------------------------
 
 

@@ -438,3 +438,35 @@ async def test_postgres_schemas_are_kept_apart(postgres_dsn: str) -> None:
     finally:
         await first.close()
         await second.close()
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        None,
+        True,
+        -0.0,
+        0.1,
+        1e16,
+        2**70,
+        'ünï\n"\\\u2028 🚀',
+        [1, (2, 3), []],
+        {"a": {"b": [None, 1.5]}, 1: 2, False: 3, None: 4, 2.5: 5, "": {}},
+    ],
+)
+def test_values_are_encoded_as_the_standard_json_text(value: Any) -> None:
+    # The codec's encoder is CPython's C encoder built once: its text must be json.dumps's.
+    from stepstream.storage._codec import encode
+
+    expected = json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    assert encode(value, "the value") == expected
+
+
+def test_a_value_that_refers_to_itself_is_refused_naming_where() -> None:
+    from stepstream.errors import StorageError
+    from stepstream.storage._codec import encode
+
+    loop: list[Any] = []
+    loop.append(loop)
+    with pytest.raises(StorageError, match=r"\['k'\]\[0\] refers to itself"):
+        encode({"k": loop}, "the value")
