@@ -38,7 +38,7 @@ from stepstream.testing import ThrowawayPostgres
 
 from . import _langgraph, _stepstream
 from ._report import Report
-from ._shapes import INPUT, Unit, expect, gated_block
+from ._shapes import INPUT, Unit, expect, gated_block, gated_runs
 from ._suite import Workload, measure, repeated, rows
 from ._workloads import Sizes
 from .overhead import events_per_run, sequence_workflow
@@ -225,22 +225,15 @@ def sequence(stores: Stores, pm: PluginManager, steps: int, runs: int) -> Worklo
 def concurrent(stores: Stores, pm: PluginManager, runs: int, steps: int) -> Workload:
     """``durable-concurrent``: ``runs`` gated runs of a ``steps``-step sequence at once."""
     units, checks = _systems(stores, pm, steps, gated=True)
-
-    def block(unit: Unit, n: int) -> Unit:
-        async def run() -> None:
-            await gated_block(n, unit)
-
-        return run
-
     warm = max(100, runs // 10)
     return Workload(
         "durable-concurrent",
         "runs/s",
         runs,
-        {name: block(unit, runs) for name, unit in units.items()},
+        {name: gated_runs(unit, runs) for name, unit in units.items()},
         floor=MEMORY,
         rate=True,
-        warmups={name: block(unit, warm) for name, unit in units.items()},
+        warmups={name: gated_runs(unit, warm) for name, unit in units.items()},
         checks=checks,
         versus=VERSUS,
     )

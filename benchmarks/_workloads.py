@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from stepstream import PluginManager
 
 from . import _langgraph, _llama, _stepstream
-from ._shapes import Unit, gated_block
+from ._shapes import gated_runs
 from ._suite import Workload, repeated
 
 LANGGRAPH = "langgraph"
@@ -92,18 +92,11 @@ def concurrent(name: str, sizes: Sizes, pm: PluginManager) -> Workload:
         LLAMA: _llama.gated(steps),
         "floor": _stepstream.floor_gated(steps),
     }
-
-    def block(unit: Unit, runs: int) -> Unit:
-        async def run() -> None:
-            await gated_block(runs, unit)
-
-        return run
-
     warm = max(100, n // 10)
     return Workload(
         name,
         "us/step",
         n * steps,
-        {system: block(unit, n) for system, unit in units.items()},
-        warmups={system: block(unit, warm) for system, unit in units.items()},
+        {system: gated_runs(unit, n) for system, unit in units.items()},
+        warmups={system: gated_runs(unit, warm) for system, unit in units.items()},
     )
