@@ -3,8 +3,9 @@
     .venv/bin/python -m benchmarks [--quick] [--only NAME[,NAME]] [--repeat N]
                                    [--profile WORKLOAD] [--markdown]
 
-Workloads: seq, fanout, tokens, concurrent-1k, concurrent-10k, ray. Systems: stepstream,
-langgraph, llama-index-workflows, openai (tokens only), floor; see benchmarks/README.md.
+Workloads: seq, fanout, tokens, concurrent-1k, concurrent-10k, durable, ray. Systems:
+stepstream, langgraph, llama-index-workflows, openai (tokens only), floor, and the durable
+ones (stepstream and LangGraph on SQLite and PostgreSQL); see benchmarks/README.md.
 Progress goes to stderr, the table and the targets to stdout.
 """
 
@@ -28,6 +29,8 @@ from ._workloads import FULL, QUICK, WORKLOADS, Sizes, concurrent, fanout, seq
 PACKAGES = (
     "langgraph",
     "langchain-core",
+    "langgraph-checkpoint-sqlite",
+    "langgraph-checkpoint-postgres",
     "llama-index-workflows",
     "openai",
     "ray",
@@ -79,6 +82,14 @@ def memory(report: Report, name: str, sizes: Sizes) -> None:
             report.rows.append(Row(name, system, "KiB/run (RSS)", math.nan, note=result["error"]))
 
 
+def durable_workloads(report: Report, sizes: Sizes, pm: Any) -> None:
+    """The durable section: every durable system in one event loop, one PostgreSQL server."""
+    from . import _durable
+
+    with _durable.throwaway_databases() as dsns:
+        run_async(_durable.measure_all(report, sizes, pm, dsns, log))
+
+
 def ray_workloads(report: Report, sizes: Sizes) -> None:
     from . import _ray
 
@@ -126,6 +137,21 @@ def profile(name: str, sizes: Sizes) -> None:
             go(w.blocks["stepstream+ray"], w.per_block, "step", "ray: remote sequence (driver)")
             w = _ray.relay_workload(sizes.ray_events, rpm, 1)
             go(w.blocks["stepstream+ray"], w.per_block, "event", "ray: event relay (driver)")
+    elif name == "durable":
+        import tempfile
+        from pathlib import Path
+
+        from stepstream.storage.sqlite import SQLiteStorage
+
+        from . import _durable
+
+        with tempfile.TemporaryDirectory(prefix="stepstream-profile-") as tmp:
+            store = SQLiteStorage(Path(tmp) / "profile.db")
+            try:
+                for what, block, per, unit in _durable.profiled(store, pm, sizes):
+                    go(block, per, unit, what)
+            finally:
+                run_async(store.close())
     else:
         builders = {"seq": seq, "fanout": fanout}
         w = builders[name](sizes, pm) if name in builders else concurrent(name, sizes, pm)
@@ -176,6 +202,9 @@ def main(argv: list[str] | None = None) -> int:
         log(f"{name} ...")
         if name == "ray":
             ray_workloads(report, sizes)
+            continue
+        if name == "durable":
+            durable_workloads(report, sizes, pm)
             continue
         in_process(report, name, sizes, pm)
         if name.startswith("concurrent"):

@@ -43,9 +43,12 @@ async def _identity(state: Passed) -> dict[str, Any]:
     return {"x": state["x"]}
 
 
-def chain(steps: int, make_node: Callable[[int], Any] | None = None) -> Any:
+def chain(
+    steps: int, make_node: Callable[[int], Any] | None = None, checkpointer: Any = None
+) -> Any:
     """A compiled ``StateGraph`` of ``steps`` nodes ``s0 .. s{steps-1}`` in sequence, each
-    ``make_node(i)`` (default: one function returning its input)."""
+    ``make_node(i)`` (default: one function returning its input), with ``checkpointer``
+    (default: none, the graph keeps nothing)."""
     graph = StateGraph(Passed)
     previous = START
     for i in range(steps):
@@ -54,7 +57,7 @@ def chain(steps: int, make_node: Callable[[int], Any] | None = None) -> Any:
         graph.add_edge(previous, name)
         previous = name
     graph.add_edge(previous, END)
-    return graph.compile()
+    return graph.compile(checkpointer=checkpointer)
 
 
 async def _consume_chain(graph: Any, steps: int) -> None:
@@ -102,17 +105,19 @@ def fanout(width: int) -> Unit:
     return run
 
 
+def gated_node(i: int) -> Any:
+    """Node ``i`` of a gated chain: it passes the current gate, then returns its input."""
+
+    async def node(state: Passed) -> dict[str, Any]:
+        await gate_step(i == 0)
+        return {"x": state["x"]}
+
+    return node
+
+
 def gated(steps: int) -> Unit:
     """One run of a ``steps``-node chain whose nodes pass the current gate first."""
-
-    def node(i: int) -> Any:
-        async def gated_node(state: Passed) -> dict[str, Any]:
-            await gate_step(i == 0)
-            return {"x": state["x"]}
-
-        return gated_node
-
-    graph = chain(steps, node)
+    graph = chain(steps, gated_node)
     return lambda: _consume_chain(graph, steps)
 
 

@@ -16,6 +16,9 @@ PEER_SPEEDUP = 10.0
 TOKEN_RATIO = 0.9
 KIB_PER_RUN = 20.0
 RAY_EVENTS_PER_S = 1000.0
+LINEAR = 1.3
+DURABLE_VS_MEMORY = 3.0
+DURABLE_RUNS_PER_S = {"sqlite": 3000.0, "postgres": 1500.0}
 
 
 @dataclass
@@ -26,6 +29,9 @@ class Report:
     rows: list[Row] = field(default_factory=list)
     memory: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
     selected: Sequence[str] = ()
+    footprint: dict[str, float] = field(default_factory=dict)
+    """Bytes per step of one durable run of ``footprint_steps`` steps, per durable system."""
+    footprint_steps: int = 0
 
     def table(self, markdown: bool) -> str:
         cells = [row.cells() for row in self.rows]
@@ -101,6 +107,8 @@ def targets(report: Report) -> list[str]:
                 lambda v: v < KIB_PER_RUN,
             )
         )
+    if "durable" in report.selected:
+        lines += durable_targets(report)
     if "ray" in report.selected:
         lines.append(
             _target(
@@ -109,6 +117,55 @@ def targets(report: Report) -> list[str]:
                 f"{{:,.0f}} events/s, all {sizes.ray_events:,} in order in every repeat",
                 lambda v: v >= RAY_EVENTS_PER_S,
                 missing="FAILED (see notes: out of order, missing or not run)",
+            )
+        )
+    return lines
+
+
+def durable_targets(report: Report) -> list[str]:
+    """The durable workload's targets: linear cost, SQLite against LangGraph and the in-memory
+    engine, concurrent runs per second on each backend."""
+    t, sizes, lines = report.rows, report.sizes, []
+    short, long = min(sizes.durable_steps), max(sizes.durable_steps)
+    for backend in ("sqlite", "postgres"):
+        system = f"stepstream+{backend}"
+        first = _measured(find(t, f"durable-seq-{short}", system, "us/step"))
+        last = _measured(find(t, f"durable-seq-{long}", system, "us/step"))
+        lines.append(
+            _target(
+                f"linear, {backend}: us/step at n={long} within {LINEAR}x of n={short}",
+                None if first is None or last is None else last / first,
+                "{:.2f}x",
+                lambda v: v <= LINEAR,
+            )
+        )
+    if 100 in sizes.durable_steps:
+        lines.append(
+            _target(
+                f">= {PEER_SPEEDUP:.0f}x faster than langgraph+sqlite, durable-seq-100",
+                _measured(find(t, "durable-seq-100", "langgraph+sqlite", "us/step"), "speedup"),
+                "{:.1f}x",
+                lambda v: v >= PEER_SPEEDUP,
+            )
+        )
+        lines.append(
+            _target(
+                f"stepstream+sqlite within {DURABLE_VS_MEMORY:.0f}x of the in-memory engine, "
+                "durable-seq-100",
+                _measured(find(t, "durable-seq-100", "stepstream+sqlite", "us/step"), "vs_floor"),
+                "{:.2f}x",
+                lambda v: v <= DURABLE_VS_MEMORY,
+            )
+        )
+    runs = sizes.durable_concurrent
+    scaled = "" if runs == 1000 else f" (measured at {runs:,} runs: --quick)"
+    for backend, goal in DURABLE_RUNS_PER_S.items():
+        lines.append(
+            _target(
+                f"1,000 concurrent 3-step durable runs on {backend} >= {goal:,.0f} runs/s{scaled}",
+                _measured(find(t, "durable-concurrent", f"stepstream+{backend}", "runs/s")),
+                "{:,.0f} runs/s",
+                lambda v, goal=goal: v >= goal,
             )
         )
     return lines
@@ -130,6 +187,12 @@ def notes(report: Report) -> list[str]:
         lines.append(
             f"memory {name} ({next(iter(systems.values())).get('runs', '?')} runs, "
             f"baseline -> RSS with all runs in / VmHWM): " + "; ".join(parts)
+        )
+    if report.footprint:
+        sizes = ", ".join(f"{system} {b:,.0f}" for system, b in report.footprint.items())
+        lines.append(
+            f"durable footprint (bytes per step of one {report.footprint_steps}-step run, the "
+            f"sum of its rows' sizes): {sizes}"
         )
     remote = _measured(find(report.rows, "ray", "stepstream+ray", "ms/step"))
     local = _measured(find(report.rows, "ray", STEPSTREAM, "ms/step"))
@@ -157,9 +220,16 @@ def legend(sizes: Sizes) -> list[str]:
         f"concurrent-1k {sizes.concurrent_1k:,} and "
         f"concurrent-10k {sizes.concurrent_10k:,} runs x {sizes.concurrent_steps} steps; "
         f"ray {sizes.ray_steps} steps x {sizes.ray_runs} runs, {sizes.ray_events:,} events; "
+        f"durable-seq-N {', '.join(map(str, sizes.durable_steps))} steps x "
+        f"{', '.join(map(str, sizes.durable_runs))} runs per block, durable-concurrent "
+        f"{sizes.durable_concurrent:,} runs x {sizes.concurrent_steps} steps; "
         f"{sizes.repeat} repeats.",
     ]
 
 
 def peers_line() -> str:
-    return f"systems: {STEPSTREAM}, {LANGGRAPH}, {LLAMA}, openai (tokens), floor"
+    return (
+        f"systems: {STEPSTREAM}, {LANGGRAPH}, {LLAMA}, openai (tokens), floor; durable: "
+        "stepstream+sqlite, stepstream+postgres, langgraph+sqlite (AsyncSqliteSaver), "
+        "langgraph+postgres (AsyncPostgresSaver), against the in-memory stepstream"
+    )

@@ -89,6 +89,15 @@ async def gated_block(
         CURRENT.gate = None
 
 
+def gated_runs(unit: Unit, n: int) -> Unit:
+    """A block of :func:`gated_block`: ``n`` runs of ``unit`` at once, all alive together."""
+
+    async def block() -> None:
+        await gated_block(n, unit)
+
+    return block
+
+
 ALL_IN_TIMEOUT = 600.0
 """Seconds the runs of a block get to all start; a system that takes longer is broken."""
 

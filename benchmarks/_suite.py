@@ -42,6 +42,11 @@ class Workload:
     note: str = ""
     apart: tuple[str, ...] = ()
     """Systems shown for context only: no ``vs floor`` or ``speedup`` ratio."""
+    checks: dict[str, Unit] = field(default_factory=dict)
+    """Per system, a check of what its last block did (stored runs), run untimed after it."""
+    versus: dict[str, str] = field(default_factory=dict)
+    """Per peer, the stepstream system its ``speedup`` is taken against (default: the
+    reference system of :func:`rows`)."""
 
     def value(self, ns: float) -> float:
         """The metric for a block that took ``ns`` nanoseconds."""
@@ -81,6 +86,8 @@ async def measure(w: Workload, repeat: int, log: bool = True) -> Measured:
         t0 = time.perf_counter()
         try:
             await w.warmups.get(name, w.blocks[name])()
+            if name in w.checks:
+                await w.checks[name]()
         except Exception as exc:
             m.failed[name] = f"{type(exc).__name__}: {exc}"
             continue
@@ -94,6 +101,8 @@ async def measure(w: Workload, repeat: int, log: bool = True) -> Measured:
         for name in alive[k:] + alive[:k]:
             try:
                 m.ns[name].append(await timed_ns(w.blocks[name]))
+                if name in w.checks:
+                    await w.checks[name]()
             except Exception as exc:
                 m.failed[name] = f"{type(exc).__name__}: {exc}"
                 del m.ns[name]
@@ -150,7 +159,6 @@ def rows(m: Measured, reference: str = STEPSTREAM) -> list[Row]:
     floor is a peer client (``openai``), its ratio to that client's rate.
     """
     w, out = m.workload, []
-    ref = m.ns.get(reference)
     floor = m.ns.get(w.floor) if w.floor else None
     for name in w.blocks:
         if name in m.failed:
@@ -164,9 +172,11 @@ def rows(m: Measured, reference: str = STEPSTREAM) -> list[Row]:
             continue
         if floor is not None and name != w.floor:
             row.vs_floor = median(ratios(ns, floor))
-        if ref is not None and name not in (reference, w.floor):
+        against = w.versus.get(name, reference)
+        ref = m.ns.get(against)
+        if ref is not None and name not in (against, w.floor) and against != w.floor:
             row.speedup = median(ratios(ns, ref))
-        if name == reference and floor is not None and w.floor != "floor" and w.rate:
+        if name == reference != w.floor and floor is not None and w.floor != "floor" and w.rate:
             row.speedup, row.speedup_label = median(ratios(floor, ns)), f"of {w.floor}"
     return out
 

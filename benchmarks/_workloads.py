@@ -7,12 +7,12 @@ from dataclasses import dataclass
 from stepstream import PluginManager
 
 from . import _langgraph, _llama, _stepstream
-from ._shapes import Unit, gated_block
+from ._shapes import gated_runs
 from ._suite import Workload, repeated
 
 LANGGRAPH = "langgraph"
 LLAMA = "llama-index-workflows"
-WORKLOADS = ("seq", "fanout", "tokens", "concurrent-1k", "concurrent-10k", "ray")
+WORKLOADS = ("seq", "fanout", "tokens", "concurrent-1k", "concurrent-10k", "durable", "ray")
 PEERS = (LANGGRAPH, LLAMA)
 
 
@@ -31,6 +31,9 @@ class Sizes:
     ray_steps: int = 20  # ray: steps of the remote sequence
     ray_runs: int = 5  # ray: runs of that sequence per timed block
     ray_events: int = 5000  # ray: ctx.write() calls of the remote step
+    durable_steps: tuple[int, ...] = (10, 100, 1000)  # durable: the sequences' lengths
+    durable_runs: tuple[int, ...] = (30, 5, 1)  # durable: runs per block, for each length
+    durable_concurrent: int = 1000  # durable: runs at once (3 steps each)
     repeat: int = 5  # timed repeats (median reported)
 
     def concurrent(self, name: str) -> int:
@@ -46,6 +49,9 @@ QUICK = Sizes(
     concurrent_10k=2000,
     ray_steps=10,
     ray_runs=3,
+    durable_steps=(10, 100),
+    durable_runs=(5, 1),
+    durable_concurrent=100,
     repeat=3,
 )
 
@@ -86,18 +92,11 @@ def concurrent(name: str, sizes: Sizes, pm: PluginManager) -> Workload:
         LLAMA: _llama.gated(steps),
         "floor": _stepstream.floor_gated(steps),
     }
-
-    def block(unit: Unit, runs: int) -> Unit:
-        async def run() -> None:
-            await gated_block(runs, unit)
-
-        return run
-
     warm = max(100, n // 10)
     return Workload(
         name,
         "us/step",
         n * steps,
-        {system: block(unit, n) for system, unit in units.items()},
-        warmups={system: block(unit, warm) for system, unit in units.items()},
+        {system: gated_runs(unit, n) for system, unit in units.items()},
+        warmups={system: gated_runs(unit, warm) for system, unit in units.items()},
     )

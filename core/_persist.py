@@ -141,6 +141,8 @@ class Persistence:
 
     def set_context(self, context: dict[str, Any]) -> None:
         """Store the runtime context with the next checkpoint, if it changed."""
+        if not context and self._context == "{}":  # every step asks; most runs have none
+            return
         encoded = self._encode_context(context)
         if encoded != self._context:
             self._context, self._context_dirty = encoded, True
@@ -148,6 +150,8 @@ class Persistence:
 
     def set_meta(self, meta: dict[str, Any]) -> None:
         """Store the run's metadata with the next checkpoint, if it changed."""
+        if not meta and self._meta == "{}":
+            return
         encoded = encode(meta, f"run {self.run_id}: its metadata", run_id=self.run_id)
         if encoded != self._meta:
             self._meta, self._meta_dirty = encoded, True

@@ -3,9 +3,11 @@
 A backend implements the transactions (:meth:`StorageBase._claim_now`,
 :meth:`StorageBase._write_batch`, ...); this base decides when they run:
 
-- **Group commit.** Checkpoints from every run of a storage queue up; one writer task per event
-  loop takes the whole queue and writes it in one transaction, so 1,000 concurrent runs cost a
-  few transactions per step, not 1,000. A batch that fails for a reason retrying cannot mend is
+- **Group commit.** Checkpoints from every run of a storage queue up, and so do the claims that
+  create new runs (an insert that must find no run); one writer task per event loop takes the
+  whole queue and writes it in one transaction, so 1,000 concurrent runs cost a few
+  transactions per step, not 1,000. Other claims (resume, recovery) are compare-and-sets of
+  their own. A batch that fails for a reason retrying cannot mend is
   written again one checkpoint at a time, so one bad checkpoint fails only its own run.
 - **Retries.** Transient failures (a lock held past the busy timeout, a lost connection) are
   retried with backoff, a few times; then :class:`~stepstream.errors.StorageError`.
@@ -36,6 +38,8 @@ from . import FINAL_STATUSES, Checkpoint, Claim, RunSummary
 __all__ = ["CRASH_POINTS", "StorageBase", "new_owner", "now_ms"]
 
 T = TypeVar("T")
+_FIRST_WAIT = 0.05
+"""Seconds before the second attempt of a transient failure (then doubling, at most 1 s)."""
 log = logging.getLogger("stepstream.storage")
 
 CRASH_POINTS = (
@@ -73,7 +77,7 @@ class StorageBase:
         self.lease_seconds = lease_seconds
         self.durability = durability
         self._held: dict[str, str] = {}  # run id -> owner, for the claims being executed here
-        self._queue: list[tuple[Checkpoint, asyncio.Future[None]]] = []
+        self._queue: list[tuple[Checkpoint | Claim, asyncio.Future[None]]] = []
         self._writer: asyncio.Task[None] | None = None
         self._renewer: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -87,9 +91,11 @@ class StorageBase:
     async def _claim_now(self, claim: Claim, now: int) -> None:
         raise NotImplementedError
 
-    async def _write_batch(self, batch: Sequence[Checkpoint], now: int) -> set[str]:
-        """Write the checkpoints in one transaction; return the run ids whose owner check
-        failed (their checkpoints are not written, the others are)."""
+    async def _write_batch(self, batch: Sequence[Checkpoint | Claim], now: int) -> set[int]:
+        """Write the checkpoints and create the new runs (claims with ``create``) in one
+        transaction; return the positions in ``batch`` that were refused (a checkpoint whose
+        owner no longer holds its run, a run that already exists): those are not written, the
+        others are."""
         raise NotImplementedError
 
     async def _renew_now(self, held: Sequence[tuple[str, str]], lease_until: int) -> None:
@@ -105,19 +111,17 @@ class StorageBase:
     # -- the protocol ----------------------------------------------------------------------
 
     async def claim(self, claim: Claim) -> None:
-        await self._retrying(lambda: self._claim_now(claim, now_ms()), f"claim run {claim.run_id}")
+        if claim.create is not None:  # a new run: an insert, grouped with the other writes
+            await self._grouped(claim)
+        else:
+            await self._retrying(
+                lambda: self._claim_now(claim, now_ms()), f"claim run {claim.run_id}"
+            )
         self._held[claim.run_id] = claim.owner
         self._keep_leases()
 
     async def save_checkpoint(self, checkpoint: Checkpoint) -> None:
-        loop = asyncio.get_running_loop()
-        if self._loop is not loop:  # a new event loop (asyncio.run() again): start afresh
-            self._loop, self._queue, self._writer, self._renewer = loop, [], None, None
-        done: asyncio.Future[None] = loop.create_future()
-        self._queue.append((checkpoint, done))
-        if self._writer is None or self._writer.done():
-            self._writer = loop.create_task(self._drain(), name="stepstream-storage-writer")
-        await done
+        await self._grouped(checkpoint)
         if checkpoint.release or checkpoint.status != "running":
             self._forget(checkpoint.run_id)
 
@@ -135,6 +139,17 @@ class StorageBase:
             self._renewer = None
 
     # -- group commit ----------------------------------------------------------------------
+
+    async def _grouped(self, item: Checkpoint | Claim) -> None:
+        """Queue ``item`` for the writer's next transaction and wait until it is committed."""
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:  # a new event loop (asyncio.run() again): start afresh
+            self._loop, self._queue, self._writer, self._renewer = loop, [], None, None
+        done: asyncio.Future[None] = loop.create_future()
+        self._queue.append((item, done))
+        if self._writer is None or self._writer.done():
+            self._writer = loop.create_task(self._drain(), name="stepstream-storage-writer")
+        await done
 
     async def _drain(self) -> None:
         # Never raises: every outcome goes to the futures of the checkpoints it concerns.
@@ -164,9 +179,21 @@ class StorageBase:
             _settle(batch, lost, None)
 
     async def _retrying(self, work: Callable[[], Awaitable[T]], what: str) -> T:
-        retrying = tenacity.AsyncRetrying(
-            stop=tenacity.stop_after_attempt(self.attempts),
-            wait=tenacity.wait_exponential(multiplier=0.05, max=1.0),
+        # The first attempt runs bare: building tenacity's retrying machinery costs more than a
+        # grouped write itself (about 100 us per call, measured under 1,000 concurrent runs),
+        # and almost every write succeeds at once. Only a transient failure brings tenacity in.
+        try:
+            return await work()
+        except (RunClaimedError, StorageError):
+            raise
+        except Exception as exc:
+            if self.attempts <= 1 or not self._transient(exc):
+                tried = f" after {self.attempts} attempts" if self._transient(exc) else ""
+                raise StorageError(f"storage failed to {what}{tried}: {exc}") from exc
+        await asyncio.sleep(_FIRST_WAIT)
+        retrying = tenacity.AsyncRetrying(  # the remaining attempts, waits going on doubling
+            stop=tenacity.stop_after_attempt(self.attempts - 1),
+            wait=tenacity.wait_exponential(multiplier=2 * _FIRST_WAIT, max=1.0),
             retry=tenacity.retry_if_exception(self._transient),
             reraise=True,
         )
@@ -220,6 +247,14 @@ class StorageBase:
 
     # -- crash points ----------------------------------------------------------------------
 
+    def _crash_around(self, claims: bool, checkpoints: bool, when: str) -> None:
+        """The crash points of a grouped transaction, ``when`` ``"before"`` or ``"after"`` its
+        commit: the claim's if it creates runs, the checkpoint's if it holds checkpoints."""
+        if claims:
+            self._crash(f"claim.{when}-commit")
+        if checkpoints:
+            self._crash(f"checkpoint.{when}-commit")
+
     def _crash(self, point: str) -> None:
         """SIGKILL this process if ``STEPSTREAM_CRASH_AT`` names ``point`` (fault injection)."""
         if self._crash_at is None or self._crash_at[0] != point:
@@ -230,16 +265,20 @@ class StorageBase:
 
 
 def _settle(
-    batch: Sequence[tuple[Checkpoint, asyncio.Future[None]]],
-    lost: set[str],
+    batch: Sequence[tuple[Checkpoint | Claim, asyncio.Future[None]]],
+    lost: set[int],
     error: BaseException | None,
 ) -> None:
-    for checkpoint, done in batch:
+    for i, (checkpoint, done) in enumerate(batch):
         if done.done():  # its run was canceled while waiting: nobody wants the answer
             continue
         if error is not None:
             done.set_exception(error)
-        elif checkpoint.run_id in lost:
+        elif i in lost and isinstance(checkpoint, Claim):
+            done.set_exception(
+                RunClaimedError(f"run {checkpoint.run_id} already exists", run_id=checkpoint.run_id)
+            )
+        elif i in lost:
             done.set_exception(
                 RunClaimedError(
                     f"run {checkpoint.run_id} is no longer held by this execution "

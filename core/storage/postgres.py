@@ -95,6 +95,15 @@ FROM unnest(%s::text[], %s::text[], %s::text[], %s::bigint[], %s::text[], %s::te
 WHERE r.run_id = v.run_id AND r.owner = v.owner
 RETURNING r.run_id
 """
+_CREATE = """
+INSERT INTO {runs}
+SELECT v.run_id, v.workflow_id, 'running', v.input::json, v.ctx::json, '{{}}', 'null', NULL,
+    '[]', -1, v.owner, v.lease, %s, %s
+FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::bigint[])
+    AS v(run_id, workflow_id, input, ctx, owner, lease)
+ON CONFLICT (run_id) DO NOTHING
+RETURNING run_id
+"""
 _RECORDS = """
 INSERT INTO {records} (run_id, kind, key, ord, data)
 SELECT run_id, kind, key, ord, data::json
@@ -150,6 +159,7 @@ class PostgresStorage(StorageBase):
             name: sql.SQL(text).format(**self._t)
             for name, text in {
                 "checkpoint": _CHECKPOINT,
+                "create": _CREATE,
                 "records": _RECORDS,
                 "events": _EVENTS,
                 "head": _HEAD,
@@ -295,22 +305,31 @@ class PostgresStorage(StorageBase):
                 self._crash("claim.before-commit")
             self._crash("claim.after-commit")
 
-    async def _write_batch(self, batch: Sequence[Checkpoint], now: int) -> set[str]:
+    async def _write_batch(self, batch: Sequence[Checkpoint | Claim], now: int) -> set[int]:
         lease = now + int(self.lease_seconds * 1000)
+        first = {c.run_id: i for i, c in reversed(list(enumerate(batch))) if isinstance(c, Claim)}
+        claims = [c for i, c in enumerate(batch) if isinstance(c, Claim) and first[c.run_id] == i]
+        checkpoints = [c for c in batch if isinstance(c, Checkpoint)]
         heads = _columns(
             [
                 (cp.run_id, cp.owner, cp.status, cp.last_seq, cp.result, cp.error, cp.suspended,
                  cp.runtime_context, cp.meta, cp.release, 0 if cp.release else lease)
-                for cp in batch
+                for cp in checkpoints
             ],
             11,
         )  # fmt: skip
         pool = await self._get_pool()
         async with pool.connection() as conn:
             async with conn.transaction():
-                cur = await conn.execute(self._sql["checkpoint"], (now, *heads))
-                written = {row[0] for row in await cur.fetchall()}
-                kept = [cp for cp in batch if cp.run_id in written]
+                created: set[str] = set()
+                if claims:
+                    cur = await conn.execute(self._sql["create"], (now, now, *_creates(claims)))
+                    created = {row[0] for row in await cur.fetchall()}
+                written: set[str] = set()
+                if checkpoints:
+                    cur = await conn.execute(self._sql["checkpoint"], (now, *heads))
+                    written = {row[0] for row in await cur.fetchall()}
+                kept = [cp for cp in checkpoints if cp.run_id in written]
                 for cp in kept:
                     for path in cp.dropped:
                         low, high = prefix_bounds(path)
@@ -330,9 +349,14 @@ class PostgresStorage(StorageBase):
                     await conn.execute(self._sql["records"], _columns(records, 5))
                 if events:
                     await conn.execute(self._sql["events"], _columns(events, 4))
-                self._crash("checkpoint.before-commit")
-            self._crash("checkpoint.after-commit")
-        return {cp.run_id for cp in batch} - written
+                self._crash_around(bool(claims), bool(checkpoints), "before")
+            self._crash_around(bool(claims), bool(checkpoints), "after")
+        return {
+            i
+            for i, item in enumerate(batch)
+            if item.run_id not in (created if isinstance(item, Claim) else written)
+            or (isinstance(item, Claim) and first[item.run_id] != i)  # one new run, one creator
+        }
 
     async def _renew_now(self, held: Sequence[tuple[str, str]], lease_until: int) -> None:
         pool = await self._get_pool()
@@ -470,6 +494,18 @@ class PostgresStorage(StorageBase):
         """Release the claims still held, then close the pool; a later call opens a new one."""
         await self._stop_background()
         await self._drop_pool()
+
+
+def _creates(claims: Sequence[Claim]) -> list[list[Any]]:
+    """The columns of :data:`_CREATE` for claims that create their runs."""
+    rows = []
+    for claim in claims:
+        assert claim.create is not None
+        workflow_id, input_json, context_json = claim.create
+        rows.append(
+            (claim.run_id, workflow_id, input_json, context_json, claim.owner, claim.lease_until)
+        )
+    return _columns(rows, 6)
 
 
 def _columns(rows: Sequence[tuple[Any, ...]], width: int) -> list[list[Any]]:

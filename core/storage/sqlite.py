@@ -87,6 +87,11 @@ _RECORD = (
     "INSERT INTO stepstream_records (run_id, kind, key, ord, data) VALUES (?, ?, ?, ?, ?)"
     " ON CONFLICT (run_id, kind, key) DO UPDATE SET data = excluded.data"
 )
+_CREATE = (
+    "INSERT INTO stepstream_runs VALUES"
+    " (?, ?, 'running', ?, ?, '{}', 'null', NULL, '[]', -1, ?, ?, ?, ?)"
+    " ON CONFLICT (run_id) DO NOTHING"
+)
 _EVENT = "INSERT OR IGNORE INTO stepstream_events (run_id, seq, type, wire) VALUES (?, ?, ?, ?)"
 
 
@@ -162,13 +167,7 @@ class SQLiteStorage(StorageBase):
                 if refusal is not None:
                     raise refusal
                 if claim.create is not None:
-                    workflow_id, input_json, context_json = claim.create
-                    conn.execute(
-                        "INSERT INTO stepstream_runs VALUES"
-                        " (?, ?, 'running', ?, ?, '{}', 'null', NULL, '[]', -1, ?, ?, ?, ?)",
-                        (claim.run_id, workflow_id, input_json, context_json, claim.owner,
-                         claim.lease_until, now, now),
-                    )  # fmt: skip
+                    conn.execute(_CREATE, _created(claim, now))
                 else:
                     conn.execute(
                         "UPDATE stepstream_runs SET status = 'running', owner = ?,"
@@ -180,14 +179,20 @@ class SQLiteStorage(StorageBase):
 
         await self._on("w", write)
 
-    async def _write_batch(self, batch: Sequence[Checkpoint], now: int) -> set[str]:
+    async def _write_batch(self, batch: Sequence[Checkpoint | Claim], now: int) -> set[int]:
         lease = now + int(self.lease_seconds * 1000)
+        claims = any(isinstance(item, Claim) for item in batch)
+        checkpoints = not all(isinstance(item, Claim) for item in batch)
 
-        def write(conn: sqlite3.Connection) -> set[str]:
-            lost: set[str] = set()
+        def write(conn: sqlite3.Connection) -> set[int]:
+            lost: set[int] = set()
             with _transaction(conn):
                 records, events = [], []
-                for cp in batch:
+                for i, cp in enumerate(batch):
+                    if isinstance(cp, Claim):
+                        if not conn.execute(_CREATE, _created(cp, now)).rowcount:
+                            lost.add(i)
+                        continue
                     updated = conn.execute(
                         _CHECKPOINT,
                         (cp.status, cp.last_seq, cp.result, cp.error, cp.suspended,
@@ -195,7 +200,7 @@ class SQLiteStorage(StorageBase):
                          now, cp.run_id, cp.owner),
                     ).rowcount  # fmt: skip
                     if not updated:
-                        lost.add(cp.run_id)
+                        lost.add(i)
                         continue
                     for path in cp.dropped:
                         low, high = prefix_bounds(path)
@@ -210,8 +215,8 @@ class SQLiteStorage(StorageBase):
                     events += [(cp.run_id, seq, kind, wire) for seq, kind, wire in cp.events]
                 conn.executemany(_RECORD, records)
                 conn.executemany(_EVENT, events)
-                self._crash("checkpoint.before-commit")
-            self._crash("checkpoint.after-commit")
+                self._crash_around(claims, checkpoints, "before")
+            self._crash_around(claims, checkpoints, "after")
             return lost
 
         return await self._on("w", write)
@@ -355,6 +360,14 @@ class _transaction:
 
     def __exit__(self, kind: object, *rest: object) -> None:
         self.conn.execute("COMMIT" if kind is None else "ROLLBACK")
+
+
+def _created(claim: Claim, now: int) -> tuple[Any, ...]:
+    """The parameters of :data:`_CREATE` for a claim that creates its run."""
+    assert claim.create is not None
+    workflow_id, input_json, context_json = claim.create
+    return (claim.run_id, workflow_id, input_json, context_json, claim.owner, claim.lease_until,
+            now, now)  # fmt: skip
 
 
 def _bounded(n: int) -> int:

@@ -15,7 +15,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 SYSTEMS = ("stepstream", "langgraph", "llama-index-workflows", "floor")
-QUICK = ["--quick", "--repeat", "1", "--only", "seq,fanout,tokens,concurrent-1k"]
+QUICK = ["--quick", "--repeat", "1", "--only", "seq,fanout,tokens,concurrent-1k,durable"]
+DURABLE = ("stepstream", "stepstream+sqlite", "langgraph+sqlite", "stepstream+postgres",
+           "langgraph+postgres")  # fmt: skip
 
 
 @pytest.mark.timeout(240)
@@ -36,6 +38,12 @@ def test_quick_suite_runs_every_system_without_a_failure() -> None:
             assert any(line.split()[:2] == [workload, system] for line in table.splitlines()), (
                 f"no {workload} row for {system}:\n{table}"
             )
+    for workload in ("durable-seq-10", "durable-seq-100", "durable-concurrent"):
+        for system in DURABLE:
+            assert any(line.split()[:2] == [workload, system] for line in table.splitlines()), (
+                f"no {workload} row for {system}:\n{table}"
+            )
+    assert "durable footprint" in table
     assert any(line.split()[:3] == ["tokens", "openai", "tok/s"] for line in table.splitlines())
     assert "KiB/run (RSS)" in table
     assert "targets:" in table

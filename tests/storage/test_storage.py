@@ -136,6 +136,32 @@ async def test_a_run_is_created_once(storage: Storage) -> None:
 
 
 @pytest.mark.asyncio
+async def test_new_runs_claimed_at_once_share_a_transaction_and_one_run_has_one_creator(
+    storage: Storage,
+) -> None:
+    # Claims that create runs are grouped into one write: every distinct run is created, a
+    # run claimed twice in the same group is created once, by the first claimant, and every
+    # checkpoint queued beside them is stored.
+    await storage.claim(claim("old"))
+    outcomes = await asyncio.gather(
+        storage.claim(claim("a")),
+        storage.claim(claim("dup", owner="first")),
+        storage.save_checkpoint(checkpoint("old", last_seq=0, events=events(0, run="old"))),
+        storage.claim(claim("dup", owner="second")),
+        storage.claim(claim("b")),
+        return_exceptions=True,
+    )
+    assert outcomes[:3] == [None, None, None] and outcomes[4] is None
+    assert isinstance(outcomes[3], RunClaimedError) and "dup already exists" in str(outcomes[3])
+    for run_id in ("a", "b", "dup"):
+        loaded = await storage.load_run(run_id)
+        assert loaded is not None and loaded.status == "running"
+    dup = await storage.load_run("dup")
+    assert dup is not None and dup.owner == "first"
+    assert [e.seq for e in await storage.read_events("old")] == [0]
+
+
+@pytest.mark.asyncio
 async def test_a_live_claim_refuses_others_and_names_its_owner(storage: Storage) -> None:
     await storage.claim(claim())
     with pytest.raises(RunClaimedError, match="being executed by me") as caught:
@@ -412,3 +438,35 @@ async def test_postgres_schemas_are_kept_apart(postgres_dsn: str) -> None:
     finally:
         await first.close()
         await second.close()
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        None,
+        True,
+        -0.0,
+        0.1,
+        1e16,
+        2**70,
+        'ünï\n"\\\u2028 🚀',
+        [1, (2, 3), []],
+        {"a": {"b": [None, 1.5]}, 1: 2, False: 3, None: 4, 2.5: 5, "": {}},
+    ],
+)
+def test_values_are_encoded_as_the_standard_json_text(value: Any) -> None:
+    # The codec's encoder is CPython's C encoder built once: its text must be json.dumps's.
+    from stepstream.storage._codec import encode
+
+    expected = json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    assert encode(value, "the value") == expected
+
+
+def test_a_value_that_refers_to_itself_is_refused_naming_where() -> None:
+    from stepstream.errors import StorageError
+    from stepstream.storage._codec import encode
+
+    loop: list[Any] = []
+    loop.append(loop)
+    with pytest.raises(StorageError, match=r"\['k'\]\[0\] refers to itself"):
+        encode({"k": loop}, "the value")
