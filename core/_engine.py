@@ -72,6 +72,9 @@ class Execution(StepLifecycle):
         self.completed_before: set[tuple[int, str]] = set()
         self.result: WorkflowResult | None = None
         """The result, once known (also when the execution was canceled from outside)."""
+        self.entered = False
+        """Whether the execution has reached the point from which a cancel ends it with its
+        events (``run.cancel()`` waits for it rather than killing a task that never ran)."""
         self.executors: dict[Step[Any, Any], StepExecutor] = {}
         """The executor chosen for each step that asked ``make_step_executor``."""
         self.ledger = Ledger(self.run_id, state, workflow.prices, workflow.budget)
@@ -125,9 +128,12 @@ class Execution(StepLifecycle):
             self.d.persist.set_meta(self.state.meta)
         root = Scope(wf, self.state, self)
         external_cancel = False
+        self.entered = True
         try:
             if self.resume is None:
                 await self.d.emit(StartEvent)
+            if cancel_requested():  # canceled before its first step: it ends at once
+                raise asyncio.CancelledError
             try:
                 wf.parse_input(self.state.input)
             except InputValidationError as exc:
