@@ -220,7 +220,7 @@ class Execution(StepLifecycle):
         outcome = Outcome("success", cursor.value, cursor.schema)
         for node in nodes:
             outcome = await self.run_node(scope, node, cursor)
-            if outcome.status != "success":
+            if outcome.status != "success" or outcome.bailed:
                 return outcome
             cursor = Cursor(outcome.output, outcome.schema)
         return outcome
@@ -268,7 +268,7 @@ class Execution(StepLifecycle):
     async def _loop(self, scope: Scope, node: LoopNode, cursor: Cursor) -> Outcome:
         while True:
             outcome = await self.run_step(scope, node.step, cursor)
-            if outcome.status != "success" or outcome.skipped:
+            if outcome.status != "success" or outcome.skipped or outcome.bailed:
                 return outcome
             cursor = Cursor(outcome.output, outcome.schema)
             try:

@@ -15,7 +15,7 @@ from pydantic import BaseModel
 from ._dispatch import Dispatcher
 from ._ledger import Ledger
 from ._scope import Cursor, Outcome, ResumeRequest, Scope, StartBarrier, failed
-from .context import RuntimeContext, StepContext, Suspend
+from .context import Bail, RuntimeContext, StepContext, Suspend
 from .errors import (
     InputValidationError,
     RunClaimedError,
@@ -148,6 +148,14 @@ class StepLifecycle:
             canceled = True
             self.d.holding = False
             outcome = Outcome("canceled", error=_CANCELED)
+        except Bail as signal:
+            try:
+                output = step.dump_output(signal.payload)
+            except Exception as exc:  # the result does not match the output schema
+                outcome = failed(exc)
+                self.d.notify("on_step_error", run_id=self.run_id, step_id=sid, error=exc)
+            else:
+                outcome = Outcome("success", output, step.output_schema, bailed=True)
         except Suspend as signal:
             try:
                 outcome = self._suspend(step, path, signal.payload)
@@ -223,7 +231,7 @@ class StepLifecycle:
             raise asyncio.CancelledError
         if self.d.persist is not None:  # a sleep is long: wait until its start is stored
             await self.d.persist.commit(wait=True)
-        delay = step.wake_at(ctx, record.started_at) - time.time()
+        delay = await step.wake_at(ctx, record.started_at) - time.time()
         if delay > 0:
             await asyncio.sleep(delay)
 

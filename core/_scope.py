@@ -50,6 +50,8 @@ class Outcome:
     error_detail: str | None = None
     suspended: list[list[str]] = field(default_factory=list)
     skipped: bool = False
+    bailed: bool = False
+    """A step called ``ctx.bail()``: its workflow ends here with this output."""
 
 
 @dataclass

@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from .steps import Step
     from .usage import Usage
 
-__all__ = ["RuntimeContext", "StepContext", "StepServices", "Suspend"]
+__all__ = ["Bail", "RuntimeContext", "StepContext", "StepServices", "Suspend"]
 
 InputT = TypeVar("InputT")
 
@@ -84,6 +84,15 @@ class Suspend(BaseException):
 
     def __init__(self, payload: Any) -> None:
         super().__init__("step suspended")
+        self.payload = payload
+
+
+class Bail(BaseException):
+    """Raised by :meth:`StepContext.bail` to end the run early with a result (Mastra's
+    ``bail``); a ``BaseException`` for the same reason as :class:`Suspend`."""
+
+    def __init__(self, payload: Any) -> None:
+        super().__init__("step bailed")
         self.payload = payload
 
 
@@ -187,6 +196,15 @@ class StepContext(Generic[InputT]):
         start when the run is resumed, with ``ctx.resume_data`` set.
         """
         raise Suspend(payload)
+
+    def bail(self, result: Any = None) -> NoReturn:
+        """End the run here, successfully, with ``result`` (Mastra's ``bail``): this step
+        succeeds with ``result`` as its output, and no later step of its workflow runs.
+
+        In a nested workflow, the nested workflow ends with ``result`` as its output and the
+        parent goes on from it.
+        """
+        raise Bail(result)
 
     async def write(self, data: Any) -> None:
         """Emit ``data`` to the run's stream as a ``step-output`` event (waits on backpressure)."""

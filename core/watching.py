@@ -29,7 +29,7 @@ from .result import WorkflowResult, now_ms
 if TYPE_CHECKING:
     from .run import Run
 
-__all__ = ["WatchCallback", "WatchType"]
+__all__ = ["EventWatcher", "StateWatcher", "WatchCallback", "WatchType"]
 
 WatchType: TypeAlias = Literal["watch", "watch-v2"]
 """The record type a watcher receives (Mastra's names)."""

@@ -146,12 +146,15 @@ class Workflow(Step[Any, Any]):
         """Reshape data between steps with a function or a mapping spec (see :class:`MapStep`)."""
         return self._add(StepNode(MapStep(mapping)))
 
-    def sleep(self, seconds: float) -> Workflow:
-        """Wait ``seconds`` (a visible ``sleep_<uuid>`` step passing its input through)."""
+    def sleep(self, seconds: float | Callable[[StepContext[Any]], Any]) -> Workflow:
+        """Wait ``seconds`` (a visible ``sleep_<uuid>`` step passing its input through), or
+        what a function of the step context (sync or async) gives, as Mastra's ``sleep(fn)``
+        (Mastra counts milliseconds; stepstream counts seconds)."""
         return self._add(StepNode(SleepStep(seconds=seconds)))
 
-    def sleep_until(self, when: datetime | Callable[[StepContext[Any]], datetime]) -> Workflow:
-        """Wait until ``when`` (a datetime, naive = UTC, or a function of the context)."""
+    def sleep_until(self, when: datetime | Callable[[StepContext[Any]], Any]) -> Workflow:
+        """Wait until ``when`` (a datetime, naive = UTC, or a sync or async function of the
+        context giving one)."""
         return self._add(StepNode(SleepStep(until=when)))
 
     def wait_for_event(self, event: str, step: Step[Any, Any]) -> Workflow:
