@@ -40,15 +40,7 @@ async def _counter(pm: PluginManager, start_value: int, calls: Counter[str]) -> 
     wf = (
         Workflow(id="counter-workflow")
         .then(Step(id="start", execute=start))
-        .branch(
-            [
-                (
-                    lambda ctx: not ctx.input_data["newValue"] or ctx.input_data["newValue"] < 5,
-                    Step(id="finalIf", execute=final),
-                ),
-                (lambda ctx: ctx.input_data["newValue"] >= 5, else_branch),
-            ]
-        )  # fmt: skip
+        .branch([(_below_five, Step(id="finalIf", execute=final)), (_five_or_more, else_branch)])
         .commit()
     )
     return await (await wf.create_run(plugin_manager=pm)).start({"startValue": start_value})
