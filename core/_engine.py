@@ -77,6 +77,8 @@ class Execution(StepLifecycle):
         events (``run.cancel()`` waits for it rather than killing a task that never ran)."""
         self.executors: dict[Step[Any, Any], StepExecutor] = {}
         """The executor chosen for each step that asked ``make_step_executor``."""
+        self.run_counts: dict[str, int] = {}
+        """How many times each step (by stream id) ran in this execution (``ctx.run_count``)."""
         self.ledger = Ledger(self.run_id, state, workflow.prices, workflow.budget)
         if resume is not None:
             self._collect_completed(state)

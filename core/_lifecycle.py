@@ -49,6 +49,7 @@ class StepLifecycle:
     events: dict[str, Any]
     executors: dict[Step[Any, Any], StepExecutor]
     ledger: Ledger
+    run_counts: dict[str, int]
 
     async def run_nodes(self, scope: Scope, nodes: Sequence[Node], cursor: Cursor) -> Outcome:
         """Run nodes in sequence (the graph half provides it)."""
@@ -216,6 +217,7 @@ class StepLifecycle:
         # A map function sees the previous output typed; a step, its own input schema.
         typed = cursor.typed() if isinstance(step, MapStep) else step.parse_input(record.payload)
         ctx = self._context(scope, sid, typed, resume_data, record.suspend_payload)
+        ctx.run_count = self.run_counts[sid] = self.run_counts.get(sid, -1) + 1
         if isinstance(step, SleepStep):
             await self._sleep(scope, step, ctx, record)
             return Outcome("success", record.payload, cursor.schema)

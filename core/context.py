@@ -138,12 +138,15 @@ class StepContext(Generic[InputT]):
     :ivar workflow_id: The id of the workflow the step belongs to.
     :ivar step_id: The step's id as it appears in the stream.
     :ivar resume_data: The data given to ``run.resume()`` when this step is being resumed.
+    :ivar run_count: How many times this step ran before in this execution (Mastra's
+        ``runCount``): 0 the first time, 1 on a loop's second iteration, and so on.
     """
 
     __slots__ = (
         "_services",
         "input_data",
         "resume_data",
+        "run_count",
         "run_id",
         "runtime_context",
         "step_id",
@@ -162,8 +165,10 @@ class StepContext(Generic[InputT]):
         services: StepServices,
         resume_data: Any = None,
         suspend_payload: Any = None,
+        run_count: int = 0,
     ) -> None:
         self.input_data = input_data
+        self.run_count = run_count
         self.runtime_context = runtime_context
         self.run_id = run_id
         self.workflow_id = workflow_id
