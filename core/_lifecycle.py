@@ -398,7 +398,10 @@ class StepLifecycle:
             return Outcome("success", outcome.output)
         if outcome.status == "suspended":
             waiting = [r for r in state.steps.values() if r.status == "suspended"]
-            payload = waiting[0].suspend_payload if waiting else None
+            inner = waiting[0].suspend_payload if waiting else None
+            # As in Mastra: the inner payload, with where the suspension is inside this workflow.
+            meta = {"runId": self.run_id, "path": list(outcome.suspended[0][len(path) :])}
+            payload = {**(inner if isinstance(inner, dict) else {}), "__workflow_meta": meta}
             return Outcome("suspended", output=payload, suspended=outcome.suspended)
         return outcome
 

@@ -11,7 +11,8 @@ from stepstream import Step, StepContext
 class CounterSteps:
     """Mastra's ``start`` / ``other`` / ``final`` steps, counting their calls."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, other_suspends: bool = False) -> None:
+        self.other_suspends = other_suspends
         self.calls: Counter[str] = Counter()
         self.start = Step(id="start", execute=self._start)
         self.other = Step(id="other", execute=self._other)
@@ -23,6 +24,8 @@ class CounterSteps:
 
     def _other(self, ctx: StepContext[Any]) -> Any:
         self.calls["other"] += 1
+        if self.other_suspends and ctx.resume_data is None:
+            ctx.suspend()
         return {"other": 26}
 
     def _final(self, ctx: StepContext[Any]) -> Any:
