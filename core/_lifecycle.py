@@ -201,12 +201,12 @@ class StepLifecycle:
         foreach: ForeachNode | None,
         resuming: bool,
     ) -> Outcome:
+        if foreach is not None:  # before nesting: a foreach over a workflow runs it per item
+            return await self._foreach(scope, foreach, sid, record.payload)
         if step.is_workflow:
             nested = as_workflow(step)
             assert nested is not None
             return await self._nested(scope, nested, sid, path, record.payload, resuming)
-        if foreach is not None:
-            return await self._foreach(scope, foreach, sid, record.payload)
         resume_data = step.parse_resume(record.resume_payload) if resuming else None
         if isinstance(step, EventStep):
             if not resuming and step.event in self.events:  # sent before the step was reached
@@ -415,8 +415,13 @@ class StepLifecycle:
         gate = asyncio.Semaphore(node.concurrency)
         step = node.step
 
+        nested = as_workflow(step)
+
         async def one(index: int, item: Any) -> None:
             async with gate:
+                if nested is not None:
+                    results[index] = await self._nested_item(scope, nested, sid, index, item)
+                    return
                 ctx = self._context(scope, sid, step.parse_input(item))
                 try:
                     output = await self._call(step, ctx, StepRecord(item, now_ms()))
@@ -436,6 +441,28 @@ class StepLifecycle:
             if isinstance(r, BaseException):
                 raise r
         return Outcome("success", results)
+
+    async def _nested_item(
+        self, scope: Scope, wf: Workflow, sid: str, index: int, item: Any
+    ) -> Any:
+        """Run the nested workflow of a foreach on one item (its steps stream as
+        ``<foreach id>.<step id>``); return its output.
+
+        :raises StepExecutionError: if it fails or suspends on that item.
+        """
+        wf.parse_input(item)
+        child = _ItemScope(wf, RunState(input=item), self, prefix=sid + ".", path=scope.path)
+        outcome = await self.run_nodes(child, wf.nodes, Cursor(item, wf.input_schema))
+        if outcome.status == "success":
+            return outcome.output
+        what = "suspended, which cannot be resumed per item" if outcome.suspended else "failed"
+        raise StepExecutionError(
+            f"foreach step {wf.id!r}: item {index} {what}: {outcome.error}"
+            if outcome.error
+            else f"foreach step {wf.id!r}: item {index} {what}",
+            run_id=self.run_id,
+            step_id=sid,
+        )
 
     # -- step context -------------------------------------------------------------------------
 
@@ -457,3 +484,11 @@ class StepLifecycle:
             resume_data=resume_data,
             suspend_payload=suspend_payload,
         )
+
+
+class _ItemScope(Scope):
+    """The scope of one foreach item's nested workflow: its records stay in memory (the
+    items run side by side; a recovered run runs the whole foreach again)."""
+
+    def put(self, step_id: str, record: StepRecord) -> None:
+        self.state.steps[step_id] = record
