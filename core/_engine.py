@@ -72,8 +72,13 @@ class Execution(StepLifecycle):
         self.completed_before: set[tuple[int, str]] = set()
         self.result: WorkflowResult | None = None
         """The result, once known (also when the execution was canceled from outside)."""
+        self.entered = False
+        """Whether the execution has reached the point from which a cancel ends it with its
+        events (``run.cancel()`` waits for it rather than killing a task that never ran)."""
         self.executors: dict[Step[Any, Any], StepExecutor] = {}
         """The executor chosen for each step that asked ``make_step_executor``."""
+        self.run_counts: dict[str, int] = {}
+        """How many times each step (by stream id) ran in this execution (``ctx.run_count``)."""
         self.ledger = Ledger(self.run_id, state, workflow.prices, workflow.budget)
         if resume is not None:
             self._collect_completed(state)
@@ -125,9 +130,12 @@ class Execution(StepLifecycle):
             self.d.persist.set_meta(self.state.meta)
         root = Scope(wf, self.state, self)
         external_cancel = False
+        self.entered = True
         try:
             if self.resume is None:
                 await self.d.emit(StartEvent)
+            if cancel_requested():  # canceled before its first step: it ends at once
+                raise asyncio.CancelledError
             try:
                 wf.parse_input(self.state.input)
             except InputValidationError as exc:
@@ -214,7 +222,7 @@ class Execution(StepLifecycle):
         outcome = Outcome("success", cursor.value, cursor.schema)
         for node in nodes:
             outcome = await self.run_node(scope, node, cursor)
-            if outcome.status != "success":
+            if outcome.status != "success" or outcome.bailed:
                 return outcome
             cursor = Cursor(outcome.output, outcome.schema)
         return outcome
@@ -262,7 +270,7 @@ class Execution(StepLifecycle):
     async def _loop(self, scope: Scope, node: LoopNode, cursor: Cursor) -> Outcome:
         while True:
             outcome = await self.run_step(scope, node.step, cursor)
-            if outcome.status != "success" or outcome.skipped:
+            if outcome.status != "success" or outcome.skipped or outcome.bailed:
                 return outcome
             cursor = Cursor(outcome.output, outcome.schema)
             try:

@@ -15,7 +15,7 @@ from pydantic import BaseModel
 from ._dispatch import Dispatcher
 from ._ledger import Ledger
 from ._scope import Cursor, Outcome, ResumeRequest, Scope, StartBarrier, failed
-from .context import RuntimeContext, StepContext, Suspend
+from .context import Bail, RuntimeContext, StepContext, Suspend
 from .errors import (
     InputValidationError,
     RunClaimedError,
@@ -49,6 +49,7 @@ class StepLifecycle:
     events: dict[str, Any]
     executors: dict[Step[Any, Any], StepExecutor]
     ledger: Ledger
+    run_counts: dict[str, int]
 
     async def run_nodes(self, scope: Scope, nodes: Sequence[Node], cursor: Cursor) -> Outcome:
         """Run nodes in sequence (the graph half provides it)."""
@@ -148,6 +149,14 @@ class StepLifecycle:
             canceled = True
             self.d.holding = False
             outcome = Outcome("canceled", error=_CANCELED)
+        except Bail as signal:
+            try:
+                output = step.dump_output(signal.payload)
+            except Exception as exc:  # the result does not match the output schema
+                outcome = failed(exc)
+                self.d.notify("on_step_error", run_id=self.run_id, step_id=sid, error=exc)
+            else:
+                outcome = Outcome("success", output, step.output_schema, bailed=True)
         except Suspend as signal:
             try:
                 outcome = self._suspend(step, path, signal.payload)
@@ -192,12 +201,12 @@ class StepLifecycle:
         foreach: ForeachNode | None,
         resuming: bool,
     ) -> Outcome:
+        if foreach is not None:  # before nesting: a foreach over a workflow runs it per item
+            return await self._foreach(scope, foreach, sid, record.payload)
         if step.is_workflow:
             nested = as_workflow(step)
             assert nested is not None
             return await self._nested(scope, nested, sid, path, record.payload, resuming)
-        if foreach is not None:
-            return await self._foreach(scope, foreach, sid, record.payload)
         resume_data = step.parse_resume(record.resume_payload) if resuming else None
         if isinstance(step, EventStep):
             if not resuming and step.event in self.events:  # sent before the step was reached
@@ -208,6 +217,7 @@ class StepLifecycle:
         # A map function sees the previous output typed; a step, its own input schema.
         typed = cursor.typed() if isinstance(step, MapStep) else step.parse_input(record.payload)
         ctx = self._context(scope, sid, typed, resume_data, record.suspend_payload)
+        ctx.run_count = self.run_counts[sid] = self.run_counts.get(sid, -1) + 1
         if isinstance(step, SleepStep):
             await self._sleep(scope, step, ctx, record)
             return Outcome("success", record.payload, cursor.schema)
@@ -223,7 +233,7 @@ class StepLifecycle:
             raise asyncio.CancelledError
         if self.d.persist is not None:  # a sleep is long: wait until its start is stored
             await self.d.persist.commit(wait=True)
-        delay = step.wake_at(ctx, record.started_at) - time.time()
+        delay = await step.wake_at(ctx, record.started_at) - time.time()
         if delay > 0:
             await asyncio.sleep(delay)
 
@@ -388,7 +398,10 @@ class StepLifecycle:
             return Outcome("success", outcome.output)
         if outcome.status == "suspended":
             waiting = [r for r in state.steps.values() if r.status == "suspended"]
-            payload = waiting[0].suspend_payload if waiting else None
+            inner = waiting[0].suspend_payload if waiting else None
+            # As in Mastra: the inner payload, with where the suspension is inside this workflow.
+            meta = {"runId": self.run_id, "path": list(outcome.suspended[0][len(path) :])}
+            payload = {**(inner if isinstance(inner, dict) else {}), "__workflow_meta": meta}
             return Outcome("suspended", output=payload, suspended=outcome.suspended)
         return outcome
 
@@ -402,8 +415,13 @@ class StepLifecycle:
         gate = asyncio.Semaphore(node.concurrency)
         step = node.step
 
+        nested = as_workflow(step)
+
         async def one(index: int, item: Any) -> None:
             async with gate:
+                if nested is not None:
+                    results[index] = await self._nested_item(scope, nested, sid, index, item)
+                    return
                 ctx = self._context(scope, sid, step.parse_input(item))
                 try:
                     output = await self._call(step, ctx, StepRecord(item, now_ms()))
@@ -423,6 +441,28 @@ class StepLifecycle:
             if isinstance(r, BaseException):
                 raise r
         return Outcome("success", results)
+
+    async def _nested_item(
+        self, scope: Scope, wf: Workflow, sid: str, index: int, item: Any
+    ) -> Any:
+        """Run the nested workflow of a foreach on one item (its steps stream as
+        ``<foreach id>.<step id>``); return its output.
+
+        :raises StepExecutionError: if it fails or suspends on that item.
+        """
+        wf.parse_input(item)
+        child = _ItemScope(wf, RunState(input=item), self, prefix=sid + ".", path=scope.path)
+        outcome = await self.run_nodes(child, wf.nodes, Cursor(item, wf.input_schema))
+        if outcome.status == "success":
+            return outcome.output
+        what = "suspended, which cannot be resumed per item" if outcome.suspended else "failed"
+        raise StepExecutionError(
+            f"foreach step {wf.id!r}: item {index} {what}: {outcome.error}"
+            if outcome.error
+            else f"foreach step {wf.id!r}: item {index} {what}",
+            run_id=self.run_id,
+            step_id=sid,
+        )
 
     # -- step context -------------------------------------------------------------------------
 
@@ -444,3 +484,11 @@ class StepLifecycle:
             resume_data=resume_data,
             suspend_payload=suspend_payload,
         )
+
+
+class _ItemScope(Scope):
+    """The scope of one foreach item's nested workflow: its records stay in memory (the
+    items run side by side; a recovered run runs the whole foreach again)."""
+
+    def put(self, step_id: str, record: StepRecord) -> None:
+        self.state.steps[step_id] = record

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from .workflow import Workflow
 
 OutcomeStatus = Literal["success", "failed", "suspended", "canceled"]
-StepRef = str | Step[Any, Any] | Sequence[str]
+StepRef = str | Step[Any, Any] | Sequence[str | Step[Any, Any]]
 """A step named for resuming: its id, the step itself, or its id path (nested steps)."""
 
 
@@ -50,6 +50,8 @@ class Outcome:
     error_detail: str | None = None
     suspended: list[list[str]] = field(default_factory=list)
     skipped: bool = False
+    bailed: bool = False
+    """A step called ``ctx.bail()``: its workflow ends here with this output."""
 
 
 @dataclass
@@ -178,12 +180,13 @@ def resolve_path(step: StepRef | None, suspended: list[list[str]], run_id: str) 
         wanted: tuple[str, ...] = (step.id,)
     elif isinstance(step, str):
         wanted = (step,)
-    else:
-        wanted = tuple(step)
+    else:  # a path: step or workflow objects, ids, or a mix
+        wanted = tuple(s.id if isinstance(s, Step) else s for s in step)
     for path in suspended:
         if tuple(path) == wanted or tuple(path[-len(wanted) :]) == wanted:
             return tuple(path)
     raise RunStateError(
-        f"run {run_id}: step {'.'.join(wanted)!r} is not suspended (suspended: {suspended})",
+        f"This workflow step was not suspended: run {run_id}: step {'.'.join(wanted)!r} is "
+        f"not suspended (suspended: {suspended})",
         run_id=run_id,
     )

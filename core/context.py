@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from .steps import Step
     from .usage import Usage
 
-__all__ = ["RuntimeContext", "StepContext", "StepServices", "Suspend"]
+__all__ = ["Bail", "RuntimeContext", "StepContext", "StepServices", "Suspend"]
 
 InputT = TypeVar("InputT")
 
@@ -87,6 +87,15 @@ class Suspend(BaseException):
         self.payload = payload
 
 
+class Bail(BaseException):
+    """Raised by :meth:`StepContext.bail` to end the run early with a result (Mastra's
+    ``bail``); a ``BaseException`` for the same reason as :class:`Suspend`."""
+
+    def __init__(self, payload: Any) -> None:
+        super().__init__("step bailed")
+        self.payload = payload
+
+
 class StepServices(Protocol):
     """What the engine provides behind a :class:`StepContext` (one object per workflow scope)."""
 
@@ -129,12 +138,15 @@ class StepContext(Generic[InputT]):
     :ivar workflow_id: The id of the workflow the step belongs to.
     :ivar step_id: The step's id as it appears in the stream.
     :ivar resume_data: The data given to ``run.resume()`` when this step is being resumed.
+    :ivar run_count: How many times this step ran before in this execution (Mastra's
+        ``runCount``): 0 the first time, 1 on a loop's second iteration, and so on.
     """
 
     __slots__ = (
         "_services",
         "input_data",
         "resume_data",
+        "run_count",
         "run_id",
         "runtime_context",
         "step_id",
@@ -153,8 +165,10 @@ class StepContext(Generic[InputT]):
         services: StepServices,
         resume_data: Any = None,
         suspend_payload: Any = None,
+        run_count: int = 0,
     ) -> None:
         self.input_data = input_data
+        self.run_count = run_count
         self.runtime_context = runtime_context
         self.run_id = run_id
         self.workflow_id = workflow_id
@@ -187,6 +201,15 @@ class StepContext(Generic[InputT]):
         start when the run is resumed, with ``ctx.resume_data`` set.
         """
         raise Suspend(payload)
+
+    def bail(self, result: Any = None) -> NoReturn:
+        """End the run here, successfully, with ``result`` (Mastra's ``bail``): this step
+        succeeds with ``result`` as its output, and no later step of its workflow runs.
+
+        In a nested workflow, the nested workflow ends with ``result`` as its output and the
+        parent goes on from it.
+        """
+        raise Bail(result)
 
     async def write(self, data: Any) -> None:
         """Emit ``data`` to the run's stream as a ``step-output`` event (waits on backpressure)."""

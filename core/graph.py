@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -9,7 +10,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from .context import StepContext
-from .errors import WorkflowDefinitionError
+from .errors import StepExecutionError, WorkflowDefinitionError
 from .steps import Step, to_jsonable
 
 if TYPE_CHECKING:
@@ -81,7 +82,8 @@ class MapStep(Step[Any, Any]):
 
     Its function receives the :class:`StepContext` whose ``input_data`` is the previous step's
     output; a mapping spec is a dict of output keys to sources:
-    ``{"step": step, "path": "a.b"}``, ``{"init_data": workflow, "path": "a"}``,
+    ``{"step": step, "path": "a.b"}`` (or ``{"step": [a, b], ...}``: the first of those steps
+    that ran), ``{"init_data": workflow, "path": "a"}``, ``{"fn": function of the context}``,
     ``{"runtime_context": "key"}`` or ``{"value": constant}``. A path of ``"."`` (or ``""``)
     means the whole value.
     """
@@ -108,26 +110,51 @@ class SleepStep(Step[Any, Any]):
     def __init__(
         self,
         *,
-        seconds: float | None = None,
-        until: datetime | Callable[[StepContext[Any]], datetime] | None = None,
+        seconds: float | Callable[[StepContext[Any]], Any] | None = None,
+        until: datetime | Callable[[StepContext[Any]], Any] | None = None,
     ) -> None:
         if (seconds is None) == (until is None):
             raise WorkflowDefinitionError("sleep needs either seconds or a time to sleep until")
-        if seconds is not None and seconds < 0:
+        if isinstance(seconds, int | float) and seconds < 0:
             raise WorkflowDefinitionError(f"sleep() needs a duration >= 0, got {seconds}")
         super().__init__(id=f"sleep_{uuid.uuid4()}", execute=lambda ctx: ctx.input_data)
         self.seconds = seconds
         self.until = until
 
-    def wake_at(self, ctx: StepContext[Any], started_at_ms: int) -> float:
-        """The epoch time (seconds) to wake up at."""
+    async def wake_at(self, ctx: StepContext[Any], started_at_ms: int) -> float:
+        """The epoch time (seconds) to wake up at; a function (sync or async) of the step's
+        context gives the duration or the time, as in Mastra's ``sleep(fn)``.
+
+        :raises StepExecutionError: if the function gives something else.
+        """
         if self.seconds is not None:
-            return started_at_ms / 1000 + self.seconds
-        target = self.until(ctx) if callable(self.until) else self.until
-        assert isinstance(target, datetime)
+            seconds = await _called(self.seconds, ctx)
+            if not isinstance(seconds, int | float) or isinstance(seconds, bool) or seconds < 0:
+                raise StepExecutionError(
+                    f"sleep step {self.id!r}: its function must give a duration in seconds "
+                    f">= 0, got {seconds!r}",
+                    run_id=ctx.run_id,
+                    step_id=self.id,
+                )
+            return started_at_ms / 1000 + seconds
+        target = await _called(self.until, ctx)
+        if not isinstance(target, datetime):
+            raise StepExecutionError(
+                f"sleep_until step {self.id!r}: its function must give a datetime, got {target!r}",
+                run_id=ctx.run_id,
+                step_id=self.id,
+            )
         if target.tzinfo is None:
             target = target.replace(tzinfo=UTC)
         return target.timestamp()
+
+
+async def _called(value: Any, ctx: StepContext[Any]) -> Any:
+    """``value``, or what it gives (awaited) when it is a function of the context."""
+    if not callable(value):
+        return value
+    answer = value(ctx)
+    return await answer if inspect.isawaitable(answer) else answer
 
 
 class EventStep(Step[Any, Any]):
@@ -157,32 +184,53 @@ class EventStep(Step[Any, Any]):
         return self.inner.call_sync(ctx)
 
 
-def _spec_function(spec: dict[str, Any]) -> Callable[[StepContext[Any]], dict[str, Any]]:
+_SOURCES = ("step", "init_data", "runtime_context", "value", "fn")
+
+
+def _spec_function(spec: dict[str, Any]) -> Callable[[StepContext[Any]], Awaitable[dict[str, Any]]]:
     for key, source in spec.items():
-        if not isinstance(source, Mapping) or not (
-            {"step", "init_data", "runtime_context", "value"} & set(source)
-        ):
+        if not isinstance(source, Mapping) or not (set(_SOURCES) & set(source)):
             raise WorkflowDefinitionError(
                 f"map() source for {key!r} must be a dict with one of 'step', 'init_data', "
-                f"'runtime_context' or 'value', got {source!r}"
+                f"'runtime_context', 'value' or 'fn', got {source!r}"
+            )
+        if "fn" in source and not callable(source["fn"]):
+            raise WorkflowDefinitionError(
+                f"map() source for {key!r}: 'fn' must be a function of the step context, "
+                f"got {source['fn']!r}"
             )
 
-    def resolve(ctx: StepContext[Any]) -> dict[str, Any]:
+    async def resolve(ctx: StepContext[Any]) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for key, source in spec.items():
             if "value" in source:
                 out[key] = source["value"]
+            elif "fn" in source:  # Mastra's `{schema, fn}`: computed from the context
+                value = source["fn"](ctx)
+                out[key] = to_jsonable(await value if inspect.isawaitable(value) else value)
             elif "runtime_context" in source:
                 out[key] = ctx.runtime_context.get(source["runtime_context"])
             elif "step" in source:
-                value = to_jsonable(ctx.get_step_result(source["step"]))
-                out[key] = _at_path(value, source.get("path", "."), key)
+                value = to_jsonable(_first_result(ctx, source["step"]))
+                # A step that did not run gives nothing (Mastra's `undefined`), not an error.
+                out[key] = None if value is None else _at_path(value, source.get("path", "."), key)
             else:
                 value = to_jsonable(ctx.get_init_data())
                 out[key] = _at_path(value, source.get("path", "."), key)
         return out
 
     return resolve
+
+
+def _first_result(ctx: StepContext[Any], steps: Any) -> Any:
+    """The output of ``steps`` (one step, or the first of a list that ran, as in Mastra)."""
+    if not isinstance(steps, list | tuple):
+        return ctx.get_step_result(steps)
+    for candidate in steps:
+        found = ctx.get_step_result(candidate)
+        if found is not None:
+            return found
+    return None
 
 
 def _at_path(value: Any, path: str, key: str) -> Any:

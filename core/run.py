@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, Literal
@@ -16,15 +17,17 @@ from ._scope import ResumeRequest, StepRef, resolve_path
 from .context import RuntimeContext
 from .errors import RunClaimedError, RunStateError, StreamError
 from .events import Event, FinishEvent, event_from_wire
-from .hookspecs import hookimpl
 from .plugin_manager import PluginManager
 from .result import RunState, WorkflowResult, steps_wire
 from .run_stream import DEFAULT_BUFFER_SIZE, ENDED, RunStream, SyncRunStream
 from .steps import to_jsonable
 from .storage import RunSnapshot, Storage
+from .watching import EventWatcher, StateWatcher, WatchCallback, WatchType
 
 if TYPE_CHECKING:
     from .workflow import Workflow
+
+log = logging.getLogger("stepstream")
 
 __all__ = ["DEFAULT_BUFFER_SIZE", "Run", "RunStream", "SyncRunStream"]
 
@@ -251,17 +254,29 @@ class Run(SyncTwins):
         if persist is not None and seq > persist.committed_seq:
             await persist.committed(seq)
 
-    def watch(self, callback: Callable[[Event], Awaitable[None] | None]) -> Callable[[], None]:
-        """Call ``callback(event)`` for each later event of this run; returns an unwatch function.
+    def watch(self, callback: WatchCallback, type: WatchType = "watch") -> Callable[[], None]:
+        """Call ``callback(record)`` for each later transition of this run; returns an unwatch
+        function (Mastra's ``run.watch(cb, type)``).
 
-        The callback is an ``on_event`` hook of its own (sync; an awaitable it returns is awaited
-        before the run goes on). It sees only this run's events.
+        With ``type="watch"`` (the default, as in Mastra) a record is a dict of the run's
+        state when a step starts, when it ends and when the execution ends (the shape is in
+        :mod:`stepstream.watching`); with ``"watch-v2"`` it is each stream :class:`Event`.
+        The callback is an ``on_event`` hook of its own (sync; an awaitable it returns is
+        awaited before the run goes on). It sees only this run's events.
+
+        :raises ValueError: for another ``type``.
         """
+        watcher: object
+        if type == "watch":
+            watcher = StateWatcher(self, callback)
+        elif type == "watch-v2":
+            watcher = EventWatcher(callback)
+        else:
+            raise ValueError(f"watch() type must be 'watch' or 'watch-v2', got {type!r}")
         local = self._dispatcher.local
         if local is None:
             local = PluginManager(strict=self.plugin_manager.strict)
             self._dispatcher.attach(local)
-        watcher = _Watcher(callback)
         local.register(watcher)
 
         def unwatch() -> None:
@@ -391,7 +406,9 @@ class Run(SyncTwins):
         result = self._result
         if result is None or result.status != "suspended" or self.status == "running":
             raise RunStateError(
-                f"run {self.run_id} is not suspended (status {self.status!r})", run_id=self.run_id
+                f"This workflow run was not suspended: run {self.run_id} is not suspended "
+                f"(status {self.status!r})",
+                run_id=self.run_id,
             )
         path = resolve_path(step, result.suspended, self.run_id)
         await self._claim("suspended")
@@ -439,14 +456,28 @@ class Run(SyncTwins):
     async def cancel(self) -> WorkflowResult | None:
         """Cancel the run: running steps see cancellation, the stream ends with ``finish``.
 
-        Returns the canceled result (``None`` if the run never started).
+        It works at any moment: before the run's first step (it ends canceled with ``start``
+        and ``finish``), during any step or checkpoint, and while suspended. Returns the
+        canceled result. A run that has ended is left as it is: its result is returned
+        unchanged and a log line (``INFO``) says so; a run that never started returns ``None``.
         """
         if not self._started:
+            log.info("stepstream: run %s has not started; cancel() does nothing", self.run_id)
             return None
+        status = self.status
+        if status in ("success", "failed", "canceled"):
+            log.info(
+                "stepstream: run %s has ended (%s); cancel() does nothing", self.run_id, status
+            )
+            return self._result
         self._cancel_requested = True
-        task = self._task
+        task, execution = self._task, self._execution
         if task is not None and not task.done():
-            task.cancel()
+            # A task that has not reached its execution yet (just created, or claiming its
+            # durable run) is not killed: it sees the request at its start and ends canceled,
+            # with `start` and `finish`, instead of vanishing without a result.
+            if execution is None or execution.entered:
+                task.cancel()
             await asyncio.wait([task])
             return self._result
         if self._held_by is not None:
@@ -455,7 +486,6 @@ class Run(SyncTwins):
                 run_id=self.run_id,
                 owner=self._held_by,
             )
-        status = self.status
         if status in ("suspended", "interrupted"):
             await self._claim("interrupted" if status == "interrupted" else "suspended")
             self._interrupted = False
@@ -523,15 +553,6 @@ class Run(SyncTwins):
         if self._result is None:  # the execution died: its error is the answer
             return self._task.result()
         return self._result
-
-
-class _Watcher:
-    def __init__(self, callback: Callable[[Event], Awaitable[None] | None]) -> None:
-        self.callback = callback
-
-    @hookimpl
-    def on_event(self, event: Event) -> Awaitable[None] | None:
-        return self.callback(event)
 
 
 def _canceled(result: WorkflowResult) -> WorkflowResult:

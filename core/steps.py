@@ -186,9 +186,14 @@ class Step(Generic[InputT, OutputT]):
 
 
 def to_jsonable(value: Any) -> Any:
-    """The JSON form of a value: pydantic models are dumped, other values pass through."""
+    """The JSON form of a value: pydantic models are dumped (also inside dicts, lists and
+    tuples, as in ``{"result": ctx.get_init_data()}``), other values pass through."""
     if isinstance(value, BaseModel):
         return value.model_dump(mode="json", by_alias=True)
+    if isinstance(value, dict):
+        return {k: to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_jsonable(v) for v in value]
     return value
 
 
@@ -317,6 +322,28 @@ class _StepDecorator:
         if not isinstance(made, Step):
             raise WorkflowDefinitionError(f"{agent!r}.as_step() did not return a Step")
         return made
+
+    def from_tool(self, tool: Any) -> Step[Any, Any]:
+        """Mastra's ``createStep(tool)``: a step named like the tool whose input is the
+        tool's arguments (validated against its arguments model) and whose output is the
+        tool's result (see :class:`stepstream.agents.Tool`)."""
+        args_model = getattr(tool, "args_model", None)
+        call = getattr(tool, "call", None)
+        if not (isinstance(args_model, type) and issubclass(args_model, BaseModel) and call):
+            raise WorkflowDefinitionError(
+                f"{tool!r} cannot be used as a step (it needs args_model and call(), as "
+                "stepstream.agents.Tool has)"
+            )
+
+        async def execute(ctx: StepContext[Any]) -> Any:
+            return await call(ctx.input_data)
+
+        return Step(
+            id=tool.name,
+            execute=execute,
+            input_schema=args_model,
+            description=getattr(tool, "description", None) or None,
+        )
 
 
 step = _StepDecorator()

@@ -30,7 +30,7 @@ from .steps import Step
 if TYPE_CHECKING:
     from .plugin_manager import PluginManager
     from .run import Run
-    from .storage import Storage
+    from .storage import RunSnapshot, Storage
     from .usage import Budget, PriceTable
 
 __all__ = ["Workflow"]
@@ -86,6 +86,7 @@ class Workflow(Step[Any, Any]):
         self.plugins = tuple(plugins)
         self._plugin_manager = plugin_manager
         self.committed = False
+        self._runs: dict[str, Run] = {}  # runs made here and not ended (Mastra's `#runs`)
 
     # -- building -----------------------------------------------------------------------------
 
@@ -145,12 +146,15 @@ class Workflow(Step[Any, Any]):
         """Reshape data between steps with a function or a mapping spec (see :class:`MapStep`)."""
         return self._add(StepNode(MapStep(mapping)))
 
-    def sleep(self, seconds: float) -> Workflow:
-        """Wait ``seconds`` (a visible ``sleep_<uuid>`` step passing its input through)."""
+    def sleep(self, seconds: float | Callable[[StepContext[Any]], Any]) -> Workflow:
+        """Wait ``seconds`` (a visible ``sleep_<uuid>`` step passing its input through), or
+        what a function of the step context (sync or async) gives, as Mastra's ``sleep(fn)``
+        (Mastra counts milliseconds; stepstream counts seconds)."""
         return self._add(StepNode(SleepStep(seconds=seconds)))
 
-    def sleep_until(self, when: datetime | Callable[[StepContext[Any]], datetime]) -> Workflow:
-        """Wait until ``when`` (a datetime, naive = UTC, or a function of the context)."""
+    def sleep_until(self, when: datetime | Callable[[StepContext[Any]], Any]) -> Workflow:
+        """Wait until ``when`` (a datetime, naive = UTC, or a sync or async function of the
+        context giving one)."""
         return self._add(StepNode(SleepStep(until=when)))
 
     def wait_for_event(self, event: str, step: Step[Any, Any]) -> Workflow:
@@ -166,7 +170,11 @@ class Workflow(Step[Any, Any]):
         an output field of the first with a compatible JSON type.
         """
         if not self.nodes:
-            raise WorkflowDefinitionError(f"workflow {self.id!r} has no steps", workflow_id=self.id)
+            raise WorkflowDefinitionError(
+                f"Execution flow of workflow is not defined: workflow {self.id!r} has no steps; "
+                "add them with .then(), .branch(), etc.",
+                workflow_id=self.id,
+            )
         seen: dict[str, str] = {}
         for node in self.nodes:
             for s in node_steps(node):
@@ -220,7 +228,26 @@ class Workflow(Step[Any, Any]):
         plugins: Iterable[object] = (),
         storage: Storage | None = None,
     ) -> Run:
-        """Create a run of this workflow (Mastra's ``createRunAsync()``)."""
+        """Create a run of this workflow, or take up an existing one (Mastra's
+        ``createRunAsync({runId})``).
+
+        With the ``run_id`` of a run that is live in this process (created here and not
+        ended), that same :class:`Run` is returned: a watcher on it sees its events and
+        ``resume()`` on it works. Otherwise, with a storage that holds ``run_id``, the stored
+        run is loaded (as :meth:`load_run` does). Otherwise a new run is made. The keyword
+        arguments only apply to a run made or loaded here.
+
+        :raises RunStateError: if the storage holds ``run_id`` for another workflow.
+        """
+        live = self._live_run(run_id)
+        if live is not None:
+            return live
+        store = storage or self.storage
+        if run_id is not None and store is not None:
+            snapshot = await store.load_run(run_id)
+            if snapshot is not None:
+                run = self._checked_load(run_id, snapshot, store, plugin_manager, plugins)
+                return self._keep(run)
         return self.create_run_sync(
             run_id, plugin_manager=plugin_manager, plugins=plugins, storage=storage
         )
@@ -233,12 +260,32 @@ class Workflow(Step[Any, Any]):
         plugins: Iterable[object] = (),
         storage: Storage | None = None,
     ) -> Run:
-        """The sync twin of :meth:`create_run`."""
+        """The sync twin of :meth:`create_run`; it takes up live runs, not stored ones."""
+        live = self._live_run(run_id)
+        if live is not None:
+            return live
+        return self._keep(self._new_run(run_id, plugin_manager, plugins, storage))
+
+    def _new_run(
+        self,
+        run_id: str | None,
+        plugin_manager: PluginManager | None,
+        plugins: Iterable[object],
+        storage: Storage | None,
+    ) -> Run:
         from .run import Run
 
+        if not self.nodes:
+            raise WorkflowDefinitionError(
+                f"Execution flow of workflow is not defined: workflow {self.id!r} has no steps; "
+                "add them with .then(), .branch(), etc.",
+                workflow_id=self.id,
+            )
         if not self.committed:
             raise WorkflowDefinitionError(
-                f"workflow {self.id!r} must be committed before it runs", workflow_id=self.id
+                "Uncommitted step flow changes detected: workflow "
+                f"{self.id!r} must be committed (call .commit()) before it runs",
+                workflow_id=self.id,
             )
         return Run(
             self,
@@ -247,6 +294,17 @@ class Workflow(Step[Any, Any]):
             plugins=(*self.plugins, *plugins),
             storage=storage or self.storage,
         )
+
+    def _live_run(self, run_id: str | None) -> Run | None:
+        """The run ``run_id`` made here and not ended, if any (ended runs are let go)."""
+        for known, run in list(self._runs.items()):
+            if run.status in ("success", "failed", "canceled"):
+                del self._runs[known]
+        return self._runs.get(run_id) if run_id is not None else None
+
+    def _keep(self, run: Run) -> Run:
+        self._runs[run.run_id] = run
+        return run
 
     async def load_run(
         self,
@@ -260,7 +318,8 @@ class Workflow(Step[Any, Any]):
 
         The run comes back as it was stored: ``suspended`` (resume it with ``resume()``),
         finished, or ``interrupted`` when its process died mid-run (``resume()`` with no step
-        continues after the last completed step).
+        continues after the last completed step). It is always a new :class:`Run` object,
+        even when this process holds the run live (:meth:`create_run` gives that one).
 
         :raises RunStateError: if the storage does not know the run, or it belongs to
             another workflow.
@@ -271,12 +330,25 @@ class Workflow(Step[Any, Any]):
         if store is None:
             raise RunStateError("load_run() needs a storage", run_id=run_id)
         snapshot = await store.load_run(run_id)
-        if snapshot is None or snapshot.workflow_id != self.id:
-            found = "unknown" if snapshot is None else f"of workflow {snapshot.workflow_id!r}"
-            raise RunStateError(f"run {run_id} is {found}", run_id=run_id)
-        run = self.create_run_sync(
-            run_id, plugin_manager=plugin_manager, plugins=plugins, storage=store
-        )
+        if snapshot is None:
+            raise RunStateError(f"run {run_id} is unknown", run_id=run_id)
+        return self._checked_load(run_id, snapshot, store, plugin_manager, plugins)
+
+    def _checked_load(
+        self,
+        run_id: str,
+        snapshot: RunSnapshot,
+        store: Storage,
+        plugin_manager: PluginManager | None,
+        plugins: Iterable[object],
+    ) -> Run:
+        from .errors import RunStateError
+
+        if snapshot.workflow_id != self.id:
+            raise RunStateError(
+                f"run {run_id} is of workflow {snapshot.workflow_id!r}", run_id=run_id
+            )
+        run = self._new_run(run_id, plugin_manager, plugins, store)
         run._restore(snapshot)
         return run
 

@@ -156,7 +156,7 @@ class Feed:
         self.finished = False
         self._waiting: deque[asyncio.Future[None]] = deque()
         self._waking = False
-        self.unwatch = run.watch(self._on_event)
+        self.unwatch = run.watch(self._on_event, "watch-v2")
 
     def _on_event(self, event: Event) -> None:
         # Called by the run for each event: append and wake, never wait.
@@ -290,7 +290,7 @@ def watch_records(run: Run, record: Callable[[Event | None], bytes]) -> AsyncIte
         if waiter and not waiter[0].done():
             waiter[0].set_result(None)
 
-    unwatch = run.watch(on_event)
+    unwatch = run.watch(on_event, "watch-v2")
 
     async def records() -> AsyncIterator[bytes]:
         nonlocal done

@@ -189,7 +189,7 @@ async def test_a_cancel_while_finish_is_awaited_sends_one_finish() -> None:
             if len(finishes) == 1:
                 await asyncio.Event().wait()  # the run waits here until it is canceled
 
-    run.watch(slow_watcher)
+    run.watch(slow_watcher, "watch-v2")
     task = asyncio.create_task(run.start({}))
     await finish_sent.wait()
     await run.cancel()

@@ -115,7 +115,7 @@ async def test_an_async_watcher_raising_is_isolated(pm: PluginManager, when: str
         if event.type == when:
             raise RuntimeError("watcher bug")
 
-    run.watch(watcher)
+    run.watch(watcher, "watch-v2")
     result = await run.start({})
     assert result.status == "success" and result.result == {"ok": True}
     assert [(e.hook, e.error) for e in result.plugin_errors] == [

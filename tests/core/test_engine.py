@@ -173,7 +173,11 @@ async def test_nested_suspend_and_resume_by_path(pm: PluginManager, recorder: Re
     suspended = await run.start({"n": 1})
     assert suspended.status == "suspended"
     assert suspended.suspended == [["inner", "approve"]]
-    assert suspended.steps["inner"].suspend_payload == {"waiting": "approve"}
+    # The inner payload, with Mastra's `__workflow_meta` saying where inside `inner` it is.
+    assert suspended.steps["inner"].suspend_payload == {
+        "waiting": "approve",
+        "__workflow_meta": {"runId": run.run_id, "path": ["approve"]},
+    }
     done = await run.resume(step=["inner", "approve"], resume_data={"ok": True})
     assert done.status == "success"
     assert done.result == {"approved": True, "by": "approve"}

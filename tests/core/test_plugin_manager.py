@@ -159,8 +159,8 @@ async def test_watch_sees_this_runs_events_until_unwatched() -> None:
     async def slow_watcher(event: Event) -> None:
         received.append(event.type)
 
-    unwatch = run.watch(lambda e: seen.append(e.type))
-    run.watch(slow_watcher)
+    unwatch = run.watch(lambda e: seen.append(e.type), "watch-v2")
+    run.watch(slow_watcher, "watch-v2")
     await run.start({})
     assert seen == ["start", "step-start", "step-result", "step-finish", "finish"]
     assert received == seen

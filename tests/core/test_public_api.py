@@ -27,6 +27,7 @@ PUBLIC_MODULES = [
     "stepstream.run_stream",
     "stepstream.steps",
     "stepstream.usage",
+    "stepstream.watching",
     "stepstream.workflow",
     "stepstream.plugins",
     "stepstream.plugins.stream",
