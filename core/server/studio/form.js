@@ -34,7 +34,8 @@ function field(name, schema, root, required) {
     };
   } else if (type === "string") {
     input = h("input", { id, name, type: "text", value: spec.default ?? "", spellcheck: "false" });
-    read = () => (input.value === "" && !required ? undefined : input.value);
+    // An empty box is "not given" (a required field then says so), never the empty string.
+    read = () => (input.value === "" ? undefined : input.value);
   } else {
     input = h("textarea", { id, name, rows: 3, class: "json", spellcheck: "false" }, spec.default === undefined ? "" : pretty(spec.default));
     read = () => {
@@ -55,7 +56,7 @@ export function schemaForm(schema, { initial } = {}) {
   const props = spec && spec.type === "object" ? spec.properties || {} : null;
   const required = new Set(spec?.required || []);
   const fields = props ? Object.entries(props).map(([name, s]) => field(name, s, schema, required.has(name))) : [];
-  const raw = h("textarea", { class: "json raw", rows: 6, spellcheck: "false", "aria-label": "Raw JSON" },
+  const raw = h("textarea", { class: "json raw", rows: 6, spellcheck: "false", "aria-label": "JSON value" },
     initial === undefined ? (props ? "{}" : "") : pretty(initial));
   const useRaw = h("input", { type: "checkbox", id: `raw${++counter}`, checked: !props || fields.length === 0 });
   const structured = h("div", { class: "fields" }, fields.map((f) => f.row));

@@ -29,6 +29,7 @@ async function route() {
     else if (parts[0] === "workflows" && parts.length === 2) await workflowPage(main, parts[1], go);
     else await workflowList(main);
     document.title = `${parts.join(" / ") || "workflows"} · stepstream Studio`;
+    main.dataset.shown = location.hash; // which view is on screen (tests wait for it)
   } catch (error) {
     notice.textContent =
       error instanceof ApiError && error.status === 401

@@ -2,7 +2,7 @@
 // output, error and timing, an agent's answer token by token with its usage, and the actions
 // (resume, send an event, cancel). Events come from follow() (SSE, resumed after a drop).
 import { api, follow, runPath, workflowPath } from "./api.js";
-import { duration, h, pretty, schemaOf } from "./dom.js";
+import { duration, h, pretty, schemaOf, fill } from "./dom.js";
 import { schemaForm } from "./form.js";
 import { drawGraph, markStep, stepKind } from "./graph.js";
 import { Timeline } from "./timeline.js";
@@ -185,7 +185,7 @@ export async function runPage(main, key, runId) {
     actions.replaceChildren(...out, error);
   }
 
-  main.replaceChildren(
+  fill(main, 
     h("p", { class: "crumbs" }, h("a", { href: "#/runs" }, "Runs"), " / ", h("a", { href: `#/workflows/${encodeURIComponent(key)}` }, key), " / ", runId),
     h("h1", {}, "Run ", h("code", {}, runId.slice(0, 8)), " ", status, " ", link),
     h("div", { class: "split" },

@@ -1,7 +1,7 @@
 // The runs view: every stored run with its status, start and duration, filtered by workflow
 // and status, a page at a time, refreshed while it is shown.
 import { api, workflowPath } from "./api.js";
-import { duration, h } from "./dom.js";
+import { duration, h, fill } from "./dom.js";
 
 const PAGE = 20;
 const STATUSES = ["running", "suspended", "success", "failed", "canceled", "interrupted", "pending"];
@@ -35,7 +35,7 @@ export async function runList(main, params, go) {
   const table = h("table", { class: "runs" },
     h("thead", {}, h("tr", {}, ["Run", "Workflow", "Status", "Started", "Duration"].map((t) => h("th", { scope: "col" }, t)))),
     body);
-  main.replaceChildren(
+  fill(main, 
     h("h1", {}, "Runs"),
     h("div", { class: "filters" }, pick("workflow", workflow, keys, "Workflow"), pick("status", status, STATUSES, "Status")),
     table, pager);
@@ -45,14 +45,15 @@ export async function runList(main, params, go) {
     const shown = runs.slice(page * PAGE, (page + 1) * PAGE);
     body.replaceChildren(...(shown.length ? shown.map((r) => {
       const started = Date.parse(r.createdAt);
-      const ended = ["success", "failed", "canceled"].includes(r.snapshot.status);
-      const took = ended ? Date.parse(r.updatedAt) - started : Date.now() - started;
+      // A running run's duration grows on screen; any other stopped at its last change.
+      const live = r.snapshot.status === "running";
+      const took = live ? Date.now() - started : Date.parse(r.updatedAt) - started;
       return h("tr", { dataset: { run: r.runId, status: r.snapshot.status } },
         h("td", {}, h("a", { href: `#/runs/${encodeURIComponent(r.workflowName)}/${encodeURIComponent(r.runId)}` }, r.runId.slice(0, 8))),
         h("td", {}, r.workflowName),
         h("td", {}, h("span", { class: `status ${r.snapshot.status}` }, r.snapshot.status)),
         h("td", {}, new Date(started).toLocaleString()),
-        h("td", {}, ended ? duration(took) : `${duration(took)}…`));
+        h("td", {}, live ? `${duration(took)}…` : duration(took)));
     }) : [h("tr", {}, h("td", { colspan: 5, class: "muted" }, "No runs."))]));
     const pages = Math.max(1, Math.ceil(runs.length / PAGE));
     pager.replaceChildren(

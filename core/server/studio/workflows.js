@@ -1,13 +1,13 @@
 // The workflows view: every workflow, and one workflow's graph, input schema and start form.
 import { api, workflowPath } from "./api.js";
-import { h, pretty, schemaOf } from "./dom.js";
+import { h, pretty, schemaOf, fill } from "./dom.js";
 import { schemaForm } from "./form.js";
 import { drawGraph } from "./graph.js";
 
 export async function workflowList(main) {
   const all = await api("api/workflows");
   const keys = Object.keys(all).sort();
-  main.replaceChildren(
+  fill(main, 
     h("h1", {}, "Workflows"),
     keys.length === 0 ? h("p", { class: "muted" }, "No workflows are served.") : null,
     h("ul", { class: "cards" }, keys.map((key) =>
@@ -47,7 +47,7 @@ export async function workflowPage(main, key, go) {
       start.disabled = false;
     }
   };
-  main.replaceChildren(
+  fill(main, 
     h("p", { class: "crumbs" }, h("a", { href: "#/workflows" }, "Workflows"), " / ", key),
     h("h1", {}, key, " ", h("span", { class: "muted small" }, info.name)),
     info.description ? h("p", {}, info.description) : null,
