@@ -9,7 +9,7 @@ from urllib.parse import urlparse
 
 import pytest
 
-from stepstream.testing import ModelServer
+from stepstream.testing import ModelServer, bulk_responder
 
 from .conftest import GatedPlanner, Proxy, Studio, serve_studio
 
@@ -113,8 +113,9 @@ def test_a_run_from_the_form_streams_the_agents_tokens_while_the_model_answers(
     screenshot("run")
 
 
-def _event_count(studio: Studio, run_id: str) -> int:
-    with studio.api.stream("GET", f"/api/workflows/weatherWorkflow/runs/{run_id}/events") as r:
+def _event_count(studio: Studio, run_id: str, key: str = "weatherWorkflow") -> int:
+    """How many events the server has stored for the run (read from its own SSE route)."""
+    with studio.api.stream("GET", f"/api/workflows/{key}/runs/{run_id}/events") as r:
         return sum(1 for line in r.iter_lines() if line.startswith("id: "))
 
 
@@ -270,3 +271,35 @@ def test_the_keyboard_reaches_the_form_and_starts_a_run(
     page.locator("#timeline").focus()
     page.keyboard.press("Home")
     assert page.evaluate("document.querySelector('#timeline').scrollTop") == 0
+
+
+def test_the_weather_example_is_servable_as_it_is_with_no_api_key(page: Any) -> None:
+    # No OPENAI_API_KEY: the example's local model and weather source start on demand.
+    for studio in serve_studio({}):
+        run_id = _start_weather(page, studio.url, "Oslo")
+        _status_is(page, "success")
+        text = page.locator('.agent-text[data-step="Weather Agent"]').text_content()
+        assert text.startswith("Activity plan for Oslo")
+        stored = studio.run("weatherWorkflow", run_id)["snapshot"]
+        assert stored["context"]["Weather Agent"]["output"]["text"] == text
+
+
+def test_a_long_run_keeps_only_the_rows_in_view_in_the_timeline(page: Any) -> None:
+    with ModelServer(bulk_responder(5000)) as bulk:
+        env = {"OPENAI_API_KEY": "sk-test", "OPENAI_BASE_URL": bulk.base_url}
+        for studio in serve_studio(env):
+            run_id = _start_weather(page, studio.url, "Bergen")
+            _status_is(page, "success")
+            timeline = page.locator("#timeline")
+            page.wait_for_function(
+                f"document.querySelector('#timeline').dataset.count === "
+                f"'{_event_count(studio, run_id, 'weatherWorkflow')}'"
+            )
+            count = int(timeline.get_attribute("data-count"))
+            assert count > 5000
+            assert timeline.locator(".row").count() < 60  # in view and a margin, not 5,000
+            timeline.focus()
+            page.keyboard.press("Home")
+            page.locator("#timeline .row .seq", has_text="#0").first.wait_for()
+            page.keyboard.press("End")
+            page.locator("#timeline .row .seq", has_text=f"#{count - 1}").wait_for()

@@ -65,6 +65,23 @@ export async function runPage(main, key, runId) {
     markStep(graph, id, state);
   };
 
+  // Tokens are written once a frame: many may arrive between two paints, and scrolling the
+  // answer to its end after each would force a layout per token.
+  const unpainted = new Map(); // step entry -> text not yet on screen
+  const paint = () => {
+    for (const [entry, text] of unpainted) {
+      entry.textNode.appendData(text);
+      entry.text.scrollTop = entry.text.scrollHeight;
+    }
+    unpainted.clear();
+  };
+  const stream = (entry, delta) => {
+    if (!entry.text) return;
+    if (!entry.textNode) entry.textNode = entry.text.appendChild(document.createTextNode(""));
+    if (unpainted.size === 0) requestAnimationFrame(paint);
+    unpainted.set(entry, (unpainted.get(entry) || "") + delta);
+  };
+
   const onEvent = ({ id: seq, type, data }) => {
     timeline.push({ id: seq, type, data });
     const p = data.payload || {};
@@ -83,12 +100,9 @@ export async function runPage(main, key, runId) {
       case "tool-call-streaming-start":
         card(data.toolName);
         break;
-      case "tool-call-delta": {
-        const entry = card(data.toolName);
-        if (entry.text) entry.text.append(data.argsTextDelta); // a text node: no re-layout of the rest
-        if (entry.text) entry.text.scrollTop = entry.text.scrollHeight;
+      case "tool-call-delta":
+        stream(card(data.toolName), data.argsTextDelta);
         break;
-      }
       case "tool-call":
       case "tool-result": {
         const entry = [...steps.values()].reverse().find((s) => s.calls);
@@ -101,6 +115,7 @@ export async function runPage(main, key, runId) {
         break;
       }
       case "step-result": {
+        paint();
         const entry = card(p.id);
         if (p.output !== undefined) entry.output.textContent = pretty(p.output);
         if (p.error) {
