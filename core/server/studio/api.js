@@ -43,6 +43,8 @@ export async function api(path, { method = "GET", body } = {}) {
   return data;
 }
 
+const SLICE_MS = 8;
+
 export const workflowPath = (id) => `api/workflows/${encodeURIComponent(id)}`;
 export const runPath = (id, runId) => `${workflowPath(id)}/runs/${encodeURIComponent(runId)}`;
 
@@ -96,7 +98,14 @@ export function follow(path, onEvent, onState) {
         delay = 200;
         const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
         let buffer = "";
+        let slice = performance.now();
         for (;;) {
+          // A stored run arrives as fast as the socket goes: give the page a turn every few
+          // milliseconds, or reading 100,000 events would be one long task.
+          if (performance.now() - slice > SLICE_MS) {
+            await new Promise((resolve) => setTimeout(resolve, 0));
+            slice = performance.now();
+          }
           const { value, done } = await reader.read();
           if (done) break;
           buffer += value;

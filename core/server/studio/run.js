@@ -8,6 +8,14 @@ import { drawGraph, markStep, stepKind } from "./graph.js";
 import { Timeline } from "./timeline.js";
 
 const ENDED = ["success", "failed", "canceled"];
+const SHOWN = 20_000; // characters of a streaming answer on screen
+const CLIP = 50_000; // characters of a step's input or output on screen
+
+/** ``text`` cut to CLIP characters, saying how much was left out (pick the event for all). */
+function clip(text) {
+  if (text.length <= CLIP) return text;
+  return `${text.slice(0, CLIP)}\n… ${text.length - CLIP} more characters: pick its event below for all of it`;
+}
 
 export async function runPage(main, key, runId) {
   const [info, stored] = await Promise.all([api(workflowPath(key)), api(runPath(key, runId))]);
@@ -70,14 +78,21 @@ export async function runPage(main, key, runId) {
   const unpainted = new Map(); // step entry -> text not yet on screen
   const paint = () => {
     for (const [entry, text] of unpainted) {
-      entry.textNode.appendData(text);
+      entry.full += text;
+      // Only the answer's last SHOWN characters are laid out: a longer text would cost a
+      // layout of all of it at every frame (the whole answer is the step's output).
+      entry.textNode.data = entry.full.length > SHOWN ? `…${entry.full.slice(-SHOWN)}` : entry.full;
       entry.text.scrollTop = entry.text.scrollHeight;
+      entry.text.dataset.length = String(entry.full.length); // all of it, shown or not
     }
     unpainted.clear();
   };
   const stream = (entry, delta) => {
     if (!entry.text) return;
-    if (!entry.textNode) entry.textNode = entry.text.appendChild(document.createTextNode(""));
+    if (!entry.textNode) {
+      entry.textNode = entry.text.appendChild(document.createTextNode(""));
+      entry.full = "";
+    }
     if (unpainted.size === 0) requestAnimationFrame(paint);
     unpainted.set(entry, (unpainted.get(entry) || "") + delta);
   };
@@ -92,7 +107,7 @@ export async function runPage(main, key, runId) {
       case "step-start": {
         const entry = card(p.id);
         entry.started = p.startedAt;
-        entry.input.textContent = pretty(p.payload);
+        entry.input.textContent = clip(pretty(p.payload));
         setStep(p.id, "running");
         if (runStatus !== "running" && !ENDED.includes(runStatus)) setStatus("running");
         break;
@@ -117,7 +132,7 @@ export async function runPage(main, key, runId) {
       case "step-result": {
         paint();
         const entry = card(p.id);
-        if (p.output !== undefined) entry.output.textContent = pretty(p.output);
+        if (p.output !== undefined) entry.output.textContent = clip(pretty(p.output));
         if (p.error) {
           entry.error.textContent = String(p.error);
           entry.error.hidden = false;
