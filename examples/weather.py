@@ -1,6 +1,7 @@
 """Mastra's weather workflow in stepstream: fetch a forecast, then stream an activity plan.
 
     python examples/weather.py [--city London] [--json] [-p metrics] [--events-dir DIR]
+    stepstream serve examples/weather.py    # the Studio at http://127.0.0.1:4111/
 
 Offline by default: a local Open-Meteo-style weather source and a local deterministic
 OpenAI-compatible model start on 127.0.0.1. Set ``OPENAI_API_KEY`` (and ``OPENAI_BASE_URL``,
@@ -13,7 +14,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
 import contextlib
+import functools
 import json
 import os
 import sys
@@ -29,6 +32,24 @@ from stepstream.agents import Agent
 from stepstream.cli import closed_pipe
 from stepstream.plugins.jsonl import JsonLinesExporter
 from stepstream.testing import ModelServer, planner_responder
+
+# What a served workflow uses when no runtime context names the APIs: the environment's, or
+# the local stand-ins, started by the first run that needs them and stopped at exit.
+_LOCAL = contextlib.ExitStack()
+atexit.register(_LOCAL.close)
+
+
+@functools.cache
+def local_weather_url() -> str:
+    """The base URL of the local weather source, started at the first call."""
+    return _LOCAL.enter_context(WeatherSource()).base_url
+
+
+@functools.cache
+def local_model_url() -> str:
+    """The base URL of the local deterministic model, started at the first call."""
+    return _LOCAL.enter_context(ModelServer(planner_responder(delay=0.02))).base_url
+
 
 CONDITIONS = {
     0: "Clear sky", 1: "Mainly clear", 2: "Partly cloudy", 3: "Overcast", 45: "Foggy",
@@ -56,8 +77,10 @@ class Forecast(BaseModel):
 
 @step(id="fetch-weather", description="Fetches the weather forecast for a city")
 async def fetch_weather(ctx: StepContext[City]) -> Forecast:
-    geocoding = ctx.runtime_context.get("geocoding_url")
-    weather = ctx.runtime_context.get("weather_url")
+    geocoding = ctx.runtime_context.get("geocoding_url") or os.environ.get("GEOCODING_API_URL")
+    weather = ctx.runtime_context.get("weather_url") or os.environ.get("WEATHER_API_URL")
+    if not (geocoding and weather):
+        geocoding = weather = local_weather_url()
     async with httpx.AsyncClient(timeout=10) as http:
         found = await http.get(
             f"{geocoding}/search", params={"name": ctx.input_data.city, "count": 1}
@@ -111,6 +134,25 @@ def build_workflow(planner: Agent) -> Workflow:
         .then(step.from_agent(planner))
         .commit()
     )
+
+
+class LocalPlanner(Agent):
+    """The weather agent on the local deterministic model, which starts at its first answer."""
+
+    def __init__(self) -> None:
+        super().__init__("Weather Agent", INSTRUCTIONS, "local-planner", api_key="local")
+
+    def _client(self) -> Any:
+        # Served workflows are built at import: the model server starts when first needed.
+        self.base_url = local_model_url()
+        return super()._client()
+
+
+def default_planner() -> Agent:
+    """The configured model when ``OPENAI_API_KEY`` is set, else the local one."""
+    if os.environ.get("OPENAI_API_KEY"):
+        return Agent("Weather Agent", INSTRUCTIONS, os.environ.get("OPENAI_MODEL", "gpt-4o-mini"))
+    return LocalPlanner()
 
 
 class Printer:
@@ -225,6 +267,9 @@ INSTRUCTIONS = (
     "You are a local activities and travel expert who excels at weather-based planning. "
     "Given a forecast, suggest a morning, afternoon and evening activity and a practical tip."
 )
+
+# What `stepstream serve examples/weather.py` serves (Mastra's key for it: weatherWorkflow).
+weatherWorkflow = build_workflow(default_planner())
 
 if __name__ == "__main__":
     try:

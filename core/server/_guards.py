@@ -1,7 +1,8 @@
 """The ASGI middleware in front of every route: bearer-token auth and the request body limit.
 
 Both wrap the whole app, so they hold for every route whatever path the app is mounted under
-(``Mount("/wf", app)`` in Starlette or FastAPI); neither looks at the path.
+(``Mount("/wf", app)`` in Starlette or FastAPI); only the auth looks at the path, to let the
+Studio's static files through.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import hmac
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ._studio import is_public
 from ._wire import JSON, Problem
 
 DEFAULT_BODY_LIMIT = 4_718_592
@@ -22,6 +24,8 @@ class BearerAuth:
     The comparison is constant-time (``hmac.compare_digest``), so the token cannot be guessed
     byte by byte from response times. CORS preflights never reach this middleware when CORS is
     on: the CORS middleware outside it answers them (browsers send no credentials there).
+    The Studio's static files (``_studio.is_public``) need no token: they hold no data, and the
+    page must load to ask for the token.
     """
 
     def __init__(self, app: ASGIApp, token: str) -> None:
@@ -31,7 +35,7 @@ class BearerAuth:
         self.expected = f"Bearer {token}".encode()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] in ("http", "websocket"):
+        if scope["type"] in ("http", "websocket") and not _studio_file(scope):
             given = b""
             for name, value in scope.get("headers") or []:
                 if name == b"authorization":
@@ -46,6 +50,15 @@ class BearerAuth:
                 await response(scope, receive, send)
                 return
         await self.app(scope, receive, send)
+
+
+def _studio_file(scope: Scope) -> bool:
+    # The path below where the app is mounted (Starlette keeps the full path in a Mount).
+    path: str = scope["path"]
+    root: str = scope.get("root_path", "")
+    if root and path.startswith(root):
+        path = path[len(root) :]
+    return scope["type"] == "http" and scope["method"] in ("GET", "HEAD") and is_public(path)
 
 
 class BodyLimit:

@@ -25,7 +25,7 @@ def stored_run(key: str, snapshot: RunSnapshot) -> dict[str, Any]:
             "runtimeContext": snapshot.runtime_context,
             "timestamp": snapshot.updated_at,
         },
-        "createdAt": stamp,
+        "createdAt": _iso(snapshot.created_at or snapshot.updated_at),
         "updatedAt": stamp,
     }
 

@@ -32,6 +32,7 @@ from ._models import Endpoint, ResumeBody, SendEventBody, StartBody, openapi, re
 from ._registry import DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_LIVE, Runs
 from ._serving import serve, serve_in_thread
 from ._stored import execution_result, stored_run
+from ._studio import studio_routes
 from ._wire import JSON, Problem, dumps, int_param, run_id_of, seq_param
 from .describe import workflow_info
 
@@ -358,7 +359,7 @@ def create_app(
     middleware.append(Middleware(BodyLimit, limit=body_limit))
     middleware.append(Middleware(_TraceParent))
     app = Starlette(
-        routes=routes,
+        routes=[*routes, *studio_routes()],  # the Studio (the web UI) at /
         middleware=middleware,
         exception_handlers={
             Problem: _problem,

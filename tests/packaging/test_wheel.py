@@ -77,6 +77,9 @@ def test_build_gives_an_sdist_and_a_wheel_with_the_kit_license_and_entry_points(
         "stepstream/agents/agent.py", "stepstream/plugins/stream.py", f"{info}/licenses/LICENSE",
     } <= names  # fmt: skip
     assert not any(n.startswith("stepstream/agents/local_") for n in names)
+    # The Studio ships inside the wheel: every file of its folder, nothing built elsewhere.
+    studio = {f"stepstream/server/studio/{p.name}" for p in (ROOT / "core/server/studio").iterdir()}
+    assert "stepstream/server/studio/index.html" in studio and studio <= names
     assert "License-Expression: MIT" in metadata
     assert "stepstream = stepstream.testing.pytest_plugin" in entry_points
     assert "stepstream = stepstream.cli:main" in entry_points

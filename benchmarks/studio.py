@@ -1,0 +1,260 @@
+"""The Studio's targets: tokens on screen, a responsive page under a long run, asset size.
+
+Run by hand (never collected by pytest)::
+
+    .venv/bin/python benchmarks/studio.py [--quick] [--tokens N] [--events N]
+
+What is measured
+----------------
+``stepstream serve examples/weather.py`` runs in a child process, with the weather agent on a
+local :class:`~stepstream.testing.ModelServer`; Debian's Chromium (headless, driven by
+Playwright, the flags of ``tests/studio``) opens the Studio's page of the run.
+
+``tokens``  the model streams ``--tokens`` tokens (5,000), one every 2 ms. The model server
+            notes the wall-clock time it sends each one; the page notes (``Date.now()``, the
+            same clock) when each token's text is in the answer box, at the frame that paints
+            it. Reported: the median, 99th percentile and worst of send-to-screen latency.
+            Target: every token under 50 ms.
+``long``    a run of ``--events`` events (100,000: as many tokens, streamed as fast as the
+            socket takes them) followed by the page from its start; a ``PerformanceObserver``
+            counts long tasks (over 50 ms, Chromium's definition) while the page takes them.
+            Reported: the longest task and the time until the last event is shown. Target: no
+            task over 100 ms.
+``assets``  the Studio's files, each gzipped (what a compressing proxy would send), summed;
+            target under 300 KB. ``first paint``: Chromium's first-contentful-paint of ``/``;
+            target under 500 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from stepstream.testing import ModelServer, TextReply, tokens
+
+ROOT = Path(__file__).resolve().parents[1]
+STUDIO = ROOT / "core" / "server" / "studio"
+CHROMIUM = "/usr/bin/chromium"
+FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+# Injected before the page's own modules: note when the answer box's text grows and every
+# long task.
+PROBE = """
+window.__seen = []; window.__long = [];
+new PerformanceObserver((l) => { for (const e of l.getEntries()) __long.push(e.duration); })
+  .observe({ type: "longtask", buffered: true });
+const watch = () => {
+  const box = document.querySelector('.agent-text');
+  if (!box) return requestAnimationFrame(watch);
+  let last = 0;
+  new MutationObserver(() => {
+    const n = Number(box.dataset.length || 0);  // the answer's length (the box shows its end)
+    // Called right after the page writes the text (in the frame's callback), before it
+    // paints that frame.
+    if (n !== last) { last = n; __seen.push([Date.now(), n]); }
+  }).observe(box, { attributes: true, attributeFilter: ["data-length"] });
+};
+requestAnimationFrame(watch);
+"""
+
+
+class Paced:
+    """A model streaming ``n`` tokens ``delay`` seconds apart, noting when each is sent."""
+
+    def __init__(self, n: int, delay: float) -> None:
+        self.words = tokens(n)
+        self.delay = delay
+        self.sent: list[float] = []
+
+    def __call__(self, body: dict[str, Any]) -> TextReply:
+        def chunks() -> Iterator[str]:
+            for word in self.words:
+                self.sent.append(time.time() * 1000)
+                yield word
+                if self.delay:
+                    time.sleep(self.delay)
+
+        return TextReply(chunks())
+
+
+def _serve(model_url: str) -> tuple[subprocess.Popen[bytes], str]:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "OPENAI_API_KEY": "bench", "OPENAI_BASE_URL": model_url}
+    env["STEPSTREAM_DISABLE_PLUGIN_AUTOLOAD"] = "1"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "stepstream.cli",
+            "serve",
+            "examples/weather.py",
+            "--port",
+            str(port),
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(300):
+        try:
+            httpx.get(url, timeout=2)
+            return proc, url
+        except httpx.ConnectError:
+            time.sleep(0.05)
+    raise RuntimeError("stepstream serve did not start")
+
+
+def _browser(session: Any, profile: str) -> Any:
+    return session.chromium.launch_persistent_context(
+        profile, executable_path=CHROMIUM, headless=True, args=FLAGS
+    )
+
+
+def _start(page: Any, url: str) -> None:
+    page.goto(f"{url}/#/workflows/weatherWorkflow")
+    page.get_by_label("City").fill("Oslo")
+    page.get_by_role("button", name="Start run").click()
+
+
+def bench_tokens(session: Any, n: int) -> dict[str, float]:
+    model = Paced(n, 0.002)
+    with ModelServer(model) as server, tempfile.TemporaryDirectory() as profile:
+        proc, url = _serve(server.base_url)
+        try:
+            context = _browser(session, profile)
+            page = context.new_page()
+            page.add_init_script(PROBE)
+            _start(page, url)
+            page.wait_for_function(
+                "document.querySelector('#run-status')?.dataset.status === 'success'",
+                timeout=300_000,
+            )
+            seen: list[list[int]] = page.evaluate("__seen")
+            context.close()
+        finally:
+            proc.terminate()
+            proc.wait(10)
+    ends = [0]
+    for word in model.words:
+        ends.append(ends[-1] + len(word))
+    latencies = []
+    j = 0
+    for i, sent in enumerate(model.sent):
+        while j < len(seen) and seen[j][1] < ends[i + 1]:
+            j += 1
+        assert j < len(seen), f"token {i} never reached the screen"
+        latencies.append(seen[j][0] - sent)
+    latencies.sort()
+    return {
+        "tokens": n,
+        "median_ms": statistics.median(latencies),
+        "p99_ms": latencies[int(len(latencies) * 0.99) - 1],
+        "max_ms": latencies[-1],
+    }
+
+
+def bench_long(session: Any, n: int) -> dict[str, float]:
+    with ModelServer(lambda body: TextReply(tokens(n))) as server:
+        proc, url = _serve(server.base_url)
+        try:
+            done = httpx.post(
+                f"{url}/api/workflows/weatherWorkflow/start-async",
+                json={"inputData": {"city": "Oslo"}},
+                timeout=600,
+            )
+            assert done.json()["status"] == "success", done.text
+            run_id = httpx.get(f"{url}/api/workflows/weatherWorkflow/runs").json()["runs"][0]
+            with tempfile.TemporaryDirectory() as profile:
+                context = _browser(session, profile)
+                page = context.new_page()
+                page.add_init_script(PROBE)
+                started = time.perf_counter()
+                page.goto(f"{url}/#/runs/weatherWorkflow/{run_id['runId']}")
+                page.wait_for_function(
+                    "document.querySelector('#run-status')?.dataset.status === 'success' && "
+                    f"Number(document.querySelector('#timeline').dataset.count) >= {n}",
+                    timeout=600_000,
+                )
+                shown = time.perf_counter() - started
+                page.locator("#timeline").focus()
+                for key in ("Home", "PageDown", "End"):  # still answers the keyboard
+                    page.keyboard.press(key)
+                longest: list[float] = page.evaluate("__long")
+                count = int(page.locator("#timeline").get_attribute("data-count"))
+                context.close()
+        finally:
+            proc.terminate()
+            proc.wait(10)
+    return {
+        "events": count,
+        "shown_s": shown,
+        "long_tasks": len(longest),
+        "longest_ms": max(longest, default=0.0),
+    }
+
+
+def bench_assets(session: Any) -> dict[str, float]:
+    size = sum(len(gzip.compress(p.read_bytes(), 9)) for p in STUDIO.iterdir())
+    with ModelServer() as server, tempfile.TemporaryDirectory() as profile:
+        proc, url = _serve(server.base_url)
+        try:
+            context = _browser(session, profile)
+            page = context.new_page()
+            page.goto(f"{url}/")
+            page.locator(".card").first.wait_for()
+            paint = page.evaluate(
+                "performance.getEntriesByName('first-contentful-paint')[0]?.startTime ?? -1"
+            )
+            context.close()
+        finally:
+            proc.terminate()
+            proc.wait(10)
+    return {"gzip_kb": size / 1024, "first_paint_ms": paint}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="1,000 tokens and 10,000 events")
+    parser.add_argument("--tokens", type=int, default=5000)
+    parser.add_argument("--events", type=int, default=100_000)
+    args = parser.parse_args()
+    n_tokens, n_events = (1000, 10_000) if args.quick else (args.tokens, args.events)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as session:
+        for name, result in (
+            ("assets", bench_assets(session)),
+            ("tokens", bench_tokens(session, n_tokens)),
+            ("long", bench_long(session, n_events)),
+        ):
+            shown = ", ".join(
+                f"{k} {v:.1f}" if isinstance(v, float) else f"{k} {v}" for k, v in result.items()
+            )
+            print(f"{name:7} {shown}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
