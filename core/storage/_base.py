@@ -179,9 +179,10 @@ class StorageBase:
             _settle(batch, lost, None)
 
     async def _retrying(self, work: Callable[[], Awaitable[T]], what: str) -> T:
-        # The first attempt runs bare: building tenacity's retrying machinery costs more than a
-        # grouped write itself (about 100 us per call, measured under 1,000 concurrent runs),
-        # and almost every write succeeds at once. Only a transient failure brings tenacity in.
+        # The first attempt runs bare: building tenacity's retrying machinery costs more than the
+        # Python side of a grouped write (270 us a call under cProfile with 1,000 runs in
+        # flight), and almost every write succeeds at once. Only a transient failure brings
+        # tenacity in.
         try:
             return await work()
         except (RunClaimedError, StorageError):
