@@ -187,6 +187,6 @@ def test_a_run_id_stored_for_another_workflow_is_never_overwritten(tmp_path: Pat
         other = httpx.post(
             f"{url}/api/workflows/five/start-async?runId=shared", json={"inputData": {"n": 0}}
         )
-        assert other.status_code == 409 and "already exists" in other.json()["error"]
+        assert other.status_code == 409 and "'approval'" in other.json()["error"]
         kept = httpx.get(f"{url}/api/workflows/approval/runs/shared").json()
         assert kept["snapshot"]["status"] == "suspended"

@@ -143,8 +143,10 @@ def studio(model: ModelServer) -> Iterator[Studio]:
     yield from serve_studio(env)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def playwright_session() -> Iterator[Any]:
+    # Module-scoped: Playwright's sync API keeps an event loop running in this thread until it
+    # stops, and the tests after these (asyncio.run, pytest-asyncio) need the thread free.
     if not Path(CHROMIUM).exists():
         message = f"{CHROMIUM} is missing: apt-get install chromium (.ci/run does)"
         if os.environ.get("CI"):
