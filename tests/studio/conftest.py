@@ -143,10 +143,10 @@ def studio(model: ModelServer) -> Iterator[Studio]:
     yield from serve_studio(env)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def playwright_session() -> Iterator[Any]:
-    # Module-scoped: Playwright's sync API keeps an event loop running in this thread until it
-    # stops, and the tests after these (asyncio.run, pytest-asyncio) need the thread free.
+    # Per test, not per session: the sync API runs an event loop of its own in this thread,
+    # which would be in the way of the asyncio tests that follow.
     if not Path(CHROMIUM).exists():
         message = f"{CHROMIUM} is missing: apt-get install chromium (.ci/run does)"
         if os.environ.get("CI"):

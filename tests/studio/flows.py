@@ -31,3 +31,21 @@ async def work(ctx: StepContext[Job]) -> Job:
 
 
 slowWf = Workflow(id="slow-wf", input_schema=Job).then(work).commit()
+
+
+@step(id="prepare")
+async def prepare(ctx: StepContext[Job]) -> Job:
+    return ctx.input_data
+
+
+@step(id="ship")
+async def ship(ctx: StepContext[Job]) -> dict[str, object]:
+    return {"name": ctx.input_data.name, "event": ctx.resume_data}
+
+
+eventWf = (
+    Workflow(id="event-wf", input_schema=Job)
+    .then(prepare)
+    .wait_for_event("approved", ship)
+    .commit()
+)

@@ -303,3 +303,19 @@ def test_a_long_run_keeps_only_the_rows_in_view_in_the_timeline(page: Any) -> No
             page.locator("#timeline .row .seq", has_text="#0").first.wait_for()
             page.keyboard.press("End")
             page.locator("#timeline .row .seq", has_text=f"#{count - 1}").wait_for()
+
+
+def test_send_event_wakes_a_waiting_step(page: Any, studio: Studio) -> None:
+    page.goto(f"{studio.url}/#/workflows/eventWf")
+    page.get_by_label("Name").fill("parcel")
+    page.get_by_role("button", name="Start run").click()
+    _step_is(page, "ship", "waiting")
+    name = page.get_by_label("Event", exact=True)
+    assert name.input_value() == "approved"  # what the step waits for, filled in
+    page.locator("#event-data").fill('{"by": "ada"}')
+    page.get_by_role("button", name="Send event").click()
+    _status_is(page, "success")
+    _step_is(page, "ship", "success")
+    run_id = page.url.rsplit("/", 1)[1]
+    stored = studio.run("eventWf", run_id)["snapshot"]
+    assert stored["result"] == {"name": "parcel", "event": {"by": "ada"}}

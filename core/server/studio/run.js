@@ -32,6 +32,7 @@ export async function runPage(main, key, runId) {
   timeline.element.id = "timeline";
   let runStatus = stored.snapshot.status;
   let suspended = stored.snapshot.suspended || [];
+  let waitingFor = ""; // the event a waiting step waits for
 
   const setStatus = (value) => {
     runStatus = value;
@@ -144,7 +145,9 @@ export async function runPage(main, key, runId) {
       case "step-suspended": {
         const entry = card(p.id);
         entry.output.textContent = `suspended: ${pretty(p.suspendPayload)}`;
-        setStep(p.id, "suspended");
+        // A wait_for_event step suspends with {event: name}: it waits for that event.
+        waitingFor = typeof p.suspendPayload?.event === "string" ? p.suspendPayload.event : "";
+        setStep(p.id, waitingFor ? "waiting" : "suspended");
         suspended = [[p.id]];
         setStatus("suspended");
         break;
@@ -194,7 +197,7 @@ export async function runPage(main, key, runId) {
       } }, h("h3", {}, `Resume ${stepId}`), form.element, button));
     }
     if (!ENDED.includes(runStatus)) {
-      const name = h("input", { id: "event-name", type: "text", required: true, placeholder: "event name" });
+      const name = h("input", { id: "event-name", type: "text", required: true, placeholder: "event name", value: waitingFor });
       const data = h("textarea", { id: "event-data", class: "json", rows: 2, placeholder: "data (JSON, optional)" });
       const send = h("button", { type: "submit" }, "Send event");
       out.push(h("form", { class: "action", onsubmit: (e) => {
