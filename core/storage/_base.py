@@ -28,12 +28,13 @@ import socket
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import tenacity
 
 from ..errors import RunClaimedError, StorageError
-from . import FINAL_STATUSES, Checkpoint, Claim, RunSummary
+from . import FINAL_STATUSES, Checkpoint, Claim, RunSnapshot, RunSummary
+from ._codec import decode, rebuild_state
 
 __all__ = ["CRASH_POINTS", "StorageBase", "new_owner", "now_ms"]
 
@@ -373,3 +374,27 @@ def summaries(
         if statuses is None or seen in statuses:
             out.append(RunSummary(run_id, workflow_id, seen, updated_at))
     return out
+
+
+def snapshot_of(run_id: str, head: Sequence[Any], rows: Sequence[Any]) -> RunSnapshot:
+    """A run as loaded: its head row (the runs table's columns after ``run_id``, JSON as
+    text) and its ``(kind, key, order, data)`` records, as :class:`RunSnapshot`."""
+    (workflow_id, status, input_json, context, meta, result, error, suspended, last_seq,
+     owner, lease_until, created_at, updated_at) = head  # fmt: skip
+    meta_data = decode(meta)
+    return RunSnapshot(
+        run_id=run_id,
+        workflow_id=workflow_id,
+        status=effective_status(status, lease_until, now_ms(), owner),
+        state=rebuild_state(decode(input_json), meta_data, rows),
+        result=decode(result),
+        error=error,
+        suspended=decode(suspended),
+        runtime_context=decode(context),
+        last_seq=last_seq,
+        updated_at=updated_at,
+        owner=owner,
+        lease_until=lease_until,
+        created_at=created_at,
+        meta=meta_data,
+    )

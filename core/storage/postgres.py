@@ -27,12 +27,12 @@ from . import FINAL_STATUSES, Checkpoint, Claim, RunSnapshot, RunSummary, Stored
 from ._base import (
     StorageBase,
     claim_refusal,
-    effective_status,
     now_ms,
+    snapshot_of,
     stored_statuses,
     summaries,
 )
-from ._codec import decode, from_v1, path_key, prefix_bounds, rebuild_state
+from ._codec import from_v1, path_key, prefix_bounds
 
 __all__ = ["SCHEMA_VERSION", "PostgresStorage"]
 
@@ -399,25 +399,7 @@ class PostgresStorage(StorageBase):
                 (run_id,),
             )
             rows = await cur.fetchall()
-        (workflow_id, status, input_json, context, meta, result, error, suspended, last_seq,
-         owner, lease_until, created_at, updated_at) = head  # fmt: skip
-        meta_data = decode(meta)
-        return RunSnapshot(
-            run_id=run_id,
-            workflow_id=workflow_id,
-            status=effective_status(status, lease_until, now_ms(), owner),
-            state=rebuild_state(decode(input_json), meta_data, rows),
-            result=decode(result),
-            error=error,
-            suspended=decode(suspended),
-            runtime_context=decode(context),
-            last_seq=last_seq,
-            updated_at=updated_at,
-            owner=owner,
-            lease_until=lease_until,
-            created_at=created_at,
-            meta=meta_data,
-        )
+        return snapshot_of(run_id, head, rows)
 
     async def read_events(
         self, run_id: str, after_seq: int = -1, *, limit: int | None = None

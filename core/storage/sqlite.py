@@ -22,12 +22,12 @@ from . import FINAL_STATUSES, Checkpoint, Claim, RunSnapshot, RunSummary, Stored
 from ._base import (
     StorageBase,
     claim_refusal,
-    effective_status,
     now_ms,
+    snapshot_of,
     stored_statuses,
     summaries,
 )
-from ._codec import decode, from_v1, path_key, prefix_bounds, rebuild_state
+from ._codec import decode, from_v1, path_key, prefix_bounds
 
 __all__ = ["SCHEMA_VERSION", "SQLiteStorage"]
 
@@ -257,7 +257,7 @@ class SQLiteStorage(StorageBase):
             return head, rows
 
         found = await self._on("r", read)
-        return None if found is None else _snapshot(run_id, *found)
+        return None if found is None else snapshot_of(run_id, *found)
 
     async def read_events(
         self, run_id: str, after_seq: int = -1, *, limit: int | None = None
@@ -373,28 +373,6 @@ def _created(claim: Claim, now: int) -> tuple[Any, ...]:
 def _bounded(n: int) -> int:
     # SQLite integers are 64-bit: clamp what a client may send (after=10**30).
     return max(min(n, 2**63 - 1), -(2**63))
-
-
-def _snapshot(run_id: str, head: tuple[Any, ...], rows: list[Any]) -> RunSnapshot:
-    (workflow_id, status, input_json, context, meta, result, error, suspended, last_seq,
-     owner, lease_until, created_at, updated_at) = head  # fmt: skip
-    meta_data = decode(meta)
-    return RunSnapshot(
-        run_id=run_id,
-        workflow_id=workflow_id,
-        status=effective_status(status, lease_until, now_ms(), owner),
-        state=rebuild_state(decode(input_json), meta_data, rows),
-        result=decode(result),
-        error=error,
-        suspended=decode(suspended),
-        runtime_context=decode(context),
-        last_seq=last_seq,
-        updated_at=updated_at,
-        owner=owner,
-        lease_until=lease_until,
-        created_at=created_at,
-        meta=meta_data,
-    )
 
 
 def _migrate(conn: sqlite3.Connection) -> None:
