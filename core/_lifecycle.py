@@ -23,7 +23,13 @@ from .errors import (
     StepTimeoutError,
     StorageError,
 )
-from .events import StepFinishEvent, StepResultEvent, StepStartEvent, StepSuspendedEvent
+from .events import (
+    StepFinishEvent,
+    StepResultEvent,
+    StepStartEvent,
+    StepSuspendedEvent,
+    StepWaitingEvent,
+)
 from .executor import LocalExecutor, StepExecutor, run_locally
 from .graph import EventStep, ForeachNode, MapStep, Node, SleepStep, as_workflow
 from .plugin_manager import OPTIONAL_PLUGINS
@@ -126,13 +132,21 @@ class StepLifecycle:
                 if resuming
                 else {}
             )
-            await self.d.emit(
-                StepStartEvent,
-                step_id=sid,
-                input_data=record.payload,
-                started_at=record.started_at,
-                **resumed,
-            )
+            if isinstance(step, SleepStep):  # Mastra opens a sleep with `step-waiting`
+                await self.d.emit(
+                    StepWaitingEvent,
+                    step_id=sid,
+                    input_data=record.payload,
+                    started_at=record.started_at,
+                )
+            else:
+                await self.d.emit(
+                    StepStartEvent,
+                    step_id=sid,
+                    input_data=record.payload,
+                    started_at=record.started_at,
+                    **resumed,
+                )
             self.d.notify(
                 "before_step_run", run_id=self.run_id, step_id=sid, input_data=record.payload
             )

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from .context import StepContext
-from .errors import StepExecutionError, WorkflowDefinitionError
+from .errors import StepExecutionError, WorkflowDefinitionError, describe_error
 from .steps import Step, to_jsonable
 
 if TYPE_CHECKING:
@@ -95,7 +95,20 @@ class MapStep(Step[Any, Any]):
             fn = _spec_function(dict(mapping))
         else:
             raise WorkflowDefinitionError(f"map() takes a function or a dict, got {mapping!r}")
-        super().__init__(id=f"mapping_{uuid.uuid4()}", execute=fn)
+        step_id = f"mapping_{uuid.uuid4()}"
+
+        async def execute(ctx: StepContext[Any]) -> Any:
+            try:
+                value = fn(ctx)
+                return await value if inspect.isawaitable(value) else value
+            except Exception as exc:  # said with the map step's id: it has no name of its own
+                raise StepExecutionError(
+                    f"map step {step_id!r} raised {describe_error(exc)}",
+                    run_id=ctx.run_id,
+                    step_id=step_id,
+                ) from exc
+
+        super().__init__(id=step_id, execute=execute)
         # Map functions are expected to be cheap: they run on the event loop even when sync.
         self.is_async = True
 

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, RootModel
 
 from .context import StepContext
 from .errors import WorkflowDefinitionError
@@ -110,13 +110,17 @@ class Workflow(Step[Any, Any]):
         return self._add(StepNode(step))
 
     def parallel(self, steps: Sequence[Step[Any, Any]]) -> Workflow:
-        """Run ``steps`` concurrently; the output is ``{step_id: output}`` in declaration order."""
+        """Run ``steps`` concurrently; the output is a plain dict ``{step_id: output}`` in
+        declaration order, each output in its JSON form (models dumped), as the next step, a
+        ``map()`` or a condition sees it."""
         if not steps:
             raise WorkflowDefinitionError(f"workflow {self.id!r}: parallel() needs steps")
         return self._add(ParallelNode(tuple(steps)))
 
     def branch(self, branches: Sequence[tuple[Condition, Step[Any, Any]]]) -> Workflow:
-        """Run the steps whose condition holds; the output is keyed by the taken step ids."""
+        """Run the steps whose condition holds; the output is a plain dict keyed by the taken
+        step ids (as :meth:`parallel`'s). A condition that raises fails the run with an error
+        naming its branch and step."""
         if not branches:
             raise WorkflowDefinitionError(f"workflow {self.id!r}: branch() needs branches")
         for item in branches:
@@ -387,8 +391,8 @@ def _mismatch(
             if missing:
                 return f"fields {missing} that {where} does not produce (it gives {list(keys)})"
         return None
-    if producer is consumer:
-        return None
+    if producer is consumer or issubclass(producer, RootModel) or issubclass(consumer, RootModel):
+        return None  # a schema from a plain annotation (`-> dict[str, str]`) names no fields
     out_props, _ = _properties(producer)
     in_props, required = _properties(consumer)
     missing = sorted(required - set(out_props))
