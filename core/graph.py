@@ -89,10 +89,13 @@ class MapStep(Step[Any, Any]):
     """
 
     def __init__(self, mapping: Callable[[StepContext[Any]], Any] | Mapping[str, Any]) -> None:
+        self.spec: dict[str, Any] | None = None
+        """The mapping spec, when given as one (checked against the workflow at commit())."""
         if callable(mapping):
             fn = mapping
         elif isinstance(mapping, Mapping):
-            fn = _spec_function(dict(mapping))
+            self.spec = dict(mapping)
+            fn = _spec_function(self.spec)
         else:
             raise WorkflowDefinitionError(f"map() takes a function or a dict, got {mapping!r}")
         step_id = f"mapping_{uuid.uuid4()}"
@@ -233,6 +236,16 @@ def _spec_function(spec: dict[str, Any]) -> Callable[[StepContext[Any]], Awaitab
         return out
 
     return resolve
+
+
+def spec_step_ids(spec: Mapping[str, Any]) -> dict[str, list[str]]:
+    """The step ids each key of a mapping spec reads from (``{"step": ...}`` sources)."""
+    found: dict[str, list[str]] = {}
+    for key, source in spec.items():
+        if "step" in source:
+            named = source["step"] if isinstance(source["step"], list | tuple) else [source["step"]]
+            found[key] = [s.id if isinstance(s, Step) else str(s) for s in named]
+    return found
 
 
 def _first_result(ctx: StepContext[Any], steps: Any) -> Any:

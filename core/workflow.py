@@ -24,6 +24,7 @@ from .graph import (
     StepNode,
     describe_node,
     node_steps,
+    spec_step_ids,
 )
 from .steps import Step
 
@@ -195,6 +196,10 @@ class Workflow(Step[Any, Any]):
                         f"workflow {self.id!r}: nested workflow {s.id!r} is not committed",
                         workflow_id=self.id,
                     )
+        for node in self.nodes:
+            for s in node_steps(node):
+                if isinstance(s, MapStep) and s.spec is not None:
+                    self._check_map(s, s.spec, seen)
         produced: tuple[str, type[BaseModel] | None, tuple[str, ...]] = (
             "the workflow input",
             self.input_schema,
@@ -212,6 +217,17 @@ class Workflow(Step[Any, Any]):
             produced = _output_of(node)
         self.committed = True
         return self
+
+    def _check_map(self, step: MapStep, spec: dict[str, Any], seen: dict[str, str]) -> None:
+        """A map spec may only read steps of this workflow."""
+        for key, ids in spec_step_ids(spec).items():
+            unknown = [i for i in ids if i not in seen]
+            if unknown:
+                raise WorkflowDefinitionError(
+                    f"workflow {self.id!r}: map step {step.id!r} reads {key!r} from step(s) "
+                    f"{unknown} that are not in this workflow (its steps: {sorted(seen)})",
+                    workflow_id=self.id,
+                )
 
     # -- running ------------------------------------------------------------------------------
 

@@ -97,3 +97,13 @@ async def test_mastras_resume_error_texts_come_first(pm: PluginManager) -> None:
     assert (await run.start({"n": 1})).status == "suspended"
     with pytest.raises(RunStateError, match=r"^This workflow step was not suspended: run "):
         await run.resume(step="inc", resume_data=1)
+
+
+def test_a_map_spec_reading_a_step_not_in_the_workflow_is_refused_at_commit() -> None:
+    stranger = Step(id="stranger", execute=lambda ctx: {})
+    wf = Workflow(id="wf").then(_inc()).map({"x": {"step": [stranger, "inc"], "path": "n"}})
+    with pytest.raises(WorkflowDefinitionError, match=r"map step 'mapping_.*' reads 'x' from"):
+        wf.commit()
+    assert not wf.committed
+    ok = Workflow(id="wf").then(_inc()).map({"x": {"step": "inc", "path": "n"}}).commit()
+    assert ok.committed
