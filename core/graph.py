@@ -30,6 +30,7 @@ __all__ = [
     "as_workflow",
     "describe_node",
     "node_steps",
+    "spec_step_ids",
 ]
 
 Condition = Callable[[StepContext[Any]], bool | Awaitable[bool]]

@@ -155,6 +155,10 @@ class Step(Generic[InputT, OutputT]):
                 OutputValidationError,
                 "returned output that does not match",
             )
+        if isinstance(model, RootModel):
+            # A plain annotation checks the value; what pydantic cannot dump as JSON stays
+            # as it is, as for a step without a schema (a local step may pass a client on).
+            return to_jsonable(model.root)
         return model.model_dump(mode="json", by_alias=True)
 
     def parse_output(self, data: Any) -> Any:
