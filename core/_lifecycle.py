@@ -132,21 +132,15 @@ class StepLifecycle:
                 if resuming
                 else {}
             )
-            if isinstance(step, SleepStep):  # Mastra opens a sleep with `step-waiting`
-                await self.d.emit(
-                    StepWaitingEvent,
-                    step_id=sid,
-                    input_data=record.payload,
-                    started_at=record.started_at,
-                )
-            else:
-                await self.d.emit(
-                    StepStartEvent,
-                    step_id=sid,
-                    input_data=record.payload,
-                    started_at=record.started_at,
-                    **resumed,
-                )
+            # Mastra opens a sleep with `step-waiting`, any other step with `step-start`.
+            sleeping = isinstance(step, SleepStep)
+            await self.d.emit(
+                StepWaitingEvent if sleeping else StepStartEvent,
+                step_id=sid,
+                input_data=record.payload,
+                started_at=record.started_at,
+                **({} if sleeping else resumed),
+            )
             self.d.notify(
                 "before_step_run", run_id=self.run_id, step_id=sid, input_data=record.payload
             )
