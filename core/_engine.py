@@ -21,7 +21,13 @@ from ._ledger import Ledger
 from ._lifecycle import _CANCELED, StepLifecycle
 from ._scope import Cursor, Outcome, ResumeRequest, Scope, StartBarrier, failed
 from .context import RuntimeContext
-from .errors import InputValidationError, RunClaimedError, StorageError, describe_error
+from .errors import (
+    InputValidationError,
+    RunClaimedError,
+    StepExecutionError,
+    StorageError,
+    describe_error,
+)
 from .events import (
     FinishEvent,
     StartEvent,
@@ -234,12 +240,13 @@ class Execution(StepLifecycle):
             return await self._together(scope, node.steps, cursor)
         if isinstance(node, BranchNode):
             chosen = []
-            for condition, s in node.branches:
+            for index, (condition, s) in enumerate(node.branches):
                 try:
                     if await self._check(scope, condition, cursor):
                         chosen.append(s)
                 except Exception as exc:
-                    return failed(exc)
+                    where = f"the condition of branch {index} (step {s.id!r})"
+                    return failed(self._condition_error(where, exc))
             return await self._together(scope, chosen, cursor)
         if isinstance(node, LoopNode):
             return await self._loop(scope, node, cursor)
@@ -276,9 +283,18 @@ class Execution(StepLifecycle):
             try:
                 holds = await self._check(scope, node.condition, cursor)
             except Exception as exc:
-                return failed(exc)
+                kind = "dountil" if node.until else "dowhile"
+                where = f"the {kind} condition of step {node.step.id!r}"
+                return failed(self._condition_error(where, exc))
             if holds == node.until:
                 return outcome
+
+    def _condition_error(self, where: str, exc: Exception) -> StepExecutionError:
+        error = StepExecutionError(
+            f"{where} raised {describe_error(exc)}", run_id=self.run_id, step_id=""
+        )
+        error.__cause__ = exc
+        return error
 
     async def _check(self, scope: Scope, condition: Condition, cursor: Cursor) -> bool:
         ctx = self._context(scope, "", cursor.typed())

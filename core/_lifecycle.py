@@ -23,7 +23,13 @@ from .errors import (
     StepTimeoutError,
     StorageError,
 )
-from .events import StepFinishEvent, StepResultEvent, StepStartEvent, StepSuspendedEvent
+from .events import (
+    StepFinishEvent,
+    StepResultEvent,
+    StepStartEvent,
+    StepSuspendedEvent,
+    StepWaitingEvent,
+)
 from .executor import LocalExecutor, StepExecutor, run_locally
 from .graph import EventStep, ForeachNode, MapStep, Node, SleepStep, as_workflow
 from .plugin_manager import OPTIONAL_PLUGINS
@@ -126,12 +132,14 @@ class StepLifecycle:
                 if resuming
                 else {}
             )
+            # Mastra opens a sleep with `step-waiting`, any other step with `step-start`.
+            sleeping = isinstance(step, SleepStep)
             await self.d.emit(
-                StepStartEvent,
+                StepWaitingEvent if sleeping else StepStartEvent,
                 step_id=sid,
                 input_data=record.payload,
                 started_at=record.started_at,
-                **resumed,
+                **({} if sleeping else resumed),
             )
             self.d.notify(
                 "before_step_run", run_id=self.run_id, step_id=sid, input_data=record.payload

@@ -15,7 +15,7 @@ from .errors import RunStateError, describe_error
 from .events import StepOutputEvent, StepUsageEvent
 from .graph import node_steps
 from .result import RunState, StepRecord
-from .steps import Step
+from .steps import Step, unwrap
 
 if TYPE_CHECKING:
     from ._lifecycle import StepLifecycle
@@ -36,7 +36,11 @@ class Cursor:
 
     def typed(self) -> Any:
         """The value as an instance of its producer's schema (for conditions and maps)."""
-        return self.schema.model_validate(self.value) if self.schema is not None else self.value
+        return (
+            unwrap(self.schema.model_validate(self.value))
+            if self.schema is not None
+            else self.value
+        )
 
 
 @dataclass
@@ -105,7 +109,7 @@ class Scope:
     def init_data(self) -> Any:
         schema = self.workflow.input_schema
         data = self.state.input
-        return schema.model_validate(data) if schema is not None else data
+        return unwrap(schema.model_validate(data)) if schema is not None else data
 
     async def write(self, step_id: str, data: Any) -> None:
         if isinstance(data, BaseModel):

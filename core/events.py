@@ -6,8 +6,9 @@ Mastra's key order, as recorded in ``tests/conformance/traces``. Beside its wire
 event carries ``run_id`` and ``seq``, the per-run sequence number (0 for ``start``), which never
 appear on the wire: they let a consumer resume watching a run where it left off.
 
-Mastra's types: ``start``, ``step-start``, ``tool-call-streaming-start``, ``tool-call-delta``,
-``tool-call``, ``tool-result``, ``step-result``, ``step-suspended``, ``step-finish``,
+Mastra's types: ``start``, ``step-start``, ``step-waiting`` (a sleep begins),
+``tool-call-streaming-start``, ``tool-call-delta``, ``tool-call``, ``tool-result``,
+``step-result``, ``step-suspended``, ``step-finish``,
 ``finish`` and ``error`` (a model error forwarded by an agent step). stepstream adds three:
 ``step-output`` (data a step writes with ``ctx.write()``), ``step-usage`` (the token usage of
 one model response of an agent step, right after that response's last delta and tool calls)
@@ -34,6 +35,7 @@ __all__ = [
     "StepStartEvent",
     "StepSuspendedEvent",
     "StepUsageEvent",
+    "StepWaitingEvent",
     "ToolCallDeltaEvent",
     "ToolCallEvent",
     "ToolCallStreamingStartEvent",
@@ -109,6 +111,28 @@ class StepStartEvent(_EventBase):
             payload["resumePayload"] = self.resume_payload
             payload["resumedAt"] = self.resumed_at
         return {"type": "step-start", "payload": payload}
+
+
+class StepWaitingEvent(_EventBase):
+    """A sleep step begins (``sleep()`` / ``sleep_until()``), in place of its ``step-start``,
+    as in Mastra; its ``step-result`` and ``step-finish`` follow when it wakes."""
+
+    wire_type: ClassVar[str] = "step-waiting"
+    type: Literal["step-waiting"] = "step-waiting"
+    step_id: str
+    input_data: Any
+    started_at: int
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "type": "step-waiting",
+            "payload": {
+                "id": self.step_id,
+                "payload": self.input_data,
+                "startedAt": self.started_at,
+                "status": "waiting",
+            },
+        }
 
 
 class StepResultEvent(_EventBase):
@@ -344,6 +368,7 @@ class PluginErrorEvent(_EventBase):
 Event = Annotated[
     StartEvent
     | StepStartEvent
+    | StepWaitingEvent
     | ToolCallStreamingStartEvent
     | ToolCallDeltaEvent
     | ToolCallEvent
@@ -363,6 +388,7 @@ Event = Annotated[
 EventType = Literal[
     "start",
     "step-start",
+    "step-waiting",
     "tool-call-streaming-start",
     "tool-call-delta",
     "tool-call",
@@ -427,7 +453,7 @@ def event_from_wire(wire: dict[str, Any], *, run_id: str, seq: int) -> Event:
         items = dict(body)
     else:
         items = {k: v for k, v in wire.items() if k != "type"}
-    if wire["type"] in {"step-suspended", "step-start"}:
+    if wire["type"] in {"step-suspended", "step-start", "step-waiting"}:
         items.pop("status", None)
     for key, value in items.items():
         fields[_CAMEL.get(key, key)] = value

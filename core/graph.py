@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from .context import StepContext
-from .errors import StepExecutionError, WorkflowDefinitionError
+from .errors import StepExecutionError, WorkflowDefinitionError, describe_error
 from .steps import Step, to_jsonable
 
 if TYPE_CHECKING:
@@ -30,6 +30,7 @@ __all__ = [
     "as_workflow",
     "describe_node",
     "node_steps",
+    "spec_step_ids",
 ]
 
 Condition = Callable[[StepContext[Any]], bool | Awaitable[bool]]
@@ -89,13 +90,29 @@ class MapStep(Step[Any, Any]):
     """
 
     def __init__(self, mapping: Callable[[StepContext[Any]], Any] | Mapping[str, Any]) -> None:
+        self.spec: dict[str, Any] | None = None
+        """The mapping spec, when given as one (checked against the workflow at commit())."""
         if callable(mapping):
             fn = mapping
         elif isinstance(mapping, Mapping):
-            fn = _spec_function(dict(mapping))
+            self.spec = dict(mapping)
+            fn = _spec_function(self.spec)
         else:
             raise WorkflowDefinitionError(f"map() takes a function or a dict, got {mapping!r}")
-        super().__init__(id=f"mapping_{uuid.uuid4()}", execute=fn)
+        step_id = f"mapping_{uuid.uuid4()}"
+
+        async def execute(ctx: StepContext[Any]) -> Any:
+            try:
+                value = fn(ctx)
+                return await value if inspect.isawaitable(value) else value
+            except Exception as exc:  # said with the map step's id: it has no name of its own
+                raise StepExecutionError(
+                    f"map step {step_id!r} raised {describe_error(exc)}",
+                    run_id=ctx.run_id,
+                    step_id=step_id,
+                ) from exc
+
+        super().__init__(id=step_id, execute=execute)
         # Map functions are expected to be cheap: they run on the event loop even when sync.
         self.is_async = True
 
@@ -220,6 +237,16 @@ def _spec_function(spec: dict[str, Any]) -> Callable[[StepContext[Any]], Awaitab
         return out
 
     return resolve
+
+
+def spec_step_ids(spec: Mapping[str, Any]) -> dict[str, list[str]]:
+    """The step ids each key of a mapping spec reads from (``{"step": ...}`` sources)."""
+    found: dict[str, list[str]] = {}
+    for key, source in spec.items():
+        if "step" in source:
+            named = source["step"] if isinstance(source["step"], list | tuple) else [source["step"]]
+            found[key] = [s.id if isinstance(s, Step) else str(s) for s in named]
+    return found
 
 
 def _first_result(ctx: StepContext[Any], steps: Any) -> Any:

@@ -8,7 +8,7 @@ import typing
 from collections.abc import Awaitable, Callable
 from typing import Any, Generic, TypeVar, overload
 
-from pydantic import BaseModel
+from pydantic import BaseModel, RootModel
 from pydantic import ValidationError as PydanticValidationError
 
 from .context import StepContext
@@ -19,7 +19,7 @@ from .errors import (
     WorkflowDefinitionError,
 )
 
-__all__ = ["Step", "StepFunction", "step", "to_jsonable"]
+__all__ = ["Step", "StepFunction", "schema_of", "step", "to_jsonable", "unwrap"]
 
 InputT = TypeVar("InputT")
 OutputT = TypeVar("OutputT")
@@ -138,7 +138,9 @@ class Step(Generic[InputT, OutputT]):
         """Validate JSON-form ``data`` into the input schema (unchanged without a schema)."""
         if self.input_schema is None:
             return data
-        return self._validate(self.input_schema, data, InputValidationError, "input does not match")
+        return unwrap(
+            self._validate(self.input_schema, data, InputValidationError, "input does not match")
+        )
 
     def dump_output(self, value: Any) -> Any:
         """Validate ``value`` against the output schema and return its JSON form."""
@@ -153,13 +155,17 @@ class Step(Generic[InputT, OutputT]):
                 OutputValidationError,
                 "returned output that does not match",
             )
+        if isinstance(model, RootModel):
+            # A plain annotation checks the value; what pydantic cannot dump as JSON stays
+            # as it is, as for a step without a schema (a local step may pass a client on).
+            return to_jsonable(model.root)
         return model.model_dump(mode="json", by_alias=True)
 
     def parse_output(self, data: Any) -> Any:
         """Turn stored JSON-form output back into an output-schema instance, when there is one."""
         if self.output_schema is None or data is None:
             return data
-        return self.output_schema.model_validate(data)
+        return unwrap(self.output_schema.model_validate(data))
 
     def dump_suspend(self, payload: Any) -> Any:
         """Validate a suspend payload against the suspend schema; return its JSON form."""
@@ -177,8 +183,10 @@ class Step(Generic[InputT, OutputT]):
         """Validate resume data into the resume schema (unchanged without one)."""
         if self.resume_schema is None or data is None:
             return data
-        return self._validate(
-            self.resume_schema, data, InputValidationError, "resume data does not match"
+        return unwrap(
+            self._validate(
+                self.resume_schema, data, InputValidationError, "resume data does not match"
+            )
         )
 
     def __repr__(self) -> str:
@@ -209,35 +217,58 @@ def _summarise(exc: PydanticValidationError) -> str:
     return "; ".join(parts)
 
 
+def unwrap(value: Any) -> Any:
+    """The value itself for a schema made from a plain annotation (a ``RootModel``)."""
+    return value.root if isinstance(value, RootModel) else value
+
+
+def schema_of(annotation: Any, where: str) -> type[BaseModel] | None:
+    """The schema an annotation stands for: a model as it is, any other type pydantic can
+    validate (``int``, ``dict[str, float]``, ``list[Model]``...) as a ``RootModel`` of it;
+    ``None`` for ``Any`` (nothing to check).
+
+    :raises WorkflowDefinitionError: if pydantic cannot validate the annotation (it is never
+        silently ignored).
+    """
+    if annotation is Any or annotation is inspect.Parameter.empty:
+        return None
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    try:
+        model: type[BaseModel] = RootModel[annotation]
+    except Exception as exc:
+        raise WorkflowDefinitionError(
+            f"{where}: pydantic cannot validate the annotation {annotation!r} "
+            f"({type(exc).__name__}: {exc}); annotate with a type it can validate, or Any"
+        ) from exc
+    return model
+
+
 def _infer_schemas(
     fn: Callable[..., Any], localns: dict[str, Any] | None
 ) -> tuple[type[BaseModel] | None, type[BaseModel] | None]:
-    """Read ``StepContext[Model]`` and a ``-> Model`` return annotation, when given.
+    """Read ``StepContext[T]`` and a ``-> T`` return annotation, when given: a model, or any
+    type pydantic can validate (see :func:`schema_of`).
 
     ``localns`` resolves models defined in the decorating scope (string annotations under
     ``from __future__ import annotations`` only see module globals otherwise).
     """
+    name = getattr(fn, "__name__", fn)
     try:
         hints = typing.get_type_hints(fn, localns=localns)
     except Exception as exc:
         raise WorkflowDefinitionError(
-            f"step {getattr(fn, '__name__', fn)!r}: cannot resolve its annotations "
+            f"step {name!r}: cannot resolve its annotations "
             f"({type(exc).__name__}: {exc}); pass input_schema=/output_schema= explicitly"
         ) from exc
     input_schema = output_schema = None
-    ret = hints.get("return")
-    if isinstance(ret, type) and issubclass(ret, BaseModel):
-        output_schema = ret
+    if "return" in hints:
+        output_schema = schema_of(hints["return"], f"step {name!r} return annotation")
     params = [h for k, h in hints.items() if k != "return"]
-    if params:
+    if params and typing.get_origin(params[0]) is StepContext:
         args = typing.get_args(params[0])
-        if (
-            typing.get_origin(params[0]) is StepContext
-            and args
-            and isinstance(args[0], type)
-            and issubclass(args[0], BaseModel)
-        ):
-            input_schema = args[0]
+        if args:
+            input_schema = schema_of(args[0], f"step {name!r} input annotation")
     return input_schema, output_schema
 
 

@@ -66,11 +66,11 @@ class StateWatcher:
         kind, payload = wire["type"], dict(wire.get("payload") or {})
         if kind == "finish":
             return self._final()
-        if kind not in ("step-start", "step-result", "step-suspended"):
+        if kind not in ("step-start", "step-waiting", "step-result", "step-suspended"):
             return None
         step_id = payload.pop("id")
-        if kind == "step-start":
-            payload["status"] = "running"
+        if kind in ("step-start", "step-waiting"):
+            payload["status"] = "running" if kind == "step-start" else "waiting"
             self._starts[step_id] = payload
             current = {"id": step_id, **payload}
         else:
@@ -81,7 +81,9 @@ class StateWatcher:
         if "." in step_id:  # a nested workflow's step: only watchers keep it in `steps`
             self._nested[step_id] = record
         steps = {**self.run.current_state()["steps"], **self._nested}
-        if kind == "step-start" or step_id not in steps:  # else the engine's record is newer
+        if (
+            kind in ("step-start", "step-waiting") or step_id not in steps
+        ):  # else the engine's record is newer
             steps[step_id] = record
         workflow_state = {"status": "running", "steps": steps, "result": None, "error": None}
         return self._deliver({"currentStep": current, "workflowState": workflow_state})

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, RootModel
 
 from .context import StepContext
 from .errors import WorkflowDefinitionError
@@ -24,6 +24,7 @@ from .graph import (
     StepNode,
     describe_node,
     node_steps,
+    spec_step_ids,
 )
 from .steps import Step
 
@@ -110,13 +111,17 @@ class Workflow(Step[Any, Any]):
         return self._add(StepNode(step))
 
     def parallel(self, steps: Sequence[Step[Any, Any]]) -> Workflow:
-        """Run ``steps`` concurrently; the output is ``{step_id: output}`` in declaration order."""
+        """Run ``steps`` concurrently; the output is a plain dict ``{step_id: output}`` in
+        declaration order, each output in its JSON form (models dumped), as the next step, a
+        ``map()`` or a condition sees it."""
         if not steps:
             raise WorkflowDefinitionError(f"workflow {self.id!r}: parallel() needs steps")
         return self._add(ParallelNode(tuple(steps)))
 
     def branch(self, branches: Sequence[tuple[Condition, Step[Any, Any]]]) -> Workflow:
-        """Run the steps whose condition holds; the output is keyed by the taken step ids."""
+        """Run the steps whose condition holds; the output is a plain dict keyed by the taken
+        step ids (as :meth:`parallel`'s). A condition that raises fails the run with an error
+        naming its branch and step."""
         if not branches:
             raise WorkflowDefinitionError(f"workflow {self.id!r}: branch() needs branches")
         for item in branches:
@@ -191,6 +196,10 @@ class Workflow(Step[Any, Any]):
                         f"workflow {self.id!r}: nested workflow {s.id!r} is not committed",
                         workflow_id=self.id,
                     )
+        for node in self.nodes:
+            for s in node_steps(node):
+                if isinstance(s, MapStep) and s.spec is not None:
+                    self._check_map(s, s.spec, seen)
         produced: tuple[str, type[BaseModel] | None, tuple[str, ...]] = (
             "the workflow input",
             self.input_schema,
@@ -208,6 +217,17 @@ class Workflow(Step[Any, Any]):
             produced = _output_of(node)
         self.committed = True
         return self
+
+    def _check_map(self, step: MapStep, spec: dict[str, Any], seen: dict[str, str]) -> None:
+        """A map spec may only read steps of this workflow."""
+        for key, ids in spec_step_ids(spec).items():
+            unknown = [i for i in ids if i not in seen]
+            if unknown:
+                raise WorkflowDefinitionError(
+                    f"workflow {self.id!r}: map step {step.id!r} reads {key!r} from step(s) "
+                    f"{unknown} that are not in this workflow (its steps: {sorted(seen)})",
+                    workflow_id=self.id,
+                )
 
     # -- running ------------------------------------------------------------------------------
 
@@ -387,8 +407,8 @@ def _mismatch(
             if missing:
                 return f"fields {missing} that {where} does not produce (it gives {list(keys)})"
         return None
-    if producer is consumer:
-        return None
+    if producer is consumer or issubclass(producer, RootModel) or issubclass(consumer, RootModel):
+        return None  # a schema from a plain annotation (`-> dict[str, str]`) names no fields
     out_props, _ = _properties(producer)
     in_props, required = _properties(consumer)
     missing = sorted(required - set(out_props))

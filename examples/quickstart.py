@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+from typing import Any
 
 from pydantic import BaseModel
 
@@ -41,7 +42,7 @@ async def shipping(ctx: StepContext[Priced]) -> dict[str, float]:
 
 
 @step(id="summary")
-async def summary(ctx: StepContext[dict[str, float]]) -> dict[str, str]:
+async def summary(ctx: StepContext[dict[str, Any]]) -> dict[str, str]:
     return {"text": f"{ctx.input_data['item']}: {ctx.input_data['due']:.2f} due"}
 
 

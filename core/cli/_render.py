@@ -144,6 +144,8 @@ class PlainRenderer:
         elif event.type == "step-start" and step is not None:
             resumed = " (resumed)" if event.resumed_at is not None else ""
             self._write(f"{pad}● {step.name}{resumed} …\n")
+        elif event.type == "step-waiting" and step is not None:
+            self._write(f"{pad}● {step.name} (waiting) …\n")
         elif event.type == "tool-call-streaming-start":
             self._write(f"{pad}  {event.name} is answering:\n")
         elif event.type == "step-usage":

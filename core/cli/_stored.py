@@ -227,6 +227,8 @@ def _detail(kind: str, wire: dict[str, Any]) -> str:
     step = str(body.get("id", ""))
     if kind == "step-start":
         return step + (" (resumed)" if "resumedAt" in body else "")
+    if kind == "step-waiting":
+        return step + " (waiting)"
     if kind == "step-result":
         outcome = (
             body.get("error") if body.get("status") != "success" else brief(body.get("output"))

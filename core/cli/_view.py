@@ -126,8 +126,9 @@ class RunView:
     def handle(self, event: Event) -> StepView | None:
         """Take ``event`` into the view; return the step it is about, if any."""
         self.run_id = event.run_id
-        if event.type == "step-start":
-            step = StepView(event.step_id, event.resumed_at or event.started_at)
+        if event.type in ("step-start", "step-waiting"):  # a sleep opens with step-waiting
+            resumed = event.resumed_at if event.type == "step-start" else None
+            step = StepView(event.step_id, resumed or event.started_at)
             step.label = self.labels.label(event.step_id)
             self.steps.append(step)
             self.open[event.step_id] = step

@@ -116,7 +116,8 @@ async def test_cancel_during_each_step_kind(
     reached = asyncio.Event()
 
     def on_event(event: Event) -> None:
-        if event.type == "step-start" and (event.step_id or "").startswith(target):
+        opened = event.type in ("step-start", "step-waiting")  # a sleep opens with step-waiting
+        if opened and (event.step_id or "").startswith(target):
             reached.set()
 
     run.watch(on_event, "watch-v2")

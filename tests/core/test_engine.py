@@ -61,7 +61,11 @@ async def test_failing_condition_fails_the_run(pm: PluginManager) -> None:
 
     wf = Workflow(id="wf").branch([(broken, double)]).commit()
     result = await _start(wf, pm, {"n": 1})
-    assert result.status == "failed" and result.error == "ValueError: bad condition"
+    assert result.status == "failed"
+    assert result.error == (
+        "StepExecutionError: the condition of branch 0 (step 'double') raised "
+        "ValueError: bad condition"
+    )
 
 
 @pytest.mark.asyncio

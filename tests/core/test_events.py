@@ -46,6 +46,7 @@ SAMPLES: list[ev._EventBase] = [
     ev.StepResultEvent(run_id="r", seq=8, step_id="s", status="failed", error="E: x", ended_at=8),
     ev.StepSuspendedEvent(run_id="r", seq=9, step_id="s", suspend_payload=None, suspended_at=9),
     ev.StepFinishEvent(run_id="r", seq=10, step_id="s"),
+    ev.StepWaitingEvent(run_id="r", seq=10, step_id="sleep_1", input_data={"a": 1}, started_at=5),
     ev.ErrorEvent(run_id="r", seq=11, error={"message": "m"}),
     ev.StepOutputEvent(run_id="r", seq=12, step_id="s", output="data"),
     ev.PluginErrorEvent(run_id="r", seq=13, plugin="p", hook="on_event", error="E: x"),

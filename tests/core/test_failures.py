@@ -250,11 +250,12 @@ async def test_strict_mode_stream_error_is_not_also_logged_as_never_retrieved() 
 
 
 def assert_every_started_step_closed(events: list[dict[str, Any]]) -> None:
-    """Each step-start is followed, for that id, by exactly one step-result and step-finish."""
+    """Each step-start (or a sleep's step-waiting) is followed, for that id, by exactly one
+    step-result and step-finish."""
     open_steps: list[str] = []
     for e in events:
         step_id = (e.get("payload") or {}).get("id")
-        if e["type"] == "step-start":
+        if e["type"] in ("step-start", "step-waiting"):
             open_steps.append(step_id)
         elif e["type"] == "step-result":
             assert step_id in open_steps

@@ -84,3 +84,42 @@ async def test_every_step_kind_runs_in_every_position(
         inner = [e.step_id for e in recorder.events if e.type == "step-start"]
         assert "nested.inner" in inner
         assert inner.count("nested.inner") == (2 if position == "foreach" else 1)
+
+
+@pytest.mark.asyncio
+async def test_parallel_outputs_are_plain_dicts_of_json_outputs_everywhere(
+    pm: PluginManager,
+) -> None:
+    """What a map, a condition and the next step see after a parallel is the same plain dict
+    keyed by step id, each output in its JSON form (models dumped)."""
+    from pydantic import BaseModel
+
+    class Amount(BaseModel):
+        amount: float
+
+    seen: dict[str, Any] = {}
+
+    def record(where: str, value: Any) -> Any:
+        seen[where] = value
+        return value
+
+    tax = Step(id="tax", execute=lambda ctx: Amount(amount=3), output_schema=Amount)
+    ship = Step(id="ship", execute=lambda ctx: Amount(amount=5), output_schema=Amount)
+    wf = (
+        Workflow(id="wf")
+        .parallel([tax, ship])
+        .map(lambda ctx: record("map", ctx.input_data))
+        .branch(
+            [
+                (
+                    lambda ctx: bool(record("condition", ctx.input_data)),
+                    Step(id="next", execute=lambda ctx: record("step", ctx.input_data)),
+                )
+            ]
+        )
+        .commit()
+    )
+    result = await (await wf.create_run(plugin_manager=pm)).start({})
+    expected = {"tax": {"amount": 3.0}, "ship": {"amount": 5.0}}
+    assert result.status == "success"
+    assert seen == {"map": expected, "condition": expected, "step": expected}

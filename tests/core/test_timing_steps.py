@@ -36,7 +36,7 @@ async def test_sleep_is_a_visible_step_passing_its_input_through(
     wf = Workflow(id="wf").then(first).sleep(0).then(after).commit()
     result = await (await wf.create_run(plugin_manager=pm)).start({})
     assert result.result == {"after": {"n": 1}, "event": None}
-    sleep_ids = [e.step_id for e in recorder.events if e.type == "step-start"]
+    sleep_ids = [e.step_id for e in recorder.events if e.type in ("step-start", "step-waiting")]
     assert sleep_ids[1].startswith("sleep_") and len(sleep_ids) == 3
 
 
@@ -54,7 +54,7 @@ async def test_a_sleeping_run_is_cancelable(pm: PluginManager) -> None:
     run = await wf.create_run(plugin_manager=pm)
     stream = run.stream(input_data={})
     async for event in stream:
-        if event.type == "step-start" and event.step_id.startswith("sleep_"):
+        if event.type == "step-waiting" and event.step_id.startswith("sleep_"):
             break
     result = await stream.get_workflow_state()
     assert result.status == "canceled"

@@ -39,7 +39,7 @@ async def test_should_be_able_to_abort_workflow_execution_in_between_steps(
     wf = Workflow(id="test-workflow").then(_first()).sleep(3600).then(_second()).commit()
     run = await wf.create_run(plugin_manager=pm)
     sleeping = _reached(
-        run, lambda e: e.type == "step-start" and (e.step_id or "").startswith("sleep_")
+        run, lambda e: e.type == "step-waiting" and (e.step_id or "").startswith("sleep_")
     )
     starting = asyncio.create_task(run.start({"value": "test"}))
     await sleeping.wait()

@@ -180,30 +180,50 @@ async def _sleep_stream(pm: PluginManager, wf: Workflow) -> list[dict[str, Any]]
     return [e.to_wire() async for e in run.stream({})]
 
 
-@pytest.mark.xfail(
-    strict=True, reason="not yet: a sleep streams step-start, not Mastra's step-waiting"
-)
+def _check_sleep_events(events: list[dict[str, Any]]) -> None:
+    assert len(events) == 11
+    [sleep_id] = {e["payload"]["id"] for e in events if e["type"] == "step-waiting"}
+    assert sleep_id.startswith("sleep_")
+    assert _shape(events) == [
+        ("start", None),
+        ("step-start", "step1"),
+        ("step-result", "step1"),
+        ("step-finish", "step1"),
+        ("step-waiting", sleep_id),
+        ("step-result", sleep_id),
+        ("step-finish", sleep_id),
+        ("step-start", "step2"),
+        ("step-result", "step2"),
+        ("step-finish", "step2"),
+        ("finish", None),
+    ]
+    assert events[4]["payload"] == {
+        "id": sleep_id,
+        "payload": {"result": "success1"},
+        "startedAt": NUMBER,
+        "status": "waiting",
+    }
+    assert events[5]["payload"]["status"] == "success"
+    assert events[5]["payload"]["output"] == {"result": "success1"}
+
+
 @pytest.mark.asyncio
 async def test_should_handle_sleep_waiting_flow(pm: PluginManager) -> None:
     """workflow.test.ts line 602."""
-    events = await _sleep_stream(pm, _sleepy(lambda wf: wf.sleep(0.01)))
-    assert len(events) == 11
-    assert events[4]["type"] == "step-waiting"
-    assert events[4]["payload"]["status"] == "waiting"
+    _check_sleep_events(await _sleep_stream(pm, _sleepy(lambda wf: wf.sleep(0.01))))
 
 
-@pytest.mark.xfail(
-    strict=True, reason="not yet: a sleep streams step-start, not Mastra's step-waiting"
-)
 @pytest.mark.asyncio
 async def test_should_handle_sleep_waiting_flow_with_fn_parameter(pm: PluginManager) -> None:
     """workflow.test.ts line 764."""
+    seen: list[Any] = []
 
     async def duration(ctx: StepContext[Any]) -> float:
+        seen.append(ctx.input_data)
         return 0.01
 
-    events = await _sleep_stream(pm, _sleepy(lambda wf: wf.sleep(duration)))
-    assert events[4]["type"] == "step-waiting"
+    _check_sleep_events(await _sleep_stream(pm, _sleepy(lambda wf: wf.sleep(duration))))
+    assert seen == [{"result": "success1"}]
 
 
 @pytest.mark.xfail(
