@@ -73,6 +73,8 @@ class Run(SyncTwins):
         self._started = False
         self._cancel_requested = False
         self._stream: RunStream | None = None
+        self._claimed = asyncio.Event()  # set once the current execution holds the run
+        self._claim_error: BaseException | None = None
 
     # -- state ----------------------------------------------------------------------------------
 
@@ -246,6 +248,16 @@ class Run(SyncTwins):
 
         return replay
 
+    async def started(self) -> None:
+        """Wait until the execution that ``start()`` or ``stream()`` began has claimed (and
+        stored) the run: from then on other processes see it. Immediate for in-memory runs.
+
+        :raises RunClaimedError: if its claim was refused.
+        """
+        await self._claimed.wait()
+        if self._claim_error is not None and isinstance(self._claim_error, Exception):
+            raise self._claim_error
+
     async def wait_stored(self, seq: int) -> None:
         """Wait until this run's event ``seq`` is stored (at once for an in-memory run, or
         once storing has stopped); show a durable run's events to others only after it, so
@@ -317,6 +329,11 @@ class Run(SyncTwins):
             events=self._events,
         )
         self._execution = execution
+        self._claim_error = None
+        if claim is None:  # nothing to claim here (in memory, or claimed before the launch)
+            self._claimed.set()
+        else:
+            self._claimed.clear()
         self._task = asyncio.get_running_loop().create_task(
             self._execute(execution, claim), name=f"stepstream-run-{self.run_id}"
         )
@@ -329,7 +346,13 @@ class Run(SyncTwins):
         # it at once (a done-callback would only run on a later loop iteration).
         try:
             if claim is not None:  # a durable run is claimed (and stored) before anything runs
-                await claim()
+                try:
+                    await claim()
+                except BaseException as exc:
+                    self._claim_error = exc
+                    raise
+                finally:
+                    self._claimed.set()
             result = await execution.execute(cancel_requested=lambda: self._cancel_requested)
         except BaseException as exc:
             # A cancel from outside still ended the run properly: keep its result.

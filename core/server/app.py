@@ -161,6 +161,7 @@ def create_app(
         body = await read_body(request, StartBody)
         run = await runs.get(key(request), str(run_id))
         runs.background(starting(run, body), key(request), run)
+        await run.started()  # stored before answering: a client may ask for it at once
         return JSON({"message": "Workflow run started"})
 
     async def start_async(request: Request) -> Response:
