@@ -144,8 +144,7 @@ class StorageBase:
     async def _grouped(self, item: Checkpoint | Claim) -> None:
         """Queue ``item`` for the writer's next transaction and wait until it is committed."""
         loop = asyncio.get_running_loop()
-        if self._loop is not loop:  # a new event loop (asyncio.run() again): start afresh
-            self._loop, self._queue, self._writer, self._renewer = loop, [], None, None
+        self._adopt(loop)
         done: asyncio.Future[None] = loop.create_future()
         self._queue.append((item, done))
         if self._writer is None or self._writer.done():
@@ -212,11 +211,15 @@ class StorageBase:
 
     # -- leases ----------------------------------------------------------------------------
 
+    def _adopt(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Work on ``loop``: a new event loop (``asyncio.run()`` again) starts afresh, since the
+        tasks and futures of the old one cannot be awaited from it."""
+        if self._loop is not loop:
+            self._loop, self._queue, self._writer, self._renewer = loop, [], None, None
+
     def _keep_leases(self) -> None:
         loop = asyncio.get_running_loop()
-        if self._loop is not loop:
-            self._loop, self._queue, self._writer = loop, [], None
-            self._renewer = None
+        self._adopt(loop)
         if self._renewer is None or self._renewer.done():
             self._renewer = loop.create_task(self._renew(), name="stepstream-storage-leases")
 
