@@ -17,6 +17,7 @@ and ``plugin-error`` (a plugin's hook raised; the run went on).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_serializer
@@ -45,20 +46,88 @@ __all__ = [
 ]
 
 StepStatus = Literal["success", "failed", "canceled"]
+"""How a step ended, as a ``step-result`` says (:data:`stepstream.status.StepEndStatus`)."""
+
+
+def _compile_to_wire(cls: type[_EventBase]) -> Callable[[Any], dict[str, Any]]:
+    """Generate an event class's ``to_wire`` from its declaration, once per class.
+
+    A generated dict display (as :mod:`dataclasses` generates ``__init__``) costs half of a loop
+    over the plan, and ``to_wire`` runs for every event a stream, a log or a store writes.
+    """
+    namespace: dict[str, Any] = {}
+    plain = [f"{key!r}: self.{name}" for name, key in cls._wire_plan if key not in cls.wire_when]
+    if len(plain) == len(cls._wire_plan):
+        body = "{" + ", ".join(plain) + "}"
+        if cls.wire_nest:
+            shape = f"{{'type': {cls.wire_type!r}, 'payload': {body}}}"
+        else:
+            shape = "{" + ", ".join([f"'type': {cls.wire_type!r}", *plain]) + "}"
+        lines = ["def to_wire(self):", f"    return {shape}"]
+    else:  # conditional keys: build the body key by key, in the declared order
+        lines = ["def to_wire(self):", "    body = {}"]
+        for name, key in cls._wire_plan:
+            indent = "    "
+            if key in cls.wire_when:
+                namespace[f"when_{name}"] = cls.wire_when[key]
+                lines.append(f"    if when_{name}(self):")
+                indent = "        "
+            lines.append(f"{indent}body[{key!r}] = self.{name}")
+        assert cls.wire_nest, "conditional keys are only declared under a payload"
+        lines.append(f"    return {{'type': {cls.wire_type!r}, 'payload': body}}")
+    exec("\n".join(lines), namespace)
+    to_wire: Callable[[Any], dict[str, Any]] = namespace["to_wire"]
+    return to_wire
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
 
 
 class _EventBase(BaseModel):
-    """Fields and behaviour shared by every event; not part of the union."""
+    """Fields and behaviour shared by every event; not part of the union.
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    An event declares its wire shape and nothing else: its fields, in Mastra's key order, are
+    the wire's keys (camelCase aliases, or ``Field(alias=...)`` where Mastra's name differs);
+    ``wire_nest`` says whether they sit under ``payload`` (most events) or beside ``type``
+    (the agent's tool events); ``run_id`` and ``seq`` stay off the wire unless listed in
+    ``wire_also``; ``wire_when`` maps a conditional key (Mastra leaves some out) to the test
+    that keeps it. One serializer, generated once per class from that declaration, and one
+    parser (:func:`event_from_wire`) serve all the events.
+    """
+
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", alias_generator=_camel, populate_by_name=True
+    )
     wire_type: ClassVar[str]
+    wire_nest: ClassVar[bool] = True
+    wire_also: ClassVar[tuple[str, ...]] = ()
+    _wire_plan: ClassVar[tuple[tuple[str, str], ...]] = ()
+    wire_when: ClassVar[dict[str, Callable[[Any], bool]]] = {}
 
     run_id: str
     seq: int
 
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        hidden = {"run_id", "seq", "type"} - set(cls.wire_also)
+        plan = [
+            (name, field.alias or name)
+            for name, field in cls.model_fields.items()
+            if name not in hidden
+        ]
+        # ``run_id`` leads where it is on the wire (``start``/``finish``: ``{runId}``).
+        cls._wire_plan = tuple(sorted(plan, key=lambda item: item[0] != "run_id"))
+        generated = _compile_to_wire(cls)
+        generated.__doc__ = _EventBase.to_wire.__doc__
+        generated.__qualname__ = f"{cls.__qualname__}.to_wire"
+        cls.to_wire = generated  # type: ignore[method-assign,assignment]
+
     def to_wire(self) -> dict[str, Any]:
         """Return the event as Mastra's JSON object (camelCase keys, Mastra's key order)."""
-        raise NotImplementedError
+        raise NotImplementedError  # each event class gets its own, generated at definition
 
     @model_serializer
     def _serialize(self) -> dict[str, Any]:
@@ -69,20 +138,16 @@ class StartEvent(_EventBase):
     """The run starts: always the first event of a run (``seq`` 0), exactly once."""
 
     wire_type: ClassVar[str] = "start"
+    wire_also: ClassVar[tuple[str, ...]] = ("run_id",)
     type: Literal["start"] = "start"
-
-    def to_wire(self) -> dict[str, Any]:
-        return {"type": "start", "payload": {"runId": self.run_id}}
 
 
 class FinishEvent(_EventBase):
     """The run ended (success, failed or canceled): always the last event, exactly once."""
 
     wire_type: ClassVar[str] = "finish"
+    wire_also: ClassVar[tuple[str, ...]] = ("run_id",)
     type: Literal["finish"] = "finish"
-
-    def to_wire(self) -> dict[str, Any]:
-        return {"type": "finish", "payload": {"runId": self.run_id}}
 
 
 class StepStartEvent(_EventBase):
@@ -90,27 +155,19 @@ class StepStartEvent(_EventBase):
 
     wire_type: ClassVar[str] = "step-start"
     type: Literal["step-start"] = "step-start"
-    step_id: str
-    input_data: Any
+    step_id: str = Field(alias="id")
+    input_data: Any = Field(alias="payload")
     started_at: int
+    status: Literal["running"] = "running"
     suspend_payload: Any = None
     suspended_at: int | None = None
     resume_payload: Any = None
     resumed_at: int | None = None
 
-    def to_wire(self) -> dict[str, Any]:
-        payload: dict[str, Any] = {
-            "id": self.step_id,
-            "payload": self.input_data,
-            "startedAt": self.started_at,
-            "status": "running",
-        }
-        if self.resumed_at is not None:
-            payload["suspendPayload"] = self.suspend_payload
-            payload["suspendedAt"] = self.suspended_at
-            payload["resumePayload"] = self.resume_payload
-            payload["resumedAt"] = self.resumed_at
-        return {"type": "step-start", "payload": payload}
+    wire_when: ClassVar[dict[str, Callable[[Any], bool]]] = dict.fromkeys(
+        ("suspendPayload", "suspendedAt", "resumePayload", "resumedAt"),
+        lambda event: event.resumed_at is not None,
+    )
 
 
 class StepWaitingEvent(_EventBase):
@@ -119,20 +176,10 @@ class StepWaitingEvent(_EventBase):
 
     wire_type: ClassVar[str] = "step-waiting"
     type: Literal["step-waiting"] = "step-waiting"
-    step_id: str
-    input_data: Any
+    step_id: str = Field(alias="id")
+    input_data: Any = Field(alias="payload")
     started_at: int
-
-    def to_wire(self) -> dict[str, Any]:
-        return {
-            "type": "step-waiting",
-            "payload": {
-                "id": self.step_id,
-                "payload": self.input_data,
-                "startedAt": self.started_at,
-                "status": "waiting",
-            },
-        }
+    status: Literal["waiting"] = "waiting"
 
 
 class StepResultEvent(_EventBase):
@@ -140,20 +187,16 @@ class StepResultEvent(_EventBase):
 
     wire_type: ClassVar[str] = "step-result"
     type: Literal["step-result"] = "step-result"
-    step_id: str
+    step_id: str = Field(alias="id")
     status: StepStatus
     output: Any = None
     error: str | None = None
     ended_at: int
 
-    def to_wire(self) -> dict[str, Any]:
-        payload: dict[str, Any] = {"id": self.step_id, "status": self.status}
-        if self.status == "success":
-            payload["output"] = self.output
-        else:
-            payload["error"] = self.error
-        payload["endedAt"] = self.ended_at
-        return {"type": "step-result", "payload": payload}
+    wire_when: ClassVar[dict[str, Callable[[Any], bool]]] = {
+        "output": lambda event: event.status == "success",
+        "error": lambda event: event.status != "success",
+    }
 
 
 class StepSuspendedEvent(_EventBase):
@@ -161,20 +204,10 @@ class StepSuspendedEvent(_EventBase):
 
     wire_type: ClassVar[str] = "step-suspended"
     type: Literal["step-suspended"] = "step-suspended"
-    step_id: str
+    step_id: str = Field(alias="id")
+    status: Literal["suspended"] = "suspended"
     suspend_payload: Any
     suspended_at: int
-
-    def to_wire(self) -> dict[str, Any]:
-        return {
-            "type": "step-suspended",
-            "payload": {
-                "id": self.step_id,
-                "status": "suspended",
-                "suspendPayload": self.suspend_payload,
-                "suspendedAt": self.suspended_at,
-            },
-        }
 
 
 class StepFinishEvent(_EventBase):
@@ -182,11 +215,8 @@ class StepFinishEvent(_EventBase):
 
     wire_type: ClassVar[str] = "step-finish"
     type: Literal["step-finish"] = "step-finish"
-    step_id: str
+    step_id: str = Field(alias="id")
     metadata: dict[str, Any] = Field(default_factory=dict)
-
-    def to_wire(self) -> dict[str, Any]:
-        return {"type": "step-finish", "payload": {"id": self.step_id, "metadata": self.metadata}}
 
 
 class ToolCallStreamingStartEvent(_EventBase):
@@ -197,26 +227,19 @@ class ToolCallStreamingStartEvent(_EventBase):
     """
 
     wire_type: ClassVar[str] = "tool-call-streaming-start"
+    wire_nest: ClassVar[bool] = False
     type: Literal["tool-call-streaming-start"] = "tool-call-streaming-start"
     tool_call_id: str
     tool_name: str
     name: str
     args: Any
 
-    def to_wire(self) -> dict[str, Any]:
-        return {
-            "type": "tool-call-streaming-start",
-            "toolCallId": self.tool_call_id,
-            "toolName": self.tool_name,
-            "name": self.name,
-            "args": self.args,
-        }
-
 
 class ToolCallDeltaEvent(_EventBase):
     """One text chunk of an agent step's answer, in order; the deltas concatenated are the text."""
 
     wire_type: ClassVar[str] = "tool-call-delta"
+    wire_nest: ClassVar[bool] = False
     type: Literal["tool-call-delta"] = "tool-call-delta"
     tool_call_id: str
     tool_name: str
@@ -224,64 +247,37 @@ class ToolCallDeltaEvent(_EventBase):
     args: Any
     args_text_delta: str
 
-    def to_wire(self) -> dict[str, Any]:
-        return {
-            "type": "tool-call-delta",
-            "toolCallId": self.tool_call_id,
-            "toolName": self.tool_name,
-            "name": self.name,
-            "args": self.args,
-            "argsTextDelta": self.args_text_delta,
-        }
-
 
 class ToolCallEvent(_EventBase):
     """An agent's model calls a tool (arguments complete)."""
 
     wire_type: ClassVar[str] = "tool-call"
+    wire_nest: ClassVar[bool] = False
     type: Literal["tool-call"] = "tool-call"
     tool_call_id: str
     tool_name: str
     args: Any
-
-    def to_wire(self) -> dict[str, Any]:
-        return {
-            "type": "tool-call",
-            "toolCallId": self.tool_call_id,
-            "toolName": self.tool_name,
-            "args": self.args,
-        }
 
 
 class ToolResultEvent(_EventBase):
     """A tool called by an agent's model returned ``result``."""
 
     wire_type: ClassVar[str] = "tool-result"
+    wire_nest: ClassVar[bool] = False
     type: Literal["tool-result"] = "tool-result"
     tool_call_id: str
     tool_name: str
     args: Any
     result: Any
 
-    def to_wire(self) -> dict[str, Any]:
-        return {
-            "type": "tool-result",
-            "toolCallId": self.tool_call_id,
-            "toolName": self.tool_name,
-            "args": self.args,
-            "result": self.result,
-        }
-
 
 class ErrorEvent(_EventBase):
     """A model error inside an agent step, forwarded as Mastra does (``error`` is its body)."""
 
     wire_type: ClassVar[str] = "error"
+    wire_nest: ClassVar[bool] = False
     type: Literal["error"] = "error"
     error: Any
-
-    def to_wire(self) -> dict[str, Any]:
-        return {"type": "error", "error": self.error}
 
 
 class StepOutputEvent(_EventBase):
@@ -289,11 +285,8 @@ class StepOutputEvent(_EventBase):
 
     wire_type: ClassVar[str] = "step-output"
     type: Literal["step-output"] = "step-output"
-    step_id: str
+    step_id: str = Field(alias="id")
     output: Any
-
-    def to_wire(self) -> dict[str, Any]:
-        return {"type": "step-output", "payload": {"id": self.step_id, "output": self.output}}
 
 
 class StepUsageEvent(_EventBase):
@@ -314,7 +307,7 @@ class StepUsageEvent(_EventBase):
 
     wire_type: ClassVar[str] = "step-usage"
     type: Literal["step-usage"] = "step-usage"
-    step_id: str
+    step_id: str = Field(alias="id")
     model: str
     response_model: str | None = None
     provider: str
@@ -328,26 +321,6 @@ class StepUsageEvent(_EventBase):
     started_at: int
     ended_at: int
 
-    def to_wire(self) -> dict[str, Any]:
-        return {
-            "type": "step-usage",
-            "payload": {
-                "id": self.step_id,
-                "model": self.model,
-                "responseModel": self.response_model,
-                "provider": self.provider,
-                "finishReason": self.finish_reason,
-                "inputTokens": self.input_tokens,
-                "outputTokens": self.output_tokens,
-                "totalTokens": self.total_tokens,
-                "cachedInputTokens": self.cached_input_tokens,
-                "reasoningTokens": self.reasoning_tokens,
-                "cost": self.cost,
-                "startedAt": self.started_at,
-                "endedAt": self.ended_at,
-            },
-        }
-
 
 class PluginErrorEvent(_EventBase):
     """A plugin's hook raised while the run went on (stepstream's own); the run is unaffected."""
@@ -357,12 +330,6 @@ class PluginErrorEvent(_EventBase):
     plugin: str
     hook: str
     error: str
-
-    def to_wire(self) -> dict[str, Any]:
-        return {
-            "type": "plugin-error",
-            "payload": {"plugin": self.plugin, "hook": self.hook, "error": self.error},
-        }
 
 
 Event = Annotated[
@@ -419,42 +386,18 @@ STEP_EMITTABLE: frozenset[type[_EventBase]] = frozenset(
 event_adapter: TypeAdapter[Event] = TypeAdapter(Event)
 """Validates an event from its Python form (snake_case keys with ``type``)."""
 
-_CAMEL = {
-    "runId": "run_id",
-    "id": "step_id",
-    "payload": "input_data",
-    "startedAt": "started_at",
-    "endedAt": "ended_at",
-    "suspendPayload": "suspend_payload",
-    "suspendedAt": "suspended_at",
-    "resumePayload": "resume_payload",
-    "resumedAt": "resumed_at",
-    "toolCallId": "tool_call_id",
-    "toolName": "tool_name",
-    "argsTextDelta": "args_text_delta",
-    "responseModel": "response_model",
-    "finishReason": "finish_reason",
-    "inputTokens": "input_tokens",
-    "outputTokens": "output_tokens",
-    "totalTokens": "total_tokens",
-    "cachedInputTokens": "cached_input_tokens",
-    "reasoningTokens": "reasoning_tokens",
-}
-
 
 def event_from_wire(wire: dict[str, Any], *, run_id: str, seq: int) -> Event:
-    """Rebuild a typed event from its wire JSON (for storage, HTTP clients and tests)."""
-    fields: dict[str, Any] = {"type": wire["type"], "run_id": run_id, "seq": seq}
+    """Rebuild a typed event from its wire JSON (for storage, HTTP clients and tests).
+
+    The wire keys are the events' declared aliases, so the parse needs no map of its own.
+    """
     body = wire.get("payload")
-    items: dict[str, Any]
-    if wire["type"] in {"start", "finish"}:
-        items = {}
-    elif isinstance(body, dict):
-        items = dict(body)
-    else:
-        items = {k: v for k, v in wire.items() if k != "type"}
-    if wire["type"] in {"step-suspended", "step-start", "step-waiting"}:
-        items.pop("status", None)
-    for key, value in items.items():
-        fields[_CAMEL.get(key, key)] = value
+    fields = dict(body) if isinstance(body, dict) and wire["type"] not in _TOP_LEVEL else {}
+    if wire["type"] in _TOP_LEVEL:
+        fields = {k: v for k, v in wire.items() if k != "type"}
+    fields.update(type=wire["type"], runId=run_id, seq=seq)
     return event_adapter.validate_python(fields)
+
+
+_TOP_LEVEL = frozenset(cls.wire_type for cls in _EventBase.__subclasses__() if not cls.wire_nest)

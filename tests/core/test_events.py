@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import typing
 
@@ -117,3 +118,16 @@ def test_events_are_frozen_and_closed() -> None:
         ev.StartEvent(run_id="r", seq=0, extra="no")  # type: ignore[call-arg]
     with pytest.raises(pydantic.ValidationError):
         ev.event_adapter.validate_python({"type": "unknown", "run_id": "r", "seq": 0})
+
+
+def test_every_event_declares_its_wire_shape_through_one_mechanism() -> None:
+    # No event writes its own serializer or parser: the fields (with their aliases) are the wire.
+    source = inspect.getsource(ev)
+    assert source.count("    def to_wire(") == 1  # the base's; each class's is generated
+    for cls in ALL:
+        assert "_serialize" not in vars(cls), cls.__name__
+        assert cls.to_wire.__qualname__ == f"{cls.__qualname__}.to_wire"
+    wire = SAMPLES[1].to_wire()
+    wire["payload"]["status"] = "success"  # a step-start is always "running" on the wire
+    with pytest.raises(pydantic.ValidationError):
+        ev.event_from_wire(wire, run_id="r", seq=1)
