@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from .workflow import Workflow
 
 OutcomeStatus = Literal["success", "failed", "suspended", "canceled"]
+"""How a step's body came out: a step's statuses (:mod:`stepstream.status`) less ``running``."""
 StepRef = str | Step[Any, Any] | Sequence[str | Step[Any, Any]]
 """A step named for resuming: its id, the step itself, or its id path (nested steps)."""
 

@@ -22,6 +22,8 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_serializer
 
+from .status import StepEndStatus
+
 __all__ = [
     "STEP_EMITTABLE",
     "ErrorEvent",
@@ -45,7 +47,7 @@ __all__ = [
     "event_from_wire",
 ]
 
-StepStatus = Literal["success", "failed", "canceled"]
+StepStatus = StepEndStatus
 """How a step ended, as a ``step-result`` says (:data:`stepstream.status.StepEndStatus`)."""
 
 

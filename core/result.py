@@ -5,7 +5,12 @@ from __future__ import annotations
 import dataclasses
 import time
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
+
+from .status import RunStatus, StepStatus
+
+StepRecordStatus = StepStatus
+"""A step record's status (the name this module always gave it)."""
 
 __all__ = [
     "PluginErrorInfo",
@@ -17,9 +22,6 @@ __all__ = [
     "now_ms",
     "steps_wire",
 ]
-
-RunStatus = Literal["running", "success", "failed", "suspended", "canceled"]
-StepRecordStatus = Literal["running", "success", "failed", "suspended", "canceled"]
 
 
 def now_ms() -> int:

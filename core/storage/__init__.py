@@ -27,6 +27,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
+from ..status import CLAIMABLE, FINAL, RunStatus
+
 __all__ = [
     "CLAIMABLE_STATUSES",
     "FINAL_STATUSES",
@@ -39,10 +41,10 @@ __all__ = [
     "StoredRecord",
 ]
 
-FINAL_STATUSES = ("success", "failed", "canceled")
-"""Statuses of runs that will never execute again."""
+FINAL_STATUSES: tuple[RunStatus, ...] = FINAL
+"""Statuses of runs that will never execute again (:data:`stepstream.status.FINAL`)."""
 
-CLAIMABLE_STATUSES = ("suspended", "interrupted")
+CLAIMABLE_STATUSES: tuple[RunStatus, ...] = CLAIMABLE
 """Statuses of stored runs that an execution may claim (resume, recovery, cancel)."""
 
 
