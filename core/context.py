@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from typing import TYPE_CHECKING, Any, Generic, NoReturn, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, NoReturn, Protocol, TypeVar, overload
 
 from .events import STEP_EMITTABLE, StepUsageEvent
 from .result import now_ms
@@ -16,6 +16,8 @@ if TYPE_CHECKING:
 __all__ = ["Bail", "RuntimeContext", "StepContext", "StepServices", "Suspend"]
 
 InputT = TypeVar("InputT")
+OutputT = TypeVar("OutputT")
+EventT = TypeVar("EventT")
 
 
 class RuntimeContext:
@@ -177,6 +179,12 @@ class StepContext(Generic[InputT]):
         self.suspend_payload = suspend_payload
         self._services = services
 
+    @overload
+    def get_step_result(self, step: Step[Any, OutputT]) -> OutputT | None: ...
+
+    @overload
+    def get_step_result(self, step: str) -> Any: ...
+
     def get_step_result(self, step: str | Step[Any, Any]) -> Any:
         """Return the output of an earlier step (by object or id) of the same workflow.
 
@@ -215,7 +223,7 @@ class StepContext(Generic[InputT]):
         """Emit ``data`` to the run's stream as a ``step-output`` event (waits on backpressure)."""
         await self._services.write(self.step_id, data)
 
-    async def emit(self, cls: type[Any], **fields: Any) -> Any:
+    async def emit(self, cls: type[EventT], **fields: Any) -> EventT:
         """Emit one of the events a step may produce itself, stamped with the run id and the
         next sequence number: ``tool-call-streaming-start``, ``tool-call-delta``,
         ``tool-call``, ``tool-result``, ``error``, ``step-output`` or ``step-usage`` (see
@@ -226,7 +234,8 @@ class StepContext(Generic[InputT]):
         """
         if cls not in STEP_EMITTABLE:
             raise ValueError(f"a step cannot emit {cls.__name__}; only {STEP_EMITTABLE_NAMES}")
-        return await self._services.emit(cls, fields)
+        event: EventT = await self._services.emit(cls, fields)
+        return event
 
     async def report_usage(
         self,

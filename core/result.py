@@ -5,9 +5,14 @@ from __future__ import annotations
 import dataclasses
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .status import RunStatus, StepStatus
+
+if TYPE_CHECKING:
+    from .steps import Step
+
+OutputT = TypeVar("OutputT")
 
 StepRecordStatus = StepStatus
 """A step record's status (the name this module always gave it)."""
@@ -120,6 +125,18 @@ class WorkflowResult:
     suspended: list[list[str]] = field(default_factory=list)
     plugin_errors: list[PluginErrorInfo] = field(default_factory=list)
     usage: dict[str, Any] | None = None
+
+    def output_of(self, step: Step[Any, OutputT]) -> OutputT | None:
+        """The output of one of the run's top-level steps, typed as the step declares it (an
+        instance of its output schema when it has one), or ``None`` if it has not succeeded.
+
+        ``result.steps[step.id].output`` is the same output in its JSON form.
+        """
+        record = self.steps.get(step.id)
+        if record is None or record.status != "success":
+            return None
+        parsed: OutputT = step.parse_output(record.output)
+        return parsed
 
     def to_wire(self) -> dict[str, Any]:
         """Mastra's ``getWorkflowState()`` object (see ``conformance/traces/*.state.json``)."""

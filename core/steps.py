@@ -6,7 +6,7 @@ import inspect
 import sys
 import typing
 from collections.abc import Awaitable, Callable
-from typing import Any, Generic, TypeVar, overload
+from typing import Any, Generic, Protocol, TypeVar, overload
 
 from pydantic import BaseModel, RootModel
 from pydantic import ValidationError as PydanticValidationError
@@ -19,10 +19,12 @@ from .errors import (
     WorkflowDefinitionError,
 )
 
-__all__ = ["Step", "StepFunction", "schema_of", "step", "to_jsonable", "unwrap"]
+__all__ = ["Step", "StepFunction", "StepMaker", "schema_of", "step", "to_jsonable", "unwrap"]
 
 InputT = TypeVar("InputT")
 OutputT = TypeVar("OutputT")
+I = TypeVar("I")  # noqa: E741 - the input type of a step made by the decorator
+O = TypeVar("O")  # noqa: E741 - its output type
 
 StepFunction = Callable[[StepContext[Any]], Awaitable[Any] | Any]
 """A step's function: takes the :class:`StepContext`, returns (or awaits to) the output."""
@@ -272,11 +274,29 @@ def _infer_schemas(
     return input_schema, output_schema
 
 
-class _StepDecorator:
-    """The :func:`step` decorator; ``step.from_agent(agent)`` makes an agent-backed step."""
+class StepMaker(Protocol):
+    """What ``@step(...)`` with arguments returns: it turns a function into a typed step."""
 
     @overload
-    def __call__(self, fn: StepFunction, /) -> Step[Any, Any]: ...
+    def __call__(self, fn: Callable[[StepContext[I]], Awaitable[O]], /) -> Step[I, O]: ...
+
+    @overload
+    def __call__(self, fn: Callable[[StepContext[I]], O], /) -> Step[I, O]: ...
+
+
+class _StepDecorator:
+    """The :func:`step` decorator; ``step.from_agent(agent)`` makes an agent-backed step.
+
+    The step it makes is typed from the function: ``ctx: StepContext[In]`` and ``-> Out``
+    (or an ``async`` function returning ``Out``) give a ``Step[In, Out]``, so
+    ``ctx.get_step_result(that_step)`` and ``result.output_of(that_step)`` are ``Out``.
+    """
+
+    @overload
+    def __call__(self, fn: Callable[[StepContext[I]], Awaitable[O]], /) -> Step[I, O]: ...
+
+    @overload
+    def __call__(self, fn: Callable[[StepContext[I]], O], /) -> Step[I, O]: ...
 
     @overload
     def __call__(
@@ -294,7 +314,7 @@ class _StepDecorator:
         timeout: float | None = None,
         retry_delay: float = 0.5,
         executor: str | None = None,
-    ) -> Callable[[StepFunction], Step[Any, Any]]: ...
+    ) -> StepMaker: ...
 
     def __call__(
         self,
@@ -311,7 +331,7 @@ class _StepDecorator:
         timeout: float | None = None,
         retry_delay: float = 0.5,
         executor: str | None = None,
-    ) -> Step[Any, Any] | Callable[[StepFunction], Step[Any, Any]]:
+    ) -> Step[Any, Any] | StepMaker:
         """Turn a function taking a :class:`StepContext` into a :class:`Step`.
 
         Use bare (``@step``) or with arguments (``@step(id="fetch-weather", ...)``). The id
