@@ -75,6 +75,8 @@ class Execution(StepLifecycle):
         self.is_canceled = is_canceled
         self.events = events if events is not None else {}
         """Events sent with ``run.send_event()`` before their ``wait_for_event`` was reached."""
+        self.waiters: dict[str, list[asyncio.Future[Any]]] = {}
+        """The steps waiting in place for an event (a run in memory), by event name."""
         self.completed_before: set[tuple[int, str]] = set()
         self.result: WorkflowResult | None = None
         """The result, once known (also when the execution was canceled from outside)."""

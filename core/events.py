@@ -6,9 +6,9 @@ Mastra's key order, as recorded in ``tests/conformance/traces``. Beside its wire
 event carries ``run_id`` and ``seq``, the per-run sequence number (0 for ``start``), which never
 appear on the wire: they let a consumer resume watching a run where it left off.
 
-Mastra's types: ``start``, ``step-start``, ``step-waiting`` (a sleep begins),
-``tool-call-streaming-start``, ``tool-call-delta``, ``tool-call``, ``tool-result``,
-``step-result``, ``step-suspended``, ``step-finish``,
+Mastra's types: ``start``, ``step-start``, ``step-waiting`` (a sleep, or a wait for an
+event, begins), ``tool-call-streaming-start``, ``tool-call-delta``, ``tool-call``,
+``tool-result``, ``step-result``, ``step-suspended``, ``step-finish``,
 ``finish`` and ``error`` (a model error forwarded by an agent step). stepstream adds three:
 ``step-output`` (data a step writes with ``ctx.write()``), ``step-usage`` (the token usage of
 one model response of an agent step, right after that response's last delta and tool calls)
@@ -106,8 +106,9 @@ class StepStartEvent(_EventBase):
             "status": "running",
         }
         if self.resumed_at is not None:
-            payload["suspendPayload"] = self.suspend_payload
-            payload["suspendedAt"] = self.suspended_at
+            if self.suspended_at is not None:  # not for a wait for an event that came
+                payload["suspendPayload"] = self.suspend_payload
+                payload["suspendedAt"] = self.suspended_at
             payload["resumePayload"] = self.resume_payload
             payload["resumedAt"] = self.resumed_at
         return {"type": "step-start", "payload": payload}
@@ -115,7 +116,9 @@ class StepStartEvent(_EventBase):
 
 class StepWaitingEvent(_EventBase):
     """A sleep step begins (``sleep()`` / ``sleep_until()``), in place of its ``step-start``,
-    as in Mastra; its ``step-result`` and ``step-finish`` follow when it wakes."""
+    as in Mastra; its ``step-result`` and ``step-finish`` follow when it wakes. A
+    ``wait_for_event`` step that waits in place opens with it too; its ``step-start`` comes
+    with the event (carrying ``resumePayload`` and ``resumedAt``)."""
 
     wire_type: ClassVar[str] = "step-waiting"
     type: Literal["step-waiting"] = "step-waiting"
@@ -136,7 +139,11 @@ class StepWaitingEvent(_EventBase):
 
 
 class StepResultEvent(_EventBase):
-    """A step ended: ``output`` on success, ``error`` (``"Type: message"``) otherwise."""
+    """A step ended: ``output`` on success, ``error`` (``"Type: message"``) otherwise.
+
+    A sleep's also carries its input and start (``started_at`` is set), in Mastra's order:
+    ``{id, payload, startedAt, endedAt, status, output}``.
+    """
 
     wire_type: ClassVar[str] = "step-result"
     type: Literal["step-result"] = "step-result"
@@ -145,8 +152,23 @@ class StepResultEvent(_EventBase):
     output: Any = None
     error: str | None = None
     ended_at: int
+    input_data: Any = None
+    started_at: int | None = None
 
     def to_wire(self) -> dict[str, Any]:
+        if self.started_at is not None:
+            slept: dict[str, Any] = {
+                "id": self.step_id,
+                "payload": self.input_data,
+                "startedAt": self.started_at,
+                "endedAt": self.ended_at,
+                "status": self.status,
+            }
+            if self.status == "success":
+                slept["output"] = self.output
+            else:
+                slept["error"] = self.error
+            return {"type": "step-result", "payload": slept}
         payload: dict[str, Any] = {"id": self.step_id, "status": self.status}
         if self.status == "success":
             payload["output"] = self.output

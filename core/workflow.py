@@ -162,10 +162,26 @@ class Workflow(Step[Any, Any]):
         context giving one)."""
         return self._add(StepNode(SleepStep(until=when)))
 
-    def wait_for_event(self, event: str, step: Step[Any, Any]) -> Workflow:
+    def wait_for_event(
+        self, event: str, step: Step[Any, Any], *, timeout: float | None = None
+    ) -> Workflow:
         """Run ``step`` once ``run.send_event(event, data)`` is called, with ``data`` as its
-        ``ctx.resume_data``; until then the run is suspended at that step."""
-        return self._add(StepNode(EventStep(event, step)))
+        ``ctx.resume_data`` (Mastra's ``waitForEvent``).
+
+        A run kept in memory waits in place, as Mastra's does: the step streams
+        ``step-waiting``, the run stays ``running`` and ``start()`` returns after the event
+        (then the step's ``step-start``, ``step-result`` and ``step-finish``); past ``timeout``
+        seconds (counted from the step's start) the step fails with a
+        :class:`~stepstream.errors.StepTimeoutError` naming the event. A durable run (one with
+        a storage) suspends at the step instead (payload ``{"event": event}``), so that it is
+        stored and nothing holds it while it waits: ``send_event`` resumes it, in this
+        process or in another that loaded it; there the timeout is checked when the event
+        comes (a late event fails the step). An event sent before the step is reached is
+        kept until it is.
+
+        :raises WorkflowDefinitionError: if ``event`` is empty or ``timeout`` is not > 0.
+        """
+        return self._add(StepNode(EventStep(event, step, timeout)))
 
     def commit(self) -> Workflow:
         """Check the graph and freeze it; raise :class:`WorkflowDefinitionError` if invalid.
