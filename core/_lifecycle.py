@@ -53,6 +53,7 @@ class StepLifecycle:
     completed_before: set[tuple[int, str]]
     is_canceled: Callable[[], bool]
     events: dict[str, Any]
+    carried: tuple[str, ...] | None
     waiters: dict[str, list[asyncio.Future[Any]]]
     executors: dict[Step[Any, Any], StepExecutor]
     ledger: Ledger
@@ -120,6 +121,9 @@ class StepLifecycle:
             record.status = "running"  # recovered mid-step: keep its start (a sleep's clock)
         else:
             record = StepRecord(payload=cursor.value, started_at=now_ms())
+            if self.carried == path:  # a later iteration of a loop the resumption went through
+                resuming = True
+                record.resume_payload, record.resumed_at = self.resume_payload(), now_ms()
 
         canceled = False
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import functools
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
@@ -34,7 +35,7 @@ if TYPE_CHECKING:
     from .storage import RunSnapshot, Storage
     from .usage import Budget, PriceTable
 
-__all__ = ["Workflow"]
+__all__ = ["Workflow", "clone_workflow"]
 
 
 class Workflow(Step[Any, Any]):
@@ -245,6 +246,15 @@ class Workflow(Step[Any, Any]):
                     workflow_id=self.id,
                 )
 
+    def renamed(self, id: str) -> Workflow:
+        """A copy of this workflow under another id, with its graph and none of its runs (see
+        :func:`clone_workflow`); committed if this one is."""
+        clone = copy.copy(self)
+        clone.id = id
+        clone.nodes = list(self.nodes)  # later additions to either stay its own
+        clone._runs = {}
+        return clone
+
     # -- running ------------------------------------------------------------------------------
 
     @property
@@ -387,6 +397,27 @@ class Workflow(Step[Any, Any]):
         run = self._new_run(run_id, plugin_manager, plugins, store)
         run._restore(snapshot)
         return run
+
+
+def clone_workflow(workflow: Workflow, *, id: str) -> Workflow:
+    """A committed copy of ``workflow`` under the id ``id`` (Mastra's
+    ``cloneWorkflow(workflow, {id})``): the same steps, schemas, storage and plugins, so that
+    one workflow can be nested at several places (its steps then stream as ``<id>.<step>``).
+
+    :raises WorkflowDefinitionError: if ``workflow`` is not a workflow, ``id`` is not a
+        non-empty string, or the copy does not commit (a workflow with no steps).
+    """
+    if not isinstance(workflow, Workflow):
+        raise WorkflowDefinitionError(f"clone_workflow() takes a Workflow, got {workflow!r}")
+    if not isinstance(id, str) or not id:
+        raise WorkflowDefinitionError(
+            f"clone_workflow({workflow.id!r}): the clone's id must be a non-empty string, "
+            f"got {id!r}",
+            workflow_id=workflow.id,
+        )
+    clone = workflow.renamed(id)
+    clone.committed = False
+    return clone.commit()
 
 
 # -- graph checks (pure) --------------------------------------------------------------------
