@@ -39,9 +39,9 @@ from .plugin_manager import PluginManager, get_plugin_manager
 from .recovery import keep_recovering, recover_interrupted
 from .result import StepRecord, WorkflowResult
 from .run import Run, RunStream, SyncRunStream
-from .steps import Step, step
+from .steps import Step, clone_step, step
 from .usage import Budget, Price, PriceTable, Usage
-from .workflow import Workflow
+from .workflow import Workflow, clone_workflow
 
 __all__ = [
     "Budget",
@@ -81,6 +81,8 @@ __all__ = [
     "Workflow",
     "WorkflowDefinitionError",
     "WorkflowResult",
+    "clone_step",
+    "clone_workflow",
     "events",
     "get_plugin_manager",
     "hookimpl",

@@ -75,6 +75,10 @@ class Execution(StepLifecycle):
         self.is_canceled = is_canceled
         self.events = events if events is not None else {}
         """Events sent with ``run.send_event()`` before their ``wait_for_event`` was reached."""
+        self.carried: tuple[str, ...] | None = None
+        """The resumed step's path while a loop hands the resumption to its later iterations."""
+        self.waiters: dict[str, list[asyncio.Future[Any]]] = {}
+        """The steps waiting in place for an event (a run in memory), by event name."""
         self.completed_before: set[tuple[int, str]] = set()
         self.result: WorkflowResult | None = None
         """The result, once known (also when the execution was canceled from outside)."""
@@ -275,19 +279,30 @@ class Execution(StepLifecycle):
         return Outcome("success", {s.id: o.output for s, o in zip(steps, outcomes, strict=True)})
 
     async def _loop(self, scope: Scope, node: LoopNode, cursor: Cursor) -> Outcome:
-        while True:
-            outcome = await self.run_step(scope, node.step, cursor)
-            if outcome.status != "success" or outcome.skipped or outcome.bailed:
-                return outcome
-            cursor = Cursor(outcome.output, outcome.schema)
-            try:
-                holds = await self._check(scope, node.condition, cursor)
-            except Exception as exc:
-                kind = "dountil" if node.until else "dowhile"
-                where = f"the {kind} condition of step {node.step.id!r}"
-                return failed(self._condition_error(where, exc))
-            if holds == node.until:
-                return outcome
+        # As Mastra's engine does, a resumption that goes through the loop's step is handed
+        # to every iteration of it in this execution, not only to the suspended one.
+        target = self.resume.path if self.resume is not None else None
+        path = (*scope.path, node.step.id)
+        through = target is not None and target[: len(path)] == path
+        outer = self.carried
+        try:
+            while True:
+                outcome = await self.run_step(scope, node.step, cursor)
+                if through:
+                    self.carried = target
+                if outcome.status != "success" or outcome.skipped or outcome.bailed:
+                    return outcome
+                cursor = Cursor(outcome.output, outcome.schema)
+                try:
+                    holds = await self._check(scope, node.condition, cursor)
+                except Exception as exc:
+                    kind = "dountil" if node.until else "dowhile"
+                    where = f"the {kind} condition of step {node.step.id!r}"
+                    return failed(self._condition_error(where, exc))
+                if holds == node.until:
+                    return outcome
+        finally:
+            self.carried = outer
 
     def _condition_error(self, where: str, exc: Exception) -> StepExecutionError:
         error = StepExecutionError(

@@ -34,7 +34,7 @@ from .executor import LocalExecutor, StepExecutor, run_locally
 from .graph import EventStep, ForeachNode, MapStep, Node, SleepStep, as_workflow
 from .plugin_manager import OPTIONAL_PLUGINS
 from .result import RunState, StepRecord, now_ms
-from .steps import Step
+from .steps import Step, to_jsonable
 
 if TYPE_CHECKING:
     from .workflow import Workflow
@@ -53,6 +53,8 @@ class StepLifecycle:
     completed_before: set[tuple[int, str]]
     is_canceled: Callable[[], bool]
     events: dict[str, Any]
+    carried: tuple[str, ...] | None
+    waiters: dict[str, list[asyncio.Future[Any]]]
     executors: dict[Step[Any, Any], StepExecutor]
     ledger: Ledger
     run_counts: dict[str, int]
@@ -119,6 +121,9 @@ class StepLifecycle:
             record.status = "running"  # recovered mid-step: keep its start (a sleep's clock)
         else:
             record = StepRecord(payload=cursor.value, started_at=now_ms())
+            if self.carried == path:  # a later iteration of a loop the resumption went through
+                resuming = True
+                record.resume_payload, record.resumed_at = self.resume_payload(), now_ms()
 
         canceled = False
         try:
@@ -132,14 +137,15 @@ class StepLifecycle:
                 if resuming
                 else {}
             )
-            # Mastra opens a sleep with `step-waiting`, any other step with `step-start`.
-            sleeping = isinstance(step, SleepStep)
+            # Mastra opens a sleep, and a wait for an event, with `step-waiting`; any other
+            # step with `step-start` (the waiting step's comes when its event does).
+            waiting = isinstance(step, SleepStep) or self._waits_in_place(step, resuming)
             await self.d.emit(
-                StepWaitingEvent if sleeping else StepStartEvent,
+                StepWaitingEvent if waiting else StepStartEvent,
                 step_id=sid,
                 input_data=record.payload,
                 started_at=record.started_at,
-                **({} if sleeping else resumed),
+                **({} if waiting else resumed),
             )
             self.d.notify(
                 "before_step_run", run_id=self.run_id, step_id=sid, input_data=record.payload
@@ -217,9 +223,23 @@ class StepLifecycle:
             return await self._nested(scope, nested, sid, path, record.payload, resuming)
         resume_data = step.parse_resume(record.resume_payload) if resuming else None
         if isinstance(step, EventStep):
-            if not resuming and step.event in self.events:  # sent before the step was reached
+            if self._waits_in_place(step, resuming):
+                data = await self._wait_for_event(step, sid, record)
+                record.resume_payload, record.resumed_at = to_jsonable(data), now_ms()
+                await self.d.emit(
+                    StepStartEvent,
+                    step_id=sid,
+                    input_data=record.payload,
+                    started_at=record.started_at,
+                    resume_payload=record.resume_payload,
+                    resumed_at=record.resumed_at,
+                )
+                resume_data, resuming = step.parse_resume(data), True
+            elif not resuming and step.event in self.events:  # sent before it was reached
                 resume_data = step.parse_resume(self.events.pop(step.event))
                 resuming = True
+            elif resuming and step.late(record.started_at, now_ms()):
+                raise step.timed_out(self.run_id, sid)  # a durable run's event came too late
             if resuming:  # the event came (its data may be None): run the wrapped step
                 step = step.inner
         # A map function sees the previous output typed; a step, its own input schema.
@@ -231,6 +251,44 @@ class StepLifecycle:
             return Outcome("success", record.payload, cursor.schema)
         output = await self._call(step, ctx, record)
         return Outcome("success", step.dump_output(output), step.output_schema)
+
+    def _waits_in_place(self, step: Step[Any, Any], resuming: bool) -> bool:
+        """Whether ``step`` waits here for its event, as in Mastra: in a run kept in memory.
+        A durable run suspends at the step instead, so that any process may continue it."""
+        return isinstance(step, EventStep) and not resuming and self.d.persist is None
+
+    async def _wait_for_event(self, step: EventStep, sid: str, record: StepRecord) -> Any:
+        """The data of ``step``'s event: kept from before, or when ``run.send_event()`` wakes
+        the step (:meth:`wake`).
+
+        :raises StepTimeoutError: if it does not come within the step's timeout.
+        """
+        if step.event in self.events:
+            return self.events.pop(step.event)
+        waiter: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self.waiters.setdefault(step.event, []).append(waiter)
+        try:
+            if step.wait_timeout is None:
+                return await waiter
+            left = record.started_at / 1000 + step.wait_timeout - time.time()
+            try:
+                return await asyncio.wait_for(waiter, max(left, 0))
+            except TimeoutError:
+                raise step.timed_out(self.run_id, sid) from None
+        finally:
+            others = self.waiters.get(step.event, [])
+            if waiter in others:
+                others.remove(waiter)
+            if not others:
+                self.waiters.pop(step.event, None)
+
+    def wake(self, event: str, data: Any) -> bool:
+        """Give ``data`` to the steps waiting here for ``event`` (all of them, as Mastra's
+        emitter does); return whether any was."""
+        woken = [w for w in self.waiters.pop(event, []) if not w.done()]
+        for waiter in woken:
+            waiter.set_result(data)
+        return bool(woken)
 
     async def _sleep(
         self, scope: Scope, step: SleepStep, ctx: StepContext[Any], record: StepRecord
@@ -366,6 +424,12 @@ class StepLifecycle:
             status=record.status,
             output=record.output,
         )
+        # A sleep's step-result also says what it slept on and since when, as Mastra's does.
+        slept = (
+            {"input_data": record.payload, "started_at": record.started_at}
+            if isinstance(step, SleepStep)
+            else {}
+        )
         canceled = False
         try:
             await self.d.emit(
@@ -375,6 +439,7 @@ class StepLifecycle:
                 output=record.output,
                 error=record.error,
                 ended_at=ended,
+                **slept,
             )
         except asyncio.CancelledError:
             canceled = True

@@ -149,7 +149,8 @@ class ModelStreamError(ModelError):
 
 
 class StepTimeoutError(StepExecutionError):
-    """An attempt of a step took longer than the step's ``timeout``."""
+    """An attempt of a step took longer than the step's ``timeout``, or a ``wait_for_event``
+    step waited longer than its own."""
 
 
 class StepSerializationError(StepExecutionError):

@@ -6,9 +6,9 @@ Mastra's key order, as recorded in ``tests/conformance/traces``. Beside its wire
 event carries ``run_id`` and ``seq``, the per-run sequence number (0 for ``start``), which never
 appear on the wire: they let a consumer resume watching a run where it left off.
 
-Mastra's types: ``start``, ``step-start``, ``step-waiting`` (a sleep begins),
-``tool-call-streaming-start``, ``tool-call-delta``, ``tool-call``, ``tool-result``,
-``step-result``, ``step-suspended``, ``step-finish``,
+Mastra's types: ``start``, ``step-start``, ``step-waiting`` (a sleep, or a wait for an
+event, begins), ``tool-call-streaming-start``, ``tool-call-delta``, ``tool-call``,
+``tool-result``, ``step-result``, ``step-suspended``, ``step-finish``,
 ``finish`` and ``error`` (a model error forwarded by an agent step). stepstream adds three:
 ``step-output`` (data a step writes with ``ctx.write()``), ``step-usage`` (the token usage of
 one model response of an agent step, right after that response's last delta and tool calls)
@@ -58,25 +58,36 @@ def _compile_to_wire(cls: type[_EventBase]) -> Callable[[Any], dict[str, Any]]:
     over the plan, and ``to_wire`` runs for every event a stream, a log or a store writes.
     """
     namespace: dict[str, Any] = {}
+    fields = {key: name for name, key in cls._wire_plan}
     plain = [f"{key!r}: self.{name}" for name, key in cls._wire_plan if key not in cls.wire_when]
-    if len(plain) == len(cls._wire_plan):
+    if len(plain) == len(cls._wire_plan) and not cls.wire_layouts:
         body = "{" + ", ".join(plain) + "}"
         if cls.wire_nest:
             shape = f"{{'type': {cls.wire_type!r}, 'payload': {body}}}"
         else:
             shape = "{" + ", ".join([f"'type': {cls.wire_type!r}", *plain]) + "}"
         lines = ["def to_wire(self):", f"    return {shape}"]
-    else:  # conditional keys: build the body key by key, in the declared order
-        lines = ["def to_wire(self):", "    body = {}"]
-        for name, key in cls._wire_plan:
+    else:  # conditional keys or layouts: build the body key by key, in the layout's order
+        assert cls.wire_nest, "conditional keys and layouts are only declared under a payload"
+        lines = ["def to_wire(self):"]
+        layouts = [(f"layout_{i}", keys) for i, (_, keys) in enumerate(cls.wire_layouts)]
+        for i, (test, _) in enumerate(cls.wire_layouts):
+            namespace[f"layout_{i}"] = test
+        for test_name, keys in [*layouts, (None, tuple(fields))]:
             indent = "    "
-            if key in cls.wire_when:
-                namespace[f"when_{name}"] = cls.wire_when[key]
-                lines.append(f"    if when_{name}(self):")
+            if test_name is not None:
+                lines.append(f"    if {test_name}(self):")
                 indent = "        "
-            lines.append(f"{indent}body[{key!r}] = self.{name}")
-        assert cls.wire_nest, "conditional keys are only declared under a payload"
-        lines.append(f"    return {{'type': {cls.wire_type!r}, 'payload': body}}")
+            lines.append(f"{indent}body = {{}}")
+            for key in keys:
+                name = fields[key]
+                if key in cls.wire_when:
+                    namespace[f"when_{name}"] = cls.wire_when[key]
+                    lines.append(f"{indent}if when_{name}(self):")
+                    lines.append(f"{indent}    body[{key!r}] = self.{name}")
+                else:
+                    lines.append(f"{indent}body[{key!r}] = self.{name}")
+            lines.append(f"{indent}return {{'type': {cls.wire_type!r}, 'payload': body}}")
     exec("\n".join(lines), namespace)
     to_wire: Callable[[Any], dict[str, Any]] = namespace["to_wire"]
     return to_wire
@@ -95,8 +106,10 @@ class _EventBase(BaseModel):
     ``wire_nest`` says whether they sit under ``payload`` (most events) or beside ``type``
     (the agent's tool events); ``run_id`` and ``seq`` stay off the wire unless listed in
     ``wire_also``; ``wire_when`` maps a conditional key (Mastra leaves some out) to the test
-    that keeps it. One serializer, generated once per class from that declaration, and one
-    parser (:func:`event_from_wire`) serve all the events.
+    that keeps it; ``wire_layouts`` gives another key order for the events a test picks (a
+    sleep's ``step-result`` orders its keys as Mastra does). One serializer, generated once
+    per class from that declaration, and one parser (:func:`event_from_wire`) serve all the
+    events.
     """
 
     model_config = ConfigDict(
@@ -107,6 +120,7 @@ class _EventBase(BaseModel):
     wire_also: ClassVar[tuple[str, ...]] = ()
     _wire_plan: ClassVar[tuple[tuple[str, str], ...]] = ()
     wire_when: ClassVar[dict[str, Callable[[Any], bool]]] = {}
+    wire_layouts: ClassVar[tuple[tuple[Callable[[Any], bool], tuple[str, ...]], ...]] = ()
 
     run_id: str
     seq: int
@@ -166,15 +180,21 @@ class StepStartEvent(_EventBase):
     resume_payload: Any = None
     resumed_at: int | None = None
 
-    wire_when: ClassVar[dict[str, Callable[[Any], bool]]] = dict.fromkeys(
-        ("suspendPayload", "suspendedAt", "resumePayload", "resumedAt"),
-        lambda event: event.resumed_at is not None,
-    )
+    wire_when: ClassVar[dict[str, Callable[[Any], bool]]] = {
+        **dict.fromkeys(("resumePayload", "resumedAt"), lambda event: event.resumed_at is not None),
+        # Not for a wait for an event that came: that step was never suspended.
+        **dict.fromkeys(
+            ("suspendPayload", "suspendedAt"),
+            lambda event: event.resumed_at is not None and event.suspended_at is not None,
+        ),
+    }
 
 
 class StepWaitingEvent(_EventBase):
     """A sleep step begins (``sleep()`` / ``sleep_until()``), in place of its ``step-start``,
-    as in Mastra; its ``step-result`` and ``step-finish`` follow when it wakes."""
+    as in Mastra; its ``step-result`` and ``step-finish`` follow when it wakes. A
+    ``wait_for_event`` step that waits in place opens with it too; its ``step-start`` comes
+    with the event (carrying ``resumePayload`` and ``resumedAt``)."""
 
     wire_type: ClassVar[str] = "step-waiting"
     type: Literal["step-waiting"] = "step-waiting"
@@ -185,7 +205,11 @@ class StepWaitingEvent(_EventBase):
 
 
 class StepResultEvent(_EventBase):
-    """A step ended: ``output`` on success, ``error`` (``"Type: message"``) otherwise."""
+    """A step ended: ``output`` on success, ``error`` (``"Type: message"``) otherwise.
+
+    A sleep's also carries its input and start (``started_at`` is set), in Mastra's order:
+    ``{id, payload, startedAt, endedAt, status, output}``.
+    """
 
     wire_type: ClassVar[str] = "step-result"
     type: Literal["step-result"] = "step-result"
@@ -194,11 +218,21 @@ class StepResultEvent(_EventBase):
     output: Any = None
     error: str | None = None
     ended_at: int
+    input_data: Any = Field(default=None, alias="payload")
+    started_at: int | None = None
 
     wire_when: ClassVar[dict[str, Callable[[Any], bool]]] = {
         "output": lambda event: event.status == "success",
         "error": lambda event: event.status != "success",
+        "payload": lambda event: event.started_at is not None,
+        "startedAt": lambda event: event.started_at is not None,
     }
+    wire_layouts: ClassVar[tuple[tuple[Callable[[Any], bool], tuple[str, ...]], ...]] = (
+        (
+            lambda event: event.started_at is not None,
+            ("id", "payload", "startedAt", "endedAt", "status", "output", "error"),
+        ),
+    )
 
 
 class StepSuspendedEvent(_EventBase):

@@ -10,7 +10,12 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from .context import StepContext
-from .errors import StepExecutionError, WorkflowDefinitionError, describe_error
+from .errors import (
+    StepExecutionError,
+    StepTimeoutError,
+    WorkflowDefinitionError,
+    describe_error,
+)
 from .steps import Step, to_jsonable
 
 if TYPE_CHECKING:
@@ -175,10 +180,27 @@ async def _called(value: Any, ctx: StepContext[Any]) -> Any:
 
 
 class EventStep(Step[Any, Any]):
-    """The step ``.wait_for_event(name, step)`` adds: it waits (suspended) for
-    ``run.send_event(name, data)``, then runs ``step`` with ``ctx.resume_data`` = ``data``."""
+    """The step ``.wait_for_event(name, step)`` adds: it waits for ``run.send_event(name,
+    data)``, then runs ``step`` with ``ctx.resume_data`` = ``data``.
 
-    def __init__(self, event: str, step: Step[Any, Any]) -> None:
+    How it waits depends on the run (the engine decides): a run in memory waits in place, as
+    Mastra's does (``step-waiting``, the run stays ``running``, ``timeout`` seconds at most);
+    a durable run suspends at the step (payload ``{"event": name}``), so that it can be stored
+    and continued by whichever process gets the event.
+    """
+
+    def __init__(self, event: str, step: Step[Any, Any], timeout: float | None = None) -> None:
+        if not isinstance(event, str) or not event:
+            raise WorkflowDefinitionError(
+                f"wait_for_event() needs an event name (a non-empty string), got {event!r}"
+            )
+        if timeout is not None and (
+            not isinstance(timeout, int | float) or isinstance(timeout, bool) or timeout <= 0
+        ):
+            raise WorkflowDefinitionError(
+                f"wait_for_event({event!r}): timeout must be a number of seconds > 0, "
+                f"got {timeout!r}"
+            )
         super().__init__(
             id=step.id,
             input_schema=step.input_schema,
@@ -188,7 +210,23 @@ class EventStep(Step[Any, Any]):
         )
         self.event = event
         self.inner = step
+        self.wait_timeout = timeout
+        """Seconds the step waits for its event, counted from its start; ``None``: for ever."""
         self.is_async = step.is_async
+
+    def late(self, started_at_ms: int, now_ms: int) -> bool:
+        """Whether the event comes after the step's timeout (counted from its start)."""
+        return self.wait_timeout is not None and now_ms - started_at_ms > self.wait_timeout * 1000
+
+    def timed_out(self, run_id: str, step_id: str) -> StepTimeoutError:
+        """The error of a wait that outlasted its timeout (Mastra's text, then ours)."""
+        assert self.wait_timeout is not None
+        return StepTimeoutError(
+            f"Timeout waiting for event: step {self.id!r} waited longer than its timeout of "
+            f"{self.wait_timeout:g}s for event {self.event!r}",
+            run_id=run_id,
+            step_id=step_id,
+        )
 
     async def run(self, ctx: StepContext[Any]) -> Any:
         if ctx.resume_data is None:

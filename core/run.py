@@ -448,14 +448,20 @@ class Run(SyncTwins):
             self._held_by = None
 
     async def send_event(self, event: str, data: Any = None) -> WorkflowResult | None:
-        """Deliver ``event`` to the step waiting for it (``Workflow.wait_for_event``).
+        """Deliver ``event`` to the step waiting for it (``Workflow.wait_for_event``); the
+        step runs with ``data`` as its ``ctx.resume_data``.
 
-        If the run is suspended at that step, it resumes with ``data`` as the step's
-        ``ctx.resume_data`` and the result is returned. If the run has not reached the step
-        yet, the event is kept (in memory) until it does, and ``None`` is returned.
+        A step waiting in place (a run in memory, executing here) is woken where it waits
+        and ``None`` is returned: the run goes on, and ``start()`` returns at its end. A run
+        suspended at that step (a durable run, also one loaded in another process) is
+        resumed and the result is returned. If the run has not reached the step yet, the
+        event is kept (in memory) until it does, and ``None`` is returned.
 
         :raises RunStateError: if the run has ended.
         """
+        execution = self._execution
+        if self.executing and execution is not None and execution.wake(event, data):
+            return None
         result = self._result
         if self.status == "suspended" and result is not None:
             for path in result.suspended:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import inspect
 import sys
 import typing
@@ -19,7 +20,16 @@ from .errors import (
     WorkflowDefinitionError,
 )
 
-__all__ = ["Step", "StepFunction", "StepMaker", "schema_of", "step", "to_jsonable", "unwrap"]
+__all__ = [
+    "Step",
+    "StepFunction",
+    "StepMaker",
+    "clone_step",
+    "schema_of",
+    "step",
+    "to_jsonable",
+    "unwrap",
+]
 
 InputT = TypeVar("InputT")
 OutputT = TypeVar("OutputT")
@@ -191,8 +201,32 @@ class Step(Generic[InputT, OutputT]):
             )
         )
 
+    def renamed(self, id: str) -> Step[InputT, OutputT]:
+        """A shallow copy of this step under another id (see :func:`clone_step`)."""
+        clone = copy.copy(self)
+        clone.id = id
+        return clone
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}(id={self.id!r})"
+
+
+def clone_step(step: Step[InputT, OutputT], *, id: str) -> Step[InputT, OutputT]:
+    """A copy of ``step`` under the id ``id`` (Mastra's ``cloneStep(step, {id})``): the same
+    function, schemas, retries, timeout and executor, so that one step can run at several
+    places of a workflow (ids are unique within one). ``ctx.get_step_result(clone)`` reads the
+    clone's output. A nested workflow is cloned as with :func:`~stepstream.clone_workflow`.
+
+    :raises WorkflowDefinitionError: if ``step`` is not a step or ``id`` is not a non-empty
+        string.
+    """
+    if not isinstance(step, Step):
+        raise WorkflowDefinitionError(f"clone_step() takes a Step, got {step!r}")
+    if not isinstance(id, str) or not id:
+        raise WorkflowDefinitionError(
+            f"clone_step({step.id!r}): the clone's id must be a non-empty string, got {id!r}"
+        )
+    return step.renamed(id)
 
 
 def to_jsonable(value: Any) -> Any:

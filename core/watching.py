@@ -8,7 +8,8 @@ default) hands it a record of the run's state at each transition, in Mastra 0.10
                  "workflowState": {"status": ..., "steps": {...}, "result": ..., "error": ...}},
      "eventTimestamp": <epoch ms>}
 
-A record comes when a step starts (``currentStep.status == "running"``), when it ends
+A record comes when a step starts (``currentStep.status == "running"``; ``"waiting"``, and
+``workflowState.status`` too, when a sleep or a wait for an event begins), when it ends
 (``success``, ``failed``, ``suspended``, ``canceled``) and when the execution ends (no
 ``currentStep``; ``workflowState.status`` is the run's status). ``steps`` is the
 ``getWorkflowState()`` steps map, with the running step and the steps of nested workflows
@@ -85,7 +86,9 @@ class StateWatcher:
             kind in ("step-start", "step-waiting") or step_id not in steps
         ):  # else the engine's record is newer
             steps[step_id] = record
-        workflow_state = {"status": "running", "steps": steps, "result": None, "error": None}
+        # Mastra's record says the run is `waiting` while a sleep or an event wait begins.
+        status = "waiting" if kind == "step-waiting" else "running"
+        workflow_state = {"status": status, "steps": steps, "result": None, "error": None}
         return self._deliver({"currentStep": current, "workflowState": workflow_state})
 
     @hookimpl

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import functools
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
@@ -34,7 +35,7 @@ if TYPE_CHECKING:
     from .storage import RunSnapshot, Storage
     from .usage import Budget, PriceTable
 
-__all__ = ["Workflow"]
+__all__ = ["Workflow", "clone_workflow"]
 
 
 class Workflow(Step[Any, Any]):
@@ -162,10 +163,26 @@ class Workflow(Step[Any, Any]):
         context giving one)."""
         return self._add(StepNode(SleepStep(until=when)))
 
-    def wait_for_event(self, event: str, step: Step[Any, Any]) -> Workflow:
+    def wait_for_event(
+        self, event: str, step: Step[Any, Any], *, timeout: float | None = None
+    ) -> Workflow:
         """Run ``step`` once ``run.send_event(event, data)`` is called, with ``data`` as its
-        ``ctx.resume_data``; until then the run is suspended at that step."""
-        return self._add(StepNode(EventStep(event, step)))
+        ``ctx.resume_data`` (Mastra's ``waitForEvent``).
+
+        A run kept in memory waits in place, as Mastra's does: the step streams
+        ``step-waiting``, the run stays ``running`` and ``start()`` returns after the event
+        (then the step's ``step-start``, ``step-result`` and ``step-finish``); past ``timeout``
+        seconds (counted from the step's start) the step fails with a
+        :class:`~stepstream.errors.StepTimeoutError` naming the event. A durable run (one with
+        a storage) suspends at the step instead (payload ``{"event": event}``), so that it is
+        stored and nothing holds it while it waits: ``send_event`` resumes it, in this
+        process or in another that loaded it; there the timeout is checked when the event
+        comes (a late event fails the step). An event sent before the step is reached is
+        kept until it is.
+
+        :raises WorkflowDefinitionError: if ``event`` is empty or ``timeout`` is not > 0.
+        """
+        return self._add(StepNode(EventStep(event, step, timeout)))
 
     def commit(self) -> Workflow:
         """Check the graph and freeze it; raise :class:`WorkflowDefinitionError` if invalid.
@@ -228,6 +245,15 @@ class Workflow(Step[Any, Any]):
                     f"{unknown} that are not in this workflow (its steps: {sorted(seen)})",
                     workflow_id=self.id,
                 )
+
+    def renamed(self, id: str) -> Workflow:
+        """A copy of this workflow under another id, with its graph and none of its runs (see
+        :func:`clone_workflow`); committed if this one is."""
+        clone = copy.copy(self)
+        clone.id = id
+        clone.nodes = list(self.nodes)  # later additions to either stay its own
+        clone._runs = {}
+        return clone
 
     # -- running ------------------------------------------------------------------------------
 
@@ -371,6 +397,27 @@ class Workflow(Step[Any, Any]):
         run = self._new_run(run_id, plugin_manager, plugins, store)
         run._restore(snapshot)
         return run
+
+
+def clone_workflow(workflow: Workflow, *, id: str) -> Workflow:
+    """A committed copy of ``workflow`` under the id ``id`` (Mastra's
+    ``cloneWorkflow(workflow, {id})``): the same steps, schemas, storage and plugins, so that
+    one workflow can be nested at several places (its steps then stream as ``<id>.<step>``).
+
+    :raises WorkflowDefinitionError: if ``workflow`` is not a workflow, ``id`` is not a
+        non-empty string, or the copy does not commit (a workflow with no steps).
+    """
+    if not isinstance(workflow, Workflow):
+        raise WorkflowDefinitionError(f"clone_workflow() takes a Workflow, got {workflow!r}")
+    if not isinstance(id, str) or not id:
+        raise WorkflowDefinitionError(
+            f"clone_workflow({workflow.id!r}): the clone's id must be a non-empty string, "
+            f"got {id!r}",
+            workflow_id=workflow.id,
+        )
+    clone = workflow.renamed(id)
+    clone.committed = False
+    return clone.commit()
 
 
 # -- graph checks (pure) --------------------------------------------------------------------

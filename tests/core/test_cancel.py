@@ -100,12 +100,14 @@ def _kinds(model_server: ModelServer) -> dict[str, tuple[Callable[[Workflow], Wo
         "sleep": (lambda wf: wf.sleep(3600), "sleep_"),
         "parallel": (lambda wf: wf.parallel([_hanging("a"), _hanging("b")]), "b"),
         "loop": (lambda wf: wf.dountil(_hanging(), lambda ctx: True), "hang"),
+        # A run in memory waits for its event in place (step-waiting, the run running).
+        "event": (lambda wf: wf.wait_for_event("approved", _hanging()), "hang"),
     }
 
 
 @pytest.mark.asyncio
 @pytest.mark.parametrize(
-    "kind", ["plain", "nested", "agent", "foreach", "sleep", "parallel", "loop"]
+    "kind", ["plain", "nested", "agent", "foreach", "sleep", "parallel", "loop", "event"]
 )
 async def test_cancel_during_each_step_kind(
     kind: str, pm: PluginManager, recorder: Recorder, model_server: ModelServer
@@ -135,15 +137,21 @@ async def test_cancel_during_each_step_kind(
 
 
 @pytest.mark.asyncio
-async def test_cancel_while_waiting_for_an_event(pm: PluginManager, recorder: Recorder) -> None:
+async def test_cancel_while_a_durable_run_waits_for_an_event(
+    pm: PluginManager, recorder: Recorder, tmp_path: Path
+) -> None:
+    """A durable run suspends at its wait for an event; canceling it then ends it."""
     wf = Workflow(id="wf").then(quick).wait_for_event("approved", _hanging()).commit()
-    run = await wf.create_run(plugin_manager=pm)
+    store = SQLiteStorage(tmp_path / "runs.db")
+    run = await wf.create_run(plugin_manager=pm, storage=store)
     assert (await run.start({})).status == "suspended"
     canceled = await run.cancel()
     assert canceled is not None and canceled.status == "canceled"
     assert recorder.types()[-1] == "finish"
     with pytest.raises(Exception, match="has ended"):
         await run.send_event("approved", {})
+    assert (await wf.load_run(run.run_id, storage=store)).status == "canceled"
+    await store.close()
 
 
 @pytest.mark.asyncio

@@ -144,9 +144,12 @@ async def test_events_with_no_data_and_events_sent_while_suspending(tmp_path: Pa
 
     wf = Workflow(id="wf").wait_for_event("go", after).commit()
     run = await wf.create_run(plugin_manager=get_plugin_manager(load_entrypoints=False))
-    await run.start({})
-    done = await run.send_event("go")  # no data is still the event
-    assert done is not None and done.status == "success" and done.result == {"event": None}
+    stream = run.stream(input_data={})
+    async for event in stream:  # in memory, the step waits in place
+        if event.type == "step-waiting":
+            assert await run.send_event("go") is None  # no data is still the event
+    done = await stream.get_workflow_state()
+    assert done.status == "success" and done.result == {"event": None}
 
     store = SQLiteStorage(tmp_path / "runs.db")  # its checkpoints make the race real
     run = await wf.create_run(

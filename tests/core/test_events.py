@@ -131,3 +131,36 @@ def test_every_event_declares_its_wire_shape_through_one_mechanism() -> None:
     wire["payload"]["status"] = "success"  # a step-start is always "running" on the wire
     with pytest.raises(pydantic.ValidationError):
         ev.event_from_wire(wire, run_id="r", seq=1)
+
+
+def test_a_sleeps_step_result_and_a_waited_step_start_have_mastras_layouts() -> None:
+    slept = ev.StepResultEvent(
+        run_id="r",
+        seq=3,
+        step_id="sleep_1",
+        status="success",
+        output={"a": 1},
+        ended_at=9,
+        input_data={"a": 1},
+        started_at=5,
+    )
+    wire = slept.to_wire()
+    assert list(wire["payload"]) == ["id", "payload", "startedAt", "endedAt", "status", "output"]
+    assert ev.event_from_wire(wire, run_id="r", seq=3) == slept
+    woken = ev.StepStartEvent(
+        run_id="r",
+        seq=4,
+        step_id="wait",
+        input_data=1,
+        started_at=5,
+        resume_payload={"ok": True},
+        resumed_at=8,
+    )
+    assert list(woken.to_wire()["payload"]) == [
+        "id",
+        "payload",
+        "startedAt",
+        "status",
+        "resumePayload",
+        "resumedAt",
+    ]

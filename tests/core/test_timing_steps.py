@@ -96,16 +96,22 @@ async def test_a_recovered_sleep_counts_from_its_stored_start(tmp_path: Path) ->
 
 
 @pytest.mark.asyncio
-async def test_wait_for_event_suspends_until_the_event_is_sent(
+async def test_wait_for_event_waits_in_place_until_the_event_is_sent(
     pm: PluginManager, recorder: Recorder
 ) -> None:
     wf = Workflow(id="wf").then(first).wait_for_event("approved", after).commit()
     run = await wf.create_run(plugin_manager=pm)
-    waiting = await run.start({})
-    assert waiting.status == "suspended" and waiting.suspended == [["after"]]
-    assert waiting.steps["after"].suspend_payload == {"event": "approved"}
-    done = await run.send_event("approved", {"by": "ada"})
-    assert done is not None and done.result == {"after": {"n": 1}, "event": {"by": "ada"}}
+    sent: list[Any] = []
+
+    async def on_event(event: Any) -> None:
+        if event.type == "step-waiting":
+            sent.append(await run.send_event("approved", {"by": "ada"}))  # woken in place
+
+    run.watch(on_event, "watch-v2")
+    done = await run.start({})
+    assert sent == [None]
+    assert done.status == "success"
+    assert done.result == {"after": {"n": 1}, "event": {"by": "ada"}}
     with pytest.raises(RunStateError, match="has ended"):
         await run.send_event("approved", {})
 

@@ -4,9 +4,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
-from stepstream import PluginManager, Workflow
+from stepstream import PluginManager, Step, StepContext, Workflow, clone_step, clone_workflow
 
 from .expect import ok, steps
 from .nested import CounterSteps
@@ -53,13 +55,45 @@ async def test_should_be_able_to_nest_workflows(
     )
 
 
-@pytest.mark.xfail(strict=True, reason="not yet: stepstream has no cloneStep()/cloneWorkflow()")
 @pytest.mark.asyncio
 async def test_should_be_able_clone_workflows_as_steps(pm: PluginManager) -> None:
     """workflow.test.ts line 6575."""
-    import stepstream
-
     s = CounterSteps()
-    wf_a, _ = _nested_pair(s)
-    clone = stepstream.clone_workflow(wf_a, id="nested-workflow-a-clone")  # type: ignore[attr-defined]
-    assert clone.id == "nested-workflow-a-clone"
+
+    def final(ctx: StepContext[Any]) -> Any:  # reads the clone's result, as Mastra's does
+        s.calls["final"] += 1
+        start = (ctx.get_step_result(s.start) or {}).get("newValue", 0)
+        other = (ctx.get_step_result(clone_step(s.other, id="other-clone")) or {}).get("other", 0)
+        return {"finalValue": start + other}
+
+    final_step = Step(id="final", execute=final)
+    wf_a = (
+        Workflow(id="nested-workflow-a")
+        .then(s.start)
+        .then(clone_step(s.other, id="other-clone"))
+        .then(final_step)
+        .commit()
+    )
+    wf_b = (
+        Workflow(id="nested-workflow-b")
+        .then(s.start)
+        .then(clone_step(final_step, id="final-clone"))
+        .commit()
+    )
+    wf_a_clone = clone_workflow(wf_a, id="nested-workflow-a-clone")
+    wf = (
+        Workflow(id="counter-workflow")
+        .parallel([wf_a_clone, wf_b])
+        .then(s.counted("last-step", {"success": True}))
+        .commit()
+    )
+    result = await (await wf.create_run(plugin_manager=pm)).start({"startValue": 0})
+    assert s.calls == {"start": 2, "other": 1, "final": 2, "last-step": 1}
+    wire = steps(result)
+    assert wire["nested-workflow-a-clone"]["output"] == {"finalValue": 26 + 1}
+    assert wire["nested-workflow-b"]["output"] == {"finalValue": 1}
+    assert wire["last-step"] == ok(
+        {"nested-workflow-a-clone": {"finalValue": 27}, "nested-workflow-b": {"finalValue": 1}},
+        {"success": True},
+    )
+    assert wf_a.id == "nested-workflow-a" and "nested-workflow-a" not in wire

@@ -349,11 +349,6 @@ async def test_should_handle_basic_suspend_and_resume_in_a_dountil_workflow(
     assert steps(last)["simple-resume-workflow"]["status"] == "success"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="not yet: resume data does not reach the later iterations of a loop over a nested "
-    "workflow as Mastra's engine passes it (its bug 5650)",
-)
 @pytest.mark.asyncio
 async def test_should_handle_basic_suspend_and_resume_in_nested_dountil_workflow_bug_5650(
     pm: PluginManager,
