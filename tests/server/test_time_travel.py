@@ -87,6 +87,9 @@ def test_a_fork_shows_the_stored_steps_and_runs_from_the_chosen_one(api: str) ->
     stored = httpx.get(f"{api}/runs/{source}/execution-result").json()
     assert state["status"] == "success" and state["result"] == {"text": "doubled=4"}
     assert state["steps"]["double"] == stored["steps"]["double"]  # copied as stored
+    row = httpx.get(f"{api}/runs/{fork}").json()["snapshot"]
+    assert row["forkedFrom"] == {"runId": source, "stepId": "describe"}
+    assert "forkedFrom" not in httpx.get(f"{api}/runs/{source}").json()["snapshot"]
     listed = httpx.get(f"{api}/runs").json()
     assert {r["runId"] for r in listed["runs"]} == {source, fork}
 
