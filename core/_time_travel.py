@@ -97,7 +97,11 @@ async def time_travel(
     run._state, run._runtime_context, run._started = forked, context, True
     persist = run._dispatcher.persist
     assert persist is not None  # the run has a storage
-    await persist.claim(create=(forked.input, context.to_dict()))
+    try:
+        await persist.claim(create=(forked.input, context.to_dict()))
+    except BaseException:  # e.g. new_run_id is taken: this Run never existed
+        workflow._runs.pop(run.run_id, None)
+        raise
     _store_copies(persist, (), forked)
     persist.set_meta(forked.meta)
     await run._dispatcher.emit(StartEvent)

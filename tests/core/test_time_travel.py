@@ -13,6 +13,8 @@ from pydantic import BaseModel
 from stepstream import (
     InputValidationError,
     PluginManager,
+    RunClaimedError,
+    RunStateError,
     StepContext,
     TimeTravelError,
     Workflow,
@@ -237,4 +239,25 @@ async def test_a_fork_at_a_failed_step_runs_it_again(
     result = await fork.wait()
     assert result.status == "success" and result.result == {"n": 5}
     assert calls == {"third": 1}
+    await store.close()
+
+
+@pytest.mark.asyncio
+async def test_unknown_runs_other_workflows_and_taken_ids_are_refused(
+    store: SQLiteStorage, pm: PluginManager
+) -> None:
+    wf = chain(store)
+    source = await _source(wf, pm)
+    with pytest.raises(RunStateError, match="is unknown"):
+        await time_travel(wf, "nope", step="first", plugin_manager=pm)
+    other = Workflow(id="other", storage=store).then(first).commit()
+    with pytest.raises(RunStateError, match="of workflow 'chain'"):
+        await time_travel(other, source, step="first", plugin_manager=pm)
+    memory = Workflow(id="chain").then(first).commit()
+    with pytest.raises(RunStateError, match="needs a storage"):
+        await time_travel(memory, source, step="first", plugin_manager=pm)
+    with pytest.raises(RunClaimedError):
+        await time_travel(wf, source, step="first", new_run_id=source, plugin_manager=pm)
+    assert (await wf.create_run(source)).status == "success"  # the stored run, not a ghost
+    assert calls == {}
     await store.close()
