@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._scope import ResumeRequest
 from .context import RuntimeContext
-from .errors import RunStateError, TimeTravelError
+from .errors import TimeTravelError
 from .events import StartEvent
 from .graph import BranchNode, MapStep, Node, ParallelNode, node_steps
 from .result import RunState, StepRecord, now_ms
@@ -73,16 +73,12 @@ async def time_travel(
         step, is a ``map`` step given an input, or the workflow no longer matches the run.
     :raises InputValidationError: if ``input_data`` does not match the step's input schema.
     """
-    store = storage or workflow.storage
-    if store is None:
-        raise RunStateError("time_travel() needs a storage that holds the run", run_id=run_id)
-    snapshot = await store.load_run(run_id)
-    if snapshot is None:
-        raise RunStateError(f"run {run_id} is unknown", run_id=run_id)
-    if snapshot.workflow_id != workflow.id:
-        raise RunStateError(f"run {run_id} is of workflow {snapshot.workflow_id!r}", run_id=run_id)
+    # Loaded as load_run() loads it (its checks and errors), to read, never to execute.
+    stored = await workflow.load_run(run_id, storage=storage, plugin_manager=plugin_manager)
+    store = stored.storage
+    assert store is not None  # load_run() needs one
     step_id = step if isinstance(step, str) else step.id
-    forked = fork_state(workflow, RunState.from_json(snapshot.state), step_id, input_data, run_id)
+    forked = fork_state(workflow, stored._state, step_id, input_data, run_id)
     forked.meta = {"forkedFrom": {"runId": run_id, "stepId": step_id}}
     recording = None
     if replay_models:
@@ -93,7 +89,7 @@ async def time_travel(
     run = workflow.create_run_sync(
         new_run_id, plugin_manager=plugin_manager, plugins=plugins, storage=store
     )
-    context = RuntimeContext(snapshot.runtime_context)
+    context = RuntimeContext(stored._runtime_context.to_dict())
     run._state, run._runtime_context, run._started = forked, context, True
     persist = run._dispatcher.persist
     assert persist is not None  # the run has a storage
