@@ -22,6 +22,7 @@ from stepstream.steps import Step
 from stepstream.usage import Usage
 
 from .agent import ToolResult, _json_or_text
+from .recorded import current_recording
 
 if TYPE_CHECKING:
     from .agent import Agent
@@ -76,7 +77,12 @@ class AgentStep(Step[AgentInput, AgentOutput]):
         }
         await ctx.emit(ToolCallStreamingStartEvent, **common)
         text: list[str] = []
-        answer = agent.stream(args["prompt"], plugin_manager=ctx.plugin_manager)
+        recording = current_recording()  # replaying a stored run: the model is not called
+        answer = (
+            recording.stream(agent.name, args["prompt"])
+            if recording is not None
+            else agent.stream(args["prompt"], plugin_manager=ctx.plugin_manager)
+        )
         asked = now_ms()  # when the current response was requested
         try:
             async with contextlib.aclosing(answer):  # close the HTTP stream at once on cancel

@@ -9,6 +9,7 @@ from __future__ import annotations
 from importlib.metadata import version as _version
 
 from . import events, hookspecs
+from ._time_travel import time_travel
 from .channel import EventChannel
 from .context import RuntimeContext, StepContext
 from .errors import (
@@ -29,6 +30,7 @@ from .errors import (
     StepstreamError,
     StorageError,
     StreamError,
+    TimeTravelError,
     ValidationError,
     WorkflowDefinitionError,
 )
@@ -76,6 +78,7 @@ __all__ = [
     "StorageError",
     "StreamError",
     "SyncRunStream",
+    "TimeTravelError",
     "Usage",
     "ValidationError",
     "Workflow",
@@ -90,6 +93,7 @@ __all__ = [
     "keep_recovering",
     "recover_interrupted",
     "step",
+    "time_travel",
 ]
 
 # pyproject.toml holds the one version number; the installed package's metadata carries it.

@@ -15,7 +15,8 @@ it with ``raise ... from``.
     │   ├── StepTimeoutError         an attempt of a step took longer than its timeout
     │   └── StepSerializationError   a step cannot be sent to (or back from) its executor
     ├── ModelError                   a model call failed (after the retries, if retryable)
-    │   └── ModelStreamError         the model failed after tokens were streamed: not replayed
+    │   ├── ModelStreamError         the model failed after tokens were streamed: not replayed
+    │   └── ReplayError              a recorded model holds no answer for this call
     ├── PluginError                  a plugin misbehaved
     │   ├── PluginLoadError          an entry-point plugin failed to import
     │   └── PluginHookError          a hook implementation raised (re-raised in strict mode)
@@ -24,6 +25,7 @@ it with ``raise ... from``.
     │   ├── RunStateError            e.g. resume() of a run that is not suspended
     │   │   └── RunClaimedError      another execution holds the run (its lease is alive)
     │   ├── StreamError              Run.stream() cannot be served or is consumed twice
+    │   ├── TimeTravelError          a stored run cannot be forked at the step asked for
     │   └── RunCanceledError         the run was canceled while a caller waited on it
     ├── StorageError                 a durable run's data cannot be stored (or storage failed)
     ├── RealModelCallError           a test reached for a model off this machine (testing kit)
@@ -49,6 +51,7 @@ __all__ = [
     "PluginHookError",
     "PluginLoadError",
     "RealModelCallError",
+    "ReplayError",
     "RunCanceledError",
     "RunClaimedError",
     "RunError",
@@ -59,6 +62,7 @@ __all__ = [
     "StepstreamError",
     "StorageError",
     "StreamError",
+    "TimeTravelError",
     "ValidationError",
     "WorkflowDefinitionError",
     "describe_error",
@@ -148,6 +152,11 @@ class ModelStreamError(ModelError):
     """The model failed after part of its answer was streamed; the request is not replayed."""
 
 
+class ReplayError(ModelError):
+    """A recorded model (:mod:`stepstream.agents.recorded`) holds no answer for the agent
+    and prompt asked for: the call differs from the recorded run's, so it is not made."""
+
+
 class StepTimeoutError(StepExecutionError):
     """An attempt of a step took longer than the step's ``timeout``, or a ``wait_for_event``
     step waited longer than its own."""
@@ -217,6 +226,19 @@ class RunClaimedError(RunStateError):
 
 class StreamError(RunError):
     """``Run.stream()`` cannot be served (no stream plugin) or was consumed twice."""
+
+
+class TimeTravelError(RunError):
+    """A stored run cannot be forked at ``step_id`` (:func:`stepstream.time_travel`): the
+    step never ran in it, is not a top-level step, or the workflow's definition no longer
+    matches the stored run (steps added, removed or reordered before that step).
+
+    :ivar step_id: The step asked for.
+    """
+
+    def __init__(self, message: str, *, run_id: str | None = None, step_id: str) -> None:
+        super().__init__(message, run_id=run_id)
+        self.step_id = step_id
 
 
 class RunCanceledError(RunError):

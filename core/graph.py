@@ -34,6 +34,7 @@ __all__ = [
     "StepNode",
     "as_workflow",
     "describe_node",
+    "generated_id",
     "node_steps",
     "spec_step_ids",
 ]
@@ -83,8 +84,17 @@ class ForeachNode:
 Node = StepNode | ParallelNode | BranchNode | LoopNode | ForeachNode
 
 
+def generated_id(kind: str, workflow_id: str, position: int) -> str:
+    """The id of a step the builder makes (``.map()``, ``.sleep()``): ``<kind>_<uuid>``,
+    Mastra's shape, but a UUID derived from the workflow's id and the step's position in its
+    graph instead of a random one, so that a stored run names the same steps as the workflow
+    imported again in another process (time travel, recovery, the Studio's graph)."""
+    return f"{kind}_{uuid.uuid5(uuid.NAMESPACE_URL, f'stepstream:{workflow_id}/{position}/{kind}')}"
+
+
 class MapStep(Step[Any, Any]):
-    """The visible step ``.map()`` adds (id ``mapping_<uuid>``, as in Mastra).
+    """The visible step ``.map()`` adds (id ``mapping_<uuid>``, as in Mastra; ``.map()``
+    gives it a :func:`generated_id`, a map step made on its own a random one).
 
     Its function receives the :class:`StepContext` whose ``input_data`` is the previous step's
     output; a mapping spec is a dict of output keys to sources:
@@ -94,7 +104,12 @@ class MapStep(Step[Any, Any]):
     means the whole value.
     """
 
-    def __init__(self, mapping: Callable[[StepContext[Any]], Any] | Mapping[str, Any]) -> None:
+    def __init__(
+        self,
+        mapping: Callable[[StepContext[Any]], Any] | Mapping[str, Any],
+        *,
+        id: str | None = None,
+    ) -> None:
         self.spec: dict[str, Any] | None = None
         """The mapping spec, when given as one (checked against the workflow at commit())."""
         if callable(mapping):
@@ -104,7 +119,7 @@ class MapStep(Step[Any, Any]):
             fn = _spec_function(self.spec)
         else:
             raise WorkflowDefinitionError(f"map() takes a function or a dict, got {mapping!r}")
-        step_id = f"mapping_{uuid.uuid4()}"
+        step_id = id or f"mapping_{uuid.uuid4()}"
 
         async def execute(ctx: StepContext[Any]) -> Any:
             try:
@@ -123,7 +138,8 @@ class MapStep(Step[Any, Any]):
 
 
 class SleepStep(Step[Any, Any]):
-    """The visible step ``.sleep()`` / ``.sleep_until()`` add (id ``sleep_<uuid>``).
+    """The visible step ``.sleep()`` / ``.sleep_until()`` add (id ``sleep_<uuid>``: a
+    :func:`generated_id` from the builder, a random one for a sleep step made on its own).
 
     It passes its input through. The wake-up time counts from the step's start as stored, so
     a run recovered after a crash sleeps only what was left.
@@ -134,12 +150,13 @@ class SleepStep(Step[Any, Any]):
         *,
         seconds: float | Callable[[StepContext[Any]], Any] | None = None,
         until: datetime | Callable[[StepContext[Any]], Any] | None = None,
+        id: str | None = None,
     ) -> None:
         if (seconds is None) == (until is None):
             raise WorkflowDefinitionError("sleep needs either seconds or a time to sleep until")
         if isinstance(seconds, int | float) and seconds < 0:
             raise WorkflowDefinitionError(f"sleep() needs a duration >= 0, got {seconds}")
-        super().__init__(id=f"sleep_{uuid.uuid4()}", execute=lambda ctx: ctx.input_data)
+        super().__init__(id=id or f"sleep_{uuid.uuid4()}", execute=lambda ctx: ctx.input_data)
         self.seconds = seconds
         self.until = until
 

@@ -24,6 +24,7 @@ from .graph import (
     SleepStep,
     StepNode,
     describe_node,
+    generated_id,
     node_steps,
     spec_step_ids,
 )
@@ -150,18 +151,24 @@ class Workflow(Step[Any, Any]):
 
     def map(self, mapping: Callable[[StepContext[Any]], Any] | Mapping[str, Any]) -> Workflow:
         """Reshape data between steps with a function or a mapping spec (see :class:`MapStep`)."""
-        return self._add(StepNode(MapStep(mapping)))
+        return self._add(
+            StepNode(MapStep(mapping, id=generated_id("mapping", self.id, len(self.nodes))))
+        )
 
     def sleep(self, seconds: float | Callable[[StepContext[Any]], Any]) -> Workflow:
         """Wait ``seconds`` (a visible ``sleep_<uuid>`` step passing its input through), or
         what a function of the step context (sync or async) gives, as Mastra's ``sleep(fn)``
         (Mastra counts milliseconds; stepstream counts seconds)."""
-        return self._add(StepNode(SleepStep(seconds=seconds)))
+        return self._add(
+            StepNode(SleepStep(seconds=seconds, id=generated_id("sleep", self.id, len(self.nodes))))
+        )
 
     def sleep_until(self, when: datetime | Callable[[StepContext[Any]], Any]) -> Workflow:
         """Wait until ``when`` (a datetime, naive = UTC, or a sync or async function of the
         context giving one)."""
-        return self._add(StepNode(SleepStep(until=when)))
+        return self._add(
+            StepNode(SleepStep(until=when, id=generated_id("sleep", self.id, len(self.nodes))))
+        )
 
     def wait_for_event(
         self, event: str, step: Step[Any, Any], *, timeout: float | None = None

@@ -58,6 +58,22 @@ class SendEventBody(_Body):
     data: Any = Field(None, description="What the waiting step resumes with.")
 
 
+class TimeTravelBody(_Body):
+    """The body of ``time-travel``."""
+
+    step: str = Field(min_length=1, description="The top-level step the new run starts at.")
+    input_data: Any = Field(
+        None,
+        alias="inputData",
+        description="The step's input instead of its stored one (left out: the stored one).",
+    )
+    replay_models: bool = Field(
+        False,
+        alias="replayModels",
+        description="Replay the stored run's agent answers instead of calling the model.",
+    )
+
+
 async def read_body(request: Request, model: type[M]) -> M:
     """The request's body as ``model``: 400 for bad JSON or a non-object, 422 for a bad shape."""
     raw = await request.body()

@@ -12,7 +12,7 @@ from ..storage import RunSnapshot
 def stored_run(key: str, snapshot: RunSnapshot) -> dict[str, Any]:
     """Mastra's ``WorkflowRun`` (the storage row) of ``snapshot``."""
     stamp = _iso(snapshot.updated_at)
-    return {
+    row: dict[str, Any] = {
         "workflowName": key,
         "runId": snapshot.run_id,
         "snapshot": {
@@ -28,6 +28,10 @@ def stored_run(key: str, snapshot: RunSnapshot) -> dict[str, Any]:
         "createdAt": _iso(snapshot.created_at or snapshot.updated_at),
         "updatedAt": stamp,
     }
+    forked = snapshot.meta.get("forkedFrom")
+    if forked is not None:  # a time-travel fork (stepstream's own field): where it came from
+        row["snapshot"]["forkedFrom"] = forked
+    return row
 
 
 def execution_result(snapshot: RunSnapshot) -> dict[str, Any]:

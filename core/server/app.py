@@ -18,7 +18,14 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ..errors import RunClaimedError, RunStateError, StepstreamError
+from .._time_travel import time_travel
+from ..errors import (
+    InputValidationError,
+    RunClaimedError,
+    RunStateError,
+    StepstreamError,
+    TimeTravelError,
+)
 from ..events import Event
 from ..plugin_manager import PluginManager, get_plugin_manager
 from ..result import WorkflowResult
@@ -28,7 +35,15 @@ from ..storage.sqlite import SQLiteStorage
 from ..workflow import Workflow
 from ._following import ENDED, Streamed, coalesce, follow, watch_records
 from ._guards import DEFAULT_BODY_LIMIT, BearerAuth, BodyLimit
-from ._models import Endpoint, ResumeBody, SendEventBody, StartBody, openapi, read_body
+from ._models import (
+    Endpoint,
+    ResumeBody,
+    SendEventBody,
+    StartBody,
+    TimeTravelBody,
+    openapi,
+    read_body,
+)
 from ._registry import DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_LIVE, Runs
 from ._serving import serve, serve_in_thread
 from ._stored import execution_result, stored_run
@@ -64,6 +79,13 @@ ENDPOINTS = [
     Endpoint("GET", _W + "/runs/{run_id}/execution-result", "A run's result"),
     Endpoint("POST", _W + "/runs/{run_id}/cancel", "Cancel a run"),
     Endpoint("POST", _W + "/runs/{run_id}/send-event", "Send an event", SendEventBody),
+    Endpoint(
+        "POST",
+        _W + "/runs/{run_id}/time-travel",
+        "Fork a stored run at a step into a new run, started at once (409: the workflow no "
+        "longer matches the run, or the step never ran)",
+        TimeTravelBody,
+    ),
     Endpoint(
         "GET",
         _W + "/runs/{run_id}/events",
@@ -288,6 +310,27 @@ def create_app(
         runs.background(run.send_event(body.event, body.data), key(request), run)
         return JSON({"message": "Workflow run event sent"})
 
+    async def fork(request: Request) -> Response:
+        body = await read_body(request, TimeTravelBody)
+        source = await stored(request)  # 404 for a run unknown to this workflow
+        edited = "input_data" in body.model_fields_set
+        try:
+            run = await time_travel(
+                runs.workflow(key(request)),
+                source.run_id,
+                step=body.step,
+                replay_models=body.replay_models,
+                storage=runs.storage,
+                plugin_manager=runs.pm,
+                **({"input_data": body.input_data} if edited else {}),
+            )
+        except InputValidationError as exc:
+            raise Problem(400, f"inputData is invalid: {exc}") from None
+        except TimeTravelError as exc:
+            raise Problem(409, str(exc)) from None
+        runs.adopt(run)  # kept here until it ends, as a recovered run is
+        return JSON({"runId": run.run_id, "message": "Workflow run forked"})
+
     async def sse(request: Request) -> Response:
         run_id = path_run_id(request)
         header = request.headers.get("last-event-id")
@@ -329,6 +372,7 @@ def create_app(
         _W + "/runs/{run_id}/execution-result": result_of,
         _W + "/runs/{run_id}/cancel": cancel,
         _W + "/runs/{run_id}/send-event": send_event,
+        _W + "/runs/{run_id}/time-travel": fork,
         _W + "/runs/{run_id}/events": sse,
     }
     routes = [Route(e.path, handlers[e.path], methods=[e.method]) for e in ENDPOINTS]

@@ -37,6 +37,7 @@ PUBLIC_MODULES = [
     "stepstream.agents",
     "stepstream.agents.agent",
     "stepstream.agents.openai_stream",
+    "stepstream.agents.recorded",
     "stepstream.agents.redaction",
     "stepstream.agents.retry",
     "stepstream.agents.step",

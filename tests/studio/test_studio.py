@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -319,3 +320,54 @@ def test_send_event_wakes_a_waiting_step(page: Any, studio: Studio) -> None:
     run_id = page.url.rsplit("/", 1)[1]
     stored = studio.run("eventWf", run_id)["snapshot"]
     assert stored["result"] == {"name": "parcel", "event": {"by": "ada"}}
+
+
+def test_time_travel_forks_a_run_that_shows_the_stored_steps_and_reruns_from_the_chosen_one(
+    page: Any,
+    studio: Studio,
+    model: ModelServer,
+    planner: GatedPlanner,
+    screenshot: Callable[[str], Path],
+) -> None:
+    planner.release()  # the model answers at once
+    source = _start_weather(page, studio.url, "Oslo")
+    _status_is(page, "success")
+    asked = len(model.requests)
+
+    def fork_at(step: str, *, prompt: str | None = None, replay: bool = False) -> str:
+        before = page.url
+        card = page.locator(f'.step-card[data-step="{step}"]')
+        card.get_by_role("button", name="Time travel from here").click()
+        if prompt is not None:
+            card.get_by_label(f"Input of {step}").fill(f'{{"prompt": "{prompt}"}}')
+        if replay:
+            card.get_by_role("checkbox", name="Replay recorded model answers").check()
+        card.get_by_role("button", name="Fork run").click()
+        page.wait_for_url(lambda url: url != before and "/#/runs/weatherWorkflow/" in url)
+        fork = str(page.url.rsplit("/", 1)[1])
+        _shown(page, f"#/runs/weatherWorkflow/{fork}")
+        _status_is(page, "success")
+        return fork
+
+    fork = fork_at("Weather Agent", prompt="Plan a day in Lima")
+    assert fork != source
+    stored = page.locator('.step-card[data-step="fetch-weather"]')
+    assert stored.get_attribute("data-origin") == "stored"  # copied, not executed again
+    assert "stored" in stored.locator("summary").inner_text()
+    assert page.locator('.node[data-step="fetch-weather"]').get_attribute("data-state") == (
+        "success"
+    )
+    agent = page.locator('.step-card[data-step="Weather Agent"]')
+    assert agent.get_attribute("data-origin") is None  # this one ran again
+    assert page.locator("#forked-from").inner_text().startswith(f"Forked from run {source[:8]}")
+    assert len(model.requests) == asked + 1
+    assert "Plan a day in Lima" in json.dumps(model.requests[-1]["messages"])
+    state = studio.run("weatherWorkflow", fork)["snapshot"]
+    assert state["context"]["Weather Agent"]["payload"] == {"prompt": "Plan a day in Lima"}
+    screenshot("time-travel")
+
+    replayed = fork_at("Weather Agent", replay=True)  # the fork's answer, replayed
+    assert len(model.requests) == asked + 1  # no model call
+    text = page.locator('.agent-text[data-step="Weather Agent"]').text_content()
+    assert text == "".join(GatedPlanner.WORDS)
+    assert studio.run("weatherWorkflow", replayed)["snapshot"]["status"] == "success"

@@ -30,12 +30,14 @@ export async function runPage(main, key, runId) {
     detail.textContent = pretty(event.data);
   });
   timeline.element.id = "timeline";
+  const forkedFrom = stored.snapshot.forkedFrom; // a time-travel fork: {runId, stepId}
   let runStatus = stored.snapshot.status;
   let suspended = stored.snapshot.suspended || [];
   let waitingFor = ""; // the event a waiting step waits for
 
   const setStatus = (value) => {
     runStatus = value;
+    stepList.dataset.run = value; // time travel is offered once the run is not executing
     status.textContent = value;
     status.className = `status ${value}`;
     status.dataset.status = value;
@@ -47,6 +49,8 @@ export async function runPage(main, key, runId) {
     const kind = stepKind(info, id);
     const parts = {
       state: h("span", { class: "status" }, "pending"),
+      origin: h("span", { class: "origin muted small" }),
+      travel: h("div", { class: "travel" }),
       time: h("span", { class: "muted small" }),
       input: h("pre", {}),
       output: h("pre", {}),
@@ -56,13 +60,15 @@ export async function runPage(main, key, runId) {
       calls: kind === "agent" ? h("ul", { class: "calls" }) : null,
     };
     const element = h("details", { class: `step-card ${kind}`, open: true, dataset: { step: id } },
-      h("summary", {}, h("strong", {}, kind === "map" ? `map (${id.slice(8, 16)})` : id), " ", parts.state, " ", parts.time),
+      h("summary", {}, h("strong", {}, kind === "map" ? `map (${id.slice(8, 16)})` : id), " ", parts.state, " ", parts.time, " ", parts.origin),
       parts.text ? h("div", {}, h("h4", {}, "Answer"), parts.text, parts.usage, parts.calls) : null,
       h("div", { class: "io" },
         h("div", {}, h("h4", {}, "Input"), parts.input),
-        h("div", {}, h("h4", {}, "Output"), parts.output, parts.error)));
-    const entry = { ...parts, element, started: null };
+        h("div", {}, h("h4", {}, "Output"), parts.output, parts.error)),
+      parts.travel);
+    const entry = { ...parts, element, started: null, payload: undefined };
     steps.set(id, entry);
+    if (info.steps?.[id]) drawTravel(entry, id, kind); // time travel starts at a top-level step
     stepList.append(element);
     return entry;
   };
@@ -108,6 +114,9 @@ export async function runPage(main, key, runId) {
       case "step-start": {
         const entry = card(p.id);
         entry.started = p.startedAt;
+        entry.payload = p.payload;
+        entry.origin.textContent = "";
+        delete entry.element.dataset.origin;
         entry.input.textContent = clip(pretty(p.payload));
         setStep(p.id, "running");
         if (runStatus !== "running" && !ENDED.includes(runStatus)) setStatus("running");
@@ -174,6 +183,48 @@ export async function runPage(main, key, runId) {
     }
   };
 
+  // Time travel: fork this stored run at a step into a new run (POST .../time-travel) and go
+  // there; the step's input may be edited (JSON), and agents may replay their recorded answers.
+  function drawTravel(entry, id, kind) {
+    const error = h("p", { class: "error", role: "alert", hidden: true });
+    const input = kind === "map" ? null : h("textarea", { class: "json", rows: 4, "aria-label": `Input of ${id}` });
+    const replay = h("input", { type: "checkbox" });
+    const button = h("button", { type: "submit", class: "primary" }, "Fork run");
+    const form = h("form", { class: "action", hidden: true, onsubmit: async (e) => {
+      e.preventDefault();
+      const body = { step: id, replayModels: replay.checked };
+      if (input && input.value.trim() !== pretty(entry.payload)) {
+        try {
+          body.inputData = JSON.parse(input.value);
+        } catch (problem) {
+          error.textContent = `the input is not JSON: ${problem.message}`;
+          error.hidden = false;
+          return;
+        }
+      }
+      button.disabled = true;
+      try {
+        const fork = await api(`${runPath(key, runId)}/time-travel`, { method: "POST", body });
+        location.hash = `#/runs/${encodeURIComponent(key)}/${encodeURIComponent(fork.runId)}`;
+      } catch (problem) {
+        error.textContent = problem.message;
+        error.hidden = false;
+      } finally {
+        button.disabled = false;
+      }
+    } },
+      h("h3", {}, `Time travel from ${kind === "map" ? "this map" : id}`),
+      h("p", { class: "muted small" }, "A new run keeps the steps before this one as stored and runs again from here."),
+      input ? h("div", {}, h("h4", {}, "Input"), input) : null,
+      h("label", { class: "inline" }, replay, "Replay recorded model answers (no model calls)"),
+      button, error);
+    const open = h("button", { type: "button", class: "time-travel", onclick: () => {
+      form.hidden = !form.hidden;
+      if (!form.hidden && input) input.value = pretty(entry.payload);
+    } }, "Time travel from here");
+    entry.travel.append(open, form);
+  }
+
   function drawActions() {
     const error = h("p", { class: "error", role: "alert", hidden: true });
     const out = [];
@@ -221,11 +272,33 @@ export async function runPage(main, key, runId) {
   fill(main, 
     h("p", { class: "crumbs" }, h("a", { href: "#/runs" }, "Runs"), " / ", h("a", { href: `#/workflows/${encodeURIComponent(key)}` }, key), " / ", runId),
     h("h1", {}, "Run ", h("code", {}, runId.slice(0, 8)), " ", status, " ", link),
+    forkedFrom ? h("p", { class: "muted small", id: "forked-from" }, "Forked from run ",
+      h("a", { href: `#/runs/${encodeURIComponent(key)}/${encodeURIComponent(forkedFrom.runId)}` }, forkedFrom.runId.slice(0, 8)),
+      ` at step ${forkedFrom.stepId}`) : null,
     h("div", { class: "split" },
       h("section", { "aria-label": "Graph" }, h("h2", {}, "Graph"), graph, actions),
       h("section", { "aria-label": "Steps" }, h("h2", {}, "Steps"), stepList)),
     h("section", { "aria-label": "Events" }, h("h2", {}, "Events"), h("div", { class: "events" }, timeline.element, detail)),
   );
+  // A fork's steps copied from its source have no events of their own: draw them as stored.
+  if (forkedFrom) {
+    for (const [id, record] of Object.entries(stored.snapshot.context || {})) {
+      if (id === "input") continue;
+      const entry = card(id);
+      entry.payload = record.payload;
+      entry.started = record.startedAt;
+      entry.input.textContent = clip(pretty(record.payload));
+      if (record.output !== undefined) entry.output.textContent = clip(pretty(record.output));
+      if (record.error) {
+        entry.error.textContent = String(record.error);
+        entry.error.hidden = false;
+      }
+      if (record.endedAt) entry.time.textContent = duration(record.endedAt - record.startedAt);
+      entry.origin.textContent = "stored";
+      entry.element.dataset.origin = "stored";
+      setStep(id, record.status);
+    }
+  }
   setStatus(runStatus);
   const stop = follow(`${runPath(key, runId)}/events`, onEvent, (state, why) => {
     link.textContent = state === "error" ? `(${why})` : state === "ended" ? "" : `● ${state}`;
