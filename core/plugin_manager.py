@@ -9,6 +9,7 @@ specs, registers the built-in plugins by name, then loads the entry-point group 
 from __future__ import annotations
 
 import asyncio
+import difflib
 import importlib
 import importlib.metadata
 import inspect
@@ -66,6 +67,10 @@ _OBSERVER_HOOKS = frozenset(
     }
 )
 
+_HOOK_NAMES = tuple(
+    name for name in hookspecs.__all__ if name not in ("PROJECT_NAME", "hookimpl", "hookspec")
+)
+
 current_error_collector: ContextVar[list[tuple[str, str, Exception]] | None] = ContextVar(
     "stepstream_plugin_errors", default=None
 )
@@ -92,11 +97,22 @@ class PluginManager(pluggy.PluginManager):
     # -- registration ---------------------------------------------------------------------
 
     def register(self, plugin: object, name: str | None = None, source: str = "api") -> str | None:
-        """Register ``plugin`` under ``name``; ``source`` says where it came from."""
-        registered = super().register(plugin, name)
+        """Register ``plugin`` under ``name``; ``source`` says where it came from.
+
+        :raises PluginLoadError: if the plugin implements a hook that does not exist (the
+            message names it and the closest real hook), or one pluggy refuses (an argument
+            its spec does not have); the plugin is then not registered.
+        """
+        try:
+            registered = super().register(plugin, name)
+        except pluggy.PluginValidationError as exc:
+            shown = name or self.get_canonical_name(plugin)
+            detail = str(exc).replace("\n", "; ")
+            raise PluginLoadError(f"plugin {shown!r} ({source}): {detail}", plugin=shown) from exc
         if registered is None:  # blocked by name
             return None
         self._sources[registered] = source
+        self._refuse_unknown_hooks(plugin, registered, source)
         for hook_caller in self.get_hookcallers(plugin) or ():
             if hook_caller.name not in _OBSERVER_HOOKS:
                 continue
@@ -117,6 +133,29 @@ class PluginManager(pluggy.PluginManager):
                     )
         self._refresh()
         return registered
+
+    def _refuse_unknown_hooks(self, plugin: object, name: str, source: str) -> None:
+        """Unregister ``plugin`` and raise if it implements a hook no spec declares.
+
+        pluggy would keep such an implementation waiting for a spec that never comes (its
+        ``check_pending()``), so a misspelled hook (``on_events``) would never be called.
+        """
+        for caller in self.get_hookcallers(plugin) or ():
+            if caller.has_spec():
+                continue
+            impls = [i for i in caller.get_hookimpls() if i.plugin is plugin]
+            if all(i.optionalhook for i in impls):
+                continue  # the plugin said it implements a hook of some other project
+            super().unregister(plugin)
+            self._sources.pop(name, None)
+            close = difflib.get_close_matches(caller.name, _HOOK_NAMES, n=1, cutoff=0.6)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise PluginLoadError(
+                f"plugin {name!r} ({source}) implements {caller.name!r}, which is not a stepstream "
+                f"hook{hint} (the hooks are listed in stepstream.hookspecs)",
+                plugin=name,
+                hook=caller.name,
+            )
 
     def unregister(self, plugin: object | None = None, name: str | None = None) -> Any:
         """Unregister a plugin by object or name (pluggy's semantics)."""
