@@ -20,6 +20,7 @@ from contextvars import ContextVar
 from typing import Any
 
 import pluggy
+from pluggy import HookImpl
 
 from . import hookspecs
 from .errors import PluginError, PluginHookError, PluginLoadError
@@ -83,6 +84,12 @@ class PluginManager(pluggy.PluginManager):
     Each observer implementation is wrapped at registration, so a single pluggy hook call
     still serves every event while a raise in one plugin neither stops the run nor the
     plugins after it. ``strict=True`` re-raises instead, as :class:`PluginHookError`.
+
+    An observer that would do nothing with events for a while (the ``logger`` while its
+    logger is off) may define ``wants_events() -> bool``. While it answers ``False``, its
+    ``on_event`` is left out of the hook, so it costs nothing per event; the manager asks
+    again at the start of every run (:meth:`refresh_observers`), so a change takes effect
+    from the next run on.
     """
 
     def __init__(self, *, strict: bool = False) -> None:
@@ -93,6 +100,7 @@ class PluginManager(pluggy.PluginManager):
         self._sources: dict[str, str] = {}
         self.implemented: frozenset[str] = frozenset()
         """Names of the hooks that have at least one implementation (kept current)."""
+        self._gated: dict[str, tuple[Callable[[], bool], list[HookImpl]]] = {}
 
     # -- registration ---------------------------------------------------------------------
 
@@ -113,6 +121,11 @@ class PluginManager(pluggy.PluginManager):
             return None
         self._sources[registered] = source
         self._refuse_unknown_hooks(plugin, registered, source)
+        wants = getattr(plugin, "wants_events", None)
+        if callable(wants):
+            impls = [i for i in self.hook.on_event.get_hookimpls() if i.plugin is plugin]
+            if impls:
+                self._gated[registered] = (wants, impls)
         for hook_caller in self.get_hookcallers(plugin) or ():
             if hook_caller.name not in _OBSERVER_HOOKS:
                 continue
@@ -163,8 +176,29 @@ class PluginManager(pluggy.PluginManager):
             name = self.get_name(plugin)
         removed = super().unregister(plugin, name)
         self._sources.pop(name or "", None)
+        self._gated.pop(name or "", None)
         self._refresh()
         return removed
+
+    def refresh_observers(self) -> None:
+        """Ask each plugin with ``wants_events()`` whether it wants events now, and put its
+        ``on_event`` in the hook or take it out accordingly (called as each run starts)."""
+        if not self._gated:
+            return
+        caller = self.hook.on_event
+        for name, (wants, impls) in self._gated.items():
+            try:
+                want = bool(wants())
+            except Exception as exc:  # an observer's error, isolated like its hooks' errors
+                self.report_plugin_error(name, "wants_events", exc)
+                want = True
+            present = impls[0] in caller._hookimpls  # pluggy keeps no public view
+            if want and not present:
+                for impl in impls:
+                    caller._add_hookimpl(impl)  # keeps tryfirst/trylast order
+            elif not want and present:
+                caller._remove_plugin(impls[0].plugin)
+        self._refresh()
 
     def _refresh(self) -> None:
         self.implemented = frozenset(

@@ -247,3 +247,25 @@ def test_an_argument_the_spec_lacks_is_a_plugin_load_error() -> None:
     with pytest.raises(PluginLoadError, match=r"plugin 'wrong' \(api\).*extra") as info:
         get_plugin_manager(load_entrypoints=False).register(Wrong(), "wrong")
     assert info.value.__cause__ is not None
+
+
+def test_an_observer_whose_wants_events_raises_is_reported_and_kept_in() -> None:
+    class Moody:
+        def wants_events(self) -> bool:
+            raise RuntimeError("moody")
+
+        @hookimpl
+        def on_event(self, event: Event) -> None:
+            pass
+
+    errors: list[str] = []
+
+    class Reporter:
+        @hookimpl
+        def on_plugin_error(self, plugin_name: str, hook_name: str) -> None:
+            errors.append(f"{plugin_name}.{hook_name}")
+
+    pm = get_plugin_manager(load_entrypoints=False, plugins=[("moody", Moody()), Reporter()])
+    pm.refresh_observers()
+    assert errors == ["moody.wants_events"]
+    assert pm.get_plugin("moody") in [i.plugin for i in pm.hook.on_event.get_hookimpls()]
