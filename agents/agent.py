@@ -27,6 +27,7 @@ from stepstream.run_stream import iterate_sync
 from stepstream.usage import Usage
 
 from ._deadline import Deadline, DeadlineExceeded
+from ._sse import DONE, SSEData
 from .redaction import redact
 from .retry import RetryPolicy
 from .tools import Tool, result_text
@@ -38,6 +39,14 @@ if TYPE_CHECKING:
 __all__ = ["Agent", "AgentEvent", "AgentResult", "ToolResult"]
 
 Sleep = Callable[[float], Awaitable[None]]
+
+try:  # the SDK's own transport error classes (openai 3.x speaks httpx2), as its stream maps them
+    from openai._httpx2 import request_exceptions, timeout_exceptions
+
+    _TIMEOUTS: tuple[type[BaseException], ...] = timeout_exceptions()
+    _REQUEST_ERRORS: tuple[type[BaseException], ...] = request_exceptions()
+except ImportError:  # openai 2.x: httpx
+    _TIMEOUTS, _REQUEST_ERRORS = (httpx.TimeoutException,), (httpx.RequestError,)
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +139,7 @@ class Agent:
         self.provider = provider
         self._plugin_manager = plugin_manager
         self.tools: dict[str, Tool] = _tools(tools)
+        self._clients = _Clients()
 
     # -- public API -----------------------------------------------------------------------------
 
@@ -190,22 +200,40 @@ class Agent:
 
         return AgentStep(self, executor=executor)
 
+    async def aclose(self) -> None:
+        """Close this event loop's client of the agent (its connections); the next answer
+        opens a new one. Clients of loops that end are closed as the loop shuts down."""
+        await self._clients.close(asyncio.get_running_loop())
+
+    async def __aenter__(self) -> Agent:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
     def __getstate__(self) -> dict[str, Any]:
         # Pickled for another process (a Ray worker): the standalone manager stays here; in a
-        # workflow step the agent uses the run's manager anyway.
-        return {**self.__dict__, "_plugin_manager": None}
+        # workflow step the agent uses the run's manager anyway. Clients hold sockets.
+        return {**self.__dict__, "_plugin_manager": None, "_clients": None}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._clients = _Clients()
 
     def __copy__(self) -> Agent:
         clone = object.__new__(type(self))
         clone.__dict__.update(self.__dict__)  # a copy in this process keeps its manager
+        clone._clients = _Clients()  # and opens connections of its own
         return clone
 
     def __deepcopy__(self, memo: dict[int, Any]) -> Agent:
         clone = object.__new__(type(self))
         memo[id(self)] = clone
         manager = self._plugin_manager
-        clone.__dict__.update(copy.deepcopy({**self.__dict__, "_plugin_manager": None}, memo))
+        state = {**self.__dict__, "_plugin_manager": None, "_clients": None}
+        clone.__dict__.update(copy.deepcopy(state, memo))
         clone._plugin_manager = manager  # shared, as a copy of a client would share it
+        clone._clients = _Clients()
         return clone
 
     @property
@@ -229,39 +257,31 @@ class Agent:
             {"role": "system", "content": self.instructions},
             {"role": "user", "content": prompt},
         ]
-        client = self._client()
-        try:
-            for _ in range(self.max_steps):
-                adapter = pm.hook.make_stream_adapter(provider=self.provider, model=self.model)
-                if adapter is None:
-                    raise ModelError(f"no plugin makes a stream adapter for {self.provider!r}")
-                calls: list[ToolCallRequest] = []
-                text: list[str] = []
-                async for chunk in self._turn(client, messages, adapter, sleep):
-                    if isinstance(chunk, ToolCallRequest):
-                        calls.append(chunk)
-                    elif isinstance(chunk, TextDelta):
-                        text.append(chunk.text)
-                    yield chunk
-                if not calls:
-                    return
-                messages.append(_assistant_message("".join(text), calls))
-                for call in calls:
-                    result = await self._run_tool(call)
-                    yield result
-                    messages.append(
-                        {
-                            "role": "tool",
-                            "tool_call_id": call.id,
-                            "content": result_text(result.result),
-                        }
-                    )
-            raise ModelError(
-                f"agent {self.name!r} was still calling tools "
-                f"after max_steps={self.max_steps} turns"
-            )
-        finally:
-            await client.close()
+        client = await self._clients.get(self._client)
+        for _ in range(self.max_steps):
+            adapter = pm.hook.make_stream_adapter(provider=self.provider, model=self.model)
+            if adapter is None:
+                raise ModelError(f"no plugin makes a stream adapter for {self.provider!r}")
+            calls: list[ToolCallRequest] = []
+            text: list[str] = []
+            async for chunk in self._turn(client, messages, adapter, sleep):
+                if isinstance(chunk, ToolCallRequest):
+                    calls.append(chunk)
+                elif isinstance(chunk, TextDelta):
+                    text.append(chunk.text)
+                yield chunk
+            if not calls:
+                return
+            messages.append(_assistant_message("".join(text), calls))
+            for call in calls:
+                result = await self._run_tool(call)
+                yield result
+                messages.append(
+                    {"role": "tool", "tool_call_id": call.id, "content": result_text(result.result)}
+                )
+        raise ModelError(
+            f"agent {self.name!r} was still calling tools after max_steps={self.max_steps} turns"
+        )
 
     def _client(self) -> openai.AsyncOpenAI:
         try:
@@ -304,14 +324,17 @@ class Agent:
                 async for attempt in self.retry.retrying(wait):
                     with attempt:
                         attempts += 1
-                        stream = await deadline.wait(client.chat.completions.create(**request))
-                        chunks = aiter(stream)
+                        # The SDK's raw streaming response: its client, auth, base URL and
+                        # HTTP errors, without a pydantic model built per chunk.
+                        opened = client.chat.completions.with_streaming_response.create(**request)
+                        response = await deadline.wait(opened.__aenter__())
+                        chunks = _chunks(response)
                         try:
                             first = await deadline.wait(anext(chunks))
                         except StopAsyncIteration:
                             first = None
                         except BaseException:
-                            await stream.close()
+                            await opened.__aexit__(None, None, None)
                             raise
             except Exception as exc:
                 error = _model_error(exc, attempts, streamed=False, secrets=secrets)
@@ -340,12 +363,11 @@ class Agent:
             except ModelError:
                 raise
             except Exception as exc:
-                # openai 3.x wraps a broken stream in APIConnectionError; 2.x lets httpx's
-                # error out.
                 error = _model_error(exc, attempts, streamed=True, secrets=secrets)
                 raise error from _safe_cause(exc)
             finally:
-                await stream.close()
+                await chunks.aclose()
+                await opened.__aexit__(None, None, None)
         finally:
             deadline.close()
 
@@ -370,6 +392,103 @@ class Agent:
             # The model gets the error and may recover; the stream shows it in tool-result.
             return ToolResult(call.id, call.name, args, {"error": describe_error(exc)})
         return ToolResult(call.id, call.name, args, result)
+
+
+async def _chunks(response: Any) -> AsyncGenerator[Any, None]:
+    """The chunks of one streamed chat completion as decoded JSON, up to ``[DONE]``.
+
+    Errors are the SDK's: a broken connection is ``APIConnectionError`` (``APITimeoutError``
+    for a read timeout), an error object in the stream is ``APIError`` with its body.
+    """
+    events = SSEData()
+    request = response.http_request
+    pieces = aiter(response.iter_bytes())
+    try:
+        async for piece in pieces:
+            for data in events.feed(piece):
+                if data is DONE:
+                    async for _ in pieces:
+                        pass  # the rest of the body, so that the connection is reused
+                    return
+                _raise_stream_error(data, request)
+                yield data
+        for data in events.close():
+            if data is DONE:
+                return
+            _raise_stream_error(data, request)
+            yield data
+    except _TIMEOUTS as exc:
+        raise openai.APITimeoutError(request=request) from exc
+    except _REQUEST_ERRORS as exc:
+        raise openai.APIConnectionError(request=request) from exc
+
+
+def _raise_stream_error(data: Any, request: Any) -> None:
+    # What the SDK's own stream does with an error object sent mid-stream.
+    if isinstance(data, dict) and data.get("error"):
+        error = data["error"]
+        message = error.get("message") if isinstance(error, dict) else None
+        if not message or not isinstance(message, str):
+            message = "An error occurred during streaming"
+        raise openai.APIError(message=message, request=request, body=error)
+
+
+class _Clients:
+    """An agent's ``AsyncOpenAI`` clients, one per event loop, reused across answers.
+
+    A client's connections belong to the loop they were opened on, so each loop gets its
+    own. Each is closed by :meth:`close` (``async with agent:``, ``agent.aclose()``) or, at
+    the latest, as its loop shuts down: an async generator parked on the loop is finalized
+    by ``loop.shutdown_asyncgens()`` (which ``asyncio.run`` and ``asyncio.Runner`` call), and
+    it closes the client. Until then the client is held here and in ``_LIVE``, so that
+    dropping the agent never leaves its sockets to the garbage collector (a ResourceWarning).
+    """
+
+    def __init__(self) -> None:
+        self._by_loop: dict[asyncio.AbstractEventLoop, _Held] = {}
+
+    async def get(self, make: Callable[[], openai.AsyncOpenAI]) -> openai.AsyncOpenAI:
+        loop = asyncio.get_running_loop()
+        held = self._by_loop.get(loop)
+        if held is not None and not held.client.is_closed():
+            return held.client
+        held = _Held(make())
+        held.closer = _close_at_shutdown(held, self._by_loop, loop)
+        await anext(held.closer)  # now the loop knows it, and finalizes it at shutdown
+        self._by_loop[loop] = held
+        _LIVE.add(held)
+        return held.client
+
+    async def close(self, loop: asyncio.AbstractEventLoop) -> None:
+        held = self._by_loop.get(loop)
+        if held is not None and held.closer is not None:
+            await held.closer.aclose()
+
+
+class _Held:
+    __slots__ = ("client", "closer")
+
+    def __init__(self, client: openai.AsyncOpenAI) -> None:
+        self.client = client
+        self.closer: AsyncGenerator[None, None] | None = None
+
+
+_LIVE: set[_Held] = set()
+"""Every open client until it is closed (see :class:`_Clients`)."""
+
+
+async def _close_at_shutdown(
+    held: _Held, owner: dict[asyncio.AbstractEventLoop, _Held], loop: asyncio.AbstractEventLoop
+) -> AsyncGenerator[None, None]:
+    try:
+        yield
+    finally:
+        try:
+            await held.client.close()
+        finally:
+            _LIVE.discard(held)
+            if owner.get(loop) is held:
+                del owner[loop]
 
 
 def _safe_cause(exc: Exception) -> Exception | None:

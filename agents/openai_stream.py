@@ -22,8 +22,10 @@ class OpenAIStreamAdapter:
     """Assembles one streamed chat completion: text deltas pass through at once; tool-call
     argument pieces are reported as they come and assembled into complete calls at the end.
 
-    Chunks are read by attribute (the SDK's ``ChatCompletionChunk``), so any object of that
-    shape works; only the first choice is read, since agents ask for one.
+    Chunks are the JSON of ``chat.completion.chunk`` as decoded dicts (what the agent feeds
+    it, parsed from the raw stream); the SDK's ``ChatCompletionChunk`` models (or any
+    pydantic model of that shape) are taken too, through their ``model_dump()``. Only the
+    first choice is read, since agents ask for one.
     """
 
     def __init__(self) -> None:
@@ -40,41 +42,43 @@ class OpenAIStreamAdapter:
 
     def feed(self, chunk: Any) -> list[AgentChunk]:
         """Take one chunk; return the text and tool-call argument deltas it carries."""
+        if not isinstance(chunk, dict):
+            chunk = _as_dict(chunk)
         out: list[AgentChunk] = []
-        model = getattr(chunk, "model", None)
+        model = chunk.get("model")
         if model and isinstance(model, str):
             self._model = model
-        usage = getattr(chunk, "usage", None)
+        usage = chunk.get("usage")
         if usage is not None:
-            self._usage = _as_dict(usage)
-        choices = getattr(chunk, "choices", None) or []
+            self._usage = _without_none(usage) if isinstance(usage, dict) else _as_dict(usage)
+        choices = chunk.get("choices")
         if not choices:
             return out
         choice = choices[0]
-        delta = getattr(choice, "delta", None)
+        delta = choice.get("delta")
         if delta is not None:
-            content = getattr(delta, "content", None)
+            content = delta.get("content")
             if content:
                 self._text.append(content)
                 out.append(TextDelta(content))
-            for tc in getattr(delta, "tool_calls", None) or []:
+            for tc in delta.get("tool_calls") or ():
                 out.extend(self._tool_call_piece(tc))
-        reason = getattr(choice, "finish_reason", None)
+        reason = choice.get("finish_reason")
         if reason is not None:
             self._reason = reason
         return out
 
-    def _tool_call_piece(self, tc: Any) -> list[AgentChunk]:
-        index = getattr(tc, "index", None) or 0
+    def _tool_call_piece(self, tc: dict[str, Any]) -> list[AgentChunk]:
+        index = tc.get("index") or 0
         call = self._calls.setdefault(index, _PendingCall())
-        if getattr(tc, "id", None):
-            call.id = tc.id
-        function = getattr(tc, "function", None)
+        if tc.get("id"):
+            call.id = tc["id"]
+        function = tc.get("function")
         piece = ""
         if function is not None:
-            if getattr(function, "name", None):
-                call.name = function.name
-            piece = getattr(function, "arguments", None) or ""
+            if function.get("name"):
+                call.name = function["name"]
+            piece = function.get("arguments") or ""
             call.arguments += piece
         if not piece:
             return []
@@ -103,3 +107,10 @@ def _as_dict(value: Any) -> dict[str, Any]:
         return dict(value)
     dump = getattr(value, "model_dump", None)
     return dict(dump(exclude_none=True)) if callable(dump) else {}
+
+
+def _without_none(value: dict[str, Any]) -> dict[str, Any]:
+    # As the SDK's model_dump(exclude_none=True) gave it: fields sent as null are left out.
+    return {
+        k: _without_none(v) if isinstance(v, dict) else v for k, v in value.items() if v is not None
+    }

@@ -32,6 +32,8 @@ class Dispatcher:
         self.pending_errors: list[tuple[str, str, Exception]] = []
         self.plugin_errors: list[PluginErrorInfo] = []
         self._managers = (pm,) if local is None else (pm, local)
+        for manager in self._managers:
+            manager.refresh_observers()  # observers that want no events now cost nothing
         self._on_event = pm.hook.on_event
         self._flushing = False
         self.persist: Persistence | None = None
@@ -44,6 +46,7 @@ class Dispatcher:
         """Give the run a manager of its own (for run plugins and watchers)."""
         self.local = local
         self._managers = (self.pm, local)
+        local.refresh_observers()
 
     async def emit(self, cls: type[EventT], **fields: Any) -> EventT:
         """Build the run's next event, call ``on_event`` with it, then honour backpressure.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, MutableMapping
 from typing import TYPE_CHECKING, Any, Generic, NoReturn, Protocol, TypeVar, overload
 
 from .events import STEP_EMITTABLE, StepUsageEvent
@@ -20,11 +20,12 @@ OutputT = TypeVar("OutputT")
 EventT = TypeVar("EventT")
 
 
-class RuntimeContext:
+class RuntimeContext(MutableMapping[str, Any]):
     """Values the caller hands to every step of a run (Mastra's ``RuntimeContext``).
 
-    A small mutable mapping with Mastra's method names (``get``, ``set``, ``has``, ``delete``)
-    and Python's (``ctx["k"]``, ``in``, iteration).
+    A :class:`~collections.abc.MutableMapping` of strings to values, so everything a ``dict``
+    reader expects works (``ctx["k"]``, ``in``, ``items()``, ``update()``, ``pop()``,
+    ``dict(ctx)``), plus Mastra's method names (``get``, ``set``, ``has``, ``delete``).
     """
 
     __slots__ = ("_values",)
@@ -57,6 +58,9 @@ class RuntimeContext:
 
     def __setitem__(self, key: str, value: Any) -> None:
         self._values[key] = value
+
+    def __delitem__(self, key: str) -> None:
+        del self._values[key]
 
     def __contains__(self, key: object) -> bool:
         return key in self._values

@@ -18,15 +18,14 @@ it with ``raise ... from``.
     │   ├── ModelStreamError         the model failed after tokens were streamed: not replayed
     │   └── ReplayError              a recorded model holds no answer for this call
     ├── PluginError                  a plugin misbehaved
-    │   ├── PluginLoadError          an entry-point plugin failed to import
+    │   ├── PluginLoadError          a plugin failed to import or to register
     │   └── PluginHookError          a hook implementation raised (re-raised in strict mode)
     ├── BudgetExceededError          a run spent more tokens or cost than its budget allows
     ├── RunError                     a run was used wrongly
     │   ├── RunStateError            e.g. resume() of a run that is not suspended
     │   │   └── RunClaimedError      another execution holds the run (its lease is alive)
     │   ├── StreamError              Run.stream() cannot be served or is consumed twice
-    │   ├── TimeTravelError          a stored run cannot be forked at the step asked for
-    │   └── RunCanceledError         the run was canceled while a caller waited on it
+    │   └── TimeTravelError          a stored run cannot be forked at the step asked for
     ├── StorageError                 a durable run's data cannot be stored (or storage failed)
     ├── RealModelCallError           a test reached for a model off this machine (testing kit)
     └── ClientError                  stepstream.client: the server answered an error status
@@ -34,6 +33,8 @@ it with ``raise ... from``.
 
 Failures inside a run are reported as data (a failed ``step-result`` and a failed
 ``WorkflowResult``); these exceptions appear there as ``"<ExceptionType>: <message>"``.
+A canceled run is not an error either: as in Mastra, awaiting its result returns it with
+status ``canceled`` (no exception is raised for it).
 """
 
 from __future__ import annotations
@@ -52,7 +53,6 @@ __all__ = [
     "PluginLoadError",
     "RealModelCallError",
     "ReplayError",
-    "RunCanceledError",
     "RunClaimedError",
     "RunError",
     "RunStateError",
@@ -177,7 +177,9 @@ class PluginError(StepstreamError):
 
 
 class PluginLoadError(PluginError):
-    """An entry-point plugin failed to load; the message names the entry point."""
+    """A plugin cannot be loaded or registered: an entry point failed to import (the message
+    names it), or a plugin implements a hook that does not exist (a misspelled name: the
+    message names the hook and the closest real one)."""
 
 
 class PluginHookError(PluginError):
@@ -239,10 +241,6 @@ class TimeTravelError(RunError):
     def __init__(self, message: str, *, run_id: str | None = None, step_id: str) -> None:
         super().__init__(message, run_id=run_id)
         self.step_id = step_id
-
-
-class RunCanceledError(RunError):
-    """The run was canceled."""
 
 
 class StorageError(StepstreamError):

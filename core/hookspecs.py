@@ -222,8 +222,9 @@ def make_stream_adapter(provider: str, model: str) -> StreamAdapter | None:
 
     An agent calls it once per model request (each turn of a tool loop) and feeds the
     adapter every chunk the provider's client yields, then calls its ``finish()``. The
-    built-in ``openai-adapter`` plugin answers for ``provider="openai"`` (chat-completions
-    chunks of the ``openai`` SDK); a third-party package can answer for another provider, or
+    built-in ``openai-adapter`` plugin answers for ``provider="openai"``: each chunk is one
+    ``chat.completion.chunk`` as decoded JSON (a ``dict``; the agent reads the SDK's raw
+    stream and parses it with ``jiter``); a third-party package can answer for another provider, or
     register an adapter of its own for ``openai`` to change how chunks become events.
 
     :param provider: The provider the agent talks to (``"openai"`` for any

@@ -9,6 +9,7 @@ specs, registers the built-in plugins by name, then loads the entry-point group 
 from __future__ import annotations
 
 import asyncio
+import difflib
 import importlib
 import importlib.metadata
 import inspect
@@ -19,6 +20,7 @@ from contextvars import ContextVar
 from typing import Any
 
 import pluggy
+from pluggy import HookImpl
 
 from . import hookspecs
 from .errors import PluginError, PluginHookError, PluginLoadError
@@ -66,6 +68,10 @@ _OBSERVER_HOOKS = frozenset(
     }
 )
 
+_HOOK_NAMES = tuple(
+    name for name in hookspecs.__all__ if name not in ("PROJECT_NAME", "hookimpl", "hookspec")
+)
+
 current_error_collector: ContextVar[list[tuple[str, str, Exception]] | None] = ContextVar(
     "stepstream_plugin_errors", default=None
 )
@@ -78,6 +84,12 @@ class PluginManager(pluggy.PluginManager):
     Each observer implementation is wrapped at registration, so a single pluggy hook call
     still serves every event while a raise in one plugin neither stops the run nor the
     plugins after it. ``strict=True`` re-raises instead, as :class:`PluginHookError`.
+
+    An observer that would do nothing with events for a while (the ``logger`` while its
+    logger is off) may define ``wants_events() -> bool``. While it answers ``False``, its
+    ``on_event`` is left out of the hook, so it costs nothing per event; the manager asks
+    again at the start of every run (:meth:`refresh_observers`), so a change takes effect
+    from the next run on.
     """
 
     def __init__(self, *, strict: bool = False) -> None:
@@ -88,15 +100,32 @@ class PluginManager(pluggy.PluginManager):
         self._sources: dict[str, str] = {}
         self.implemented: frozenset[str] = frozenset()
         """Names of the hooks that have at least one implementation (kept current)."""
+        self._gated: dict[str, tuple[Callable[[], bool], list[HookImpl]]] = {}
 
     # -- registration ---------------------------------------------------------------------
 
     def register(self, plugin: object, name: str | None = None, source: str = "api") -> str | None:
-        """Register ``plugin`` under ``name``; ``source`` says where it came from."""
-        registered = super().register(plugin, name)
+        """Register ``plugin`` under ``name``; ``source`` says where it came from.
+
+        :raises PluginLoadError: if the plugin implements a hook that does not exist (the
+            message names it and the closest real hook), or one pluggy refuses (an argument
+            its spec does not have); the plugin is then not registered.
+        """
+        try:
+            registered = super().register(plugin, name)
+        except pluggy.PluginValidationError as exc:
+            shown = name or self.get_canonical_name(plugin)
+            detail = str(exc).replace("\n", "; ")
+            raise PluginLoadError(f"plugin {shown!r} ({source}): {detail}", plugin=shown) from exc
         if registered is None:  # blocked by name
             return None
         self._sources[registered] = source
+        self._refuse_unknown_hooks(plugin, registered, source)
+        wants = getattr(plugin, "wants_events", None)
+        if callable(wants):
+            impls = [i for i in self.hook.on_event.get_hookimpls() if i.plugin is plugin]
+            if impls:
+                self._gated[registered] = (wants, impls)
         for hook_caller in self.get_hookcallers(plugin) or ():
             if hook_caller.name not in _OBSERVER_HOOKS:
                 continue
@@ -118,14 +147,58 @@ class PluginManager(pluggy.PluginManager):
         self._refresh()
         return registered
 
+    def _refuse_unknown_hooks(self, plugin: object, name: str, source: str) -> None:
+        """Unregister ``plugin`` and raise if it implements a hook no spec declares.
+
+        pluggy would keep such an implementation waiting for a spec that never comes (its
+        ``check_pending()``), so a misspelled hook (``on_events``) would never be called.
+        """
+        for caller in self.get_hookcallers(plugin) or ():
+            if caller.has_spec():
+                continue
+            impls = [i for i in caller.get_hookimpls() if i.plugin is plugin]
+            if all(i.optionalhook for i in impls):
+                continue  # the plugin said it implements a hook of some other project
+            super().unregister(plugin)
+            self._sources.pop(name, None)
+            close = difflib.get_close_matches(caller.name, _HOOK_NAMES, n=1, cutoff=0.6)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise PluginLoadError(
+                f"plugin {name!r} ({source}) implements {caller.name!r}, which is not a stepstream "
+                f"hook{hint} (the hooks are listed in stepstream.hookspecs)",
+                plugin=name,
+                hook=caller.name,
+            )
+
     def unregister(self, plugin: object | None = None, name: str | None = None) -> Any:
         """Unregister a plugin by object or name (pluggy's semantics)."""
         if name is None and plugin is not None:
             name = self.get_name(plugin)
         removed = super().unregister(plugin, name)
         self._sources.pop(name or "", None)
+        self._gated.pop(name or "", None)
         self._refresh()
         return removed
+
+    def refresh_observers(self) -> None:
+        """Ask each plugin with ``wants_events()`` whether it wants events now, and put its
+        ``on_event`` in the hook or take it out accordingly (called as each run starts)."""
+        if not self._gated:
+            return
+        caller = self.hook.on_event
+        for name, (wants, impls) in self._gated.items():
+            try:
+                want = bool(wants())
+            except Exception as exc:  # an observer's error, isolated like its hooks' errors
+                self.report_plugin_error(name, "wants_events", exc)
+                want = True
+            present = impls[0] in caller._hookimpls  # pluggy keeps no public view
+            if want and not present:
+                for impl in impls:
+                    caller._add_hookimpl(impl)  # keeps tryfirst/trylast order
+            elif not want and present:
+                caller._remove_plugin(impls[0].plugin)
+        self._refresh()
 
     def _refresh(self) -> None:
         self.implemented = frozenset(

@@ -3,45 +3,33 @@
 Lines go to the logger ``stepstream.events``: ``INFO`` for most events, ``DEBUG`` for each
 ``tool-call-delta``, ``WARNING`` for failures (a failed or canceled step, a model ``error``, a
 ``plugin-error``). Each record carries ``run_id``, ``step_id``, ``seq`` and ``event_type`` as
-extras for structured handlers. Values are shortened, and anything that looks like a secret
-(keys named like ``api_key``/``authorization``/``token``/``password``/``secret``, ``sk-...``
-keys, ``Bearer ...`` headers) is replaced by ``[redacted]``: credentials never reach the logs.
-Nothing is formatted unless the level is enabled.
+extras for structured handlers. Values are shortened, and credentials are replaced by
+``[REDACTED]`` by the rule of :mod:`stepstream.agents.redaction` (keys by their exact names:
+``api_key``, ``authorization``, ``password``, ``accessToken``... but not ``max_tokens`` or
+``tokenizer``; ``sk-...`` keys and ``Bearer ...`` tokens by their shape): credentials never
+reach the logs.
+
+Observing costs nothing per event unless ``INFO`` is enabled: below that (Python's default
+is ``WARNING``) its ``wants_events()`` tells the plugin manager so, its ``on_event`` is then
+out of the hook, and a failed step's ``WARNING`` line comes from ``on_step_error`` instead
+(called only when a step fails; ``event_type`` is ``step-error``, ``seq`` is ``None``).
+Errors of plugins are logged by the plugin manager (logger ``stepstream.plugins``) either
+way. The level is read as each run starts.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import re
 from typing import Any
 
+from stepstream.agents.redaction import redact
 from stepstream.events import Event
 from stepstream.hookspecs import hookimpl
 
-__all__ = ["LoggerPlugin", "redact"]
+__all__ = ["LoggerPlugin"]
 
-_SECRET_KEY = re.compile(r"(api[_-]?key|authorization|password|passwd|secret|token)", re.I)
-_SECRET_TEXT = re.compile(
-    r"(sk-[A-Za-z0-9_\-]{6,}|Bearer\s+\S+"
-    r"|(?:api[_-]?key|authorization|password|passwd|secret|token)\s*[=:]\s*\S+)",
-    re.I,
-)
 _MAX = 160
-
-
-def redact(value: Any) -> Any:
-    """``value`` with secret-looking keys and strings replaced by ``[redacted]``."""
-    if isinstance(value, dict):
-        return {
-            k: "[redacted]" if isinstance(k, str) and _SECRET_KEY.search(k) else redact(v)
-            for k, v in value.items()
-        }
-    if isinstance(value, list | tuple):
-        return [redact(v) for v in value]
-    if isinstance(value, str):
-        return _SECRET_TEXT.sub("[redacted]", value)
-    return value
 
 
 def _short(value: Any) -> str:
@@ -54,6 +42,24 @@ class LoggerPlugin:
 
     def __init__(self, logger_name: str = "stepstream.events") -> None:
         self.log = logging.getLogger(logger_name)
+
+    def wants_events(self) -> bool:
+        """Whether lines per event are wanted now (the logger is enabled for ``INFO``)."""
+        return self.log.isEnabledFor(logging.INFO)
+
+    @hookimpl
+    def on_step_error(self, run_id: str, step_id: str, error: BaseException) -> None:
+        """Log a failed step at ``WARNING`` when events are not logged (else its failed
+        ``step-result`` line says it)."""
+        if self.log.isEnabledFor(logging.INFO) or not self.log.isEnabledFor(logging.WARNING):
+            return
+        self.log.warning(
+            "run %s %s failed: %s",
+            run_id[:8],
+            step_id,
+            redact(f"{type(error).__name__}: {error}"),
+            extra={"run_id": run_id, "step_id": step_id, "seq": None, "event_type": "step-error"},
+        )
 
     @hookimpl
     def on_event(self, event: Event) -> None:

@@ -175,3 +175,97 @@ def test_default_workflow_manager_is_made_once_per_workflow(
     wf = Workflow(id="wf").then(one).commit()
     assert wf.plugin_manager is wf.plugin_manager
     assert Workflow(id="other").then(one).commit().plugin_manager is not wf.plugin_manager
+
+
+def test_a_misspelled_hook_is_refused_at_registration_naming_the_closest_hook() -> None:
+    class Typo:
+        @hookimpl
+        def on_events(self, event: Event) -> None:
+            raise AssertionError("never called")
+
+    pm = get_plugin_manager(load_entrypoints=False)
+    typo = Typo()
+    with pytest.raises(PluginLoadError, match=r"'on_events'.*did you mean 'on_event'") as info:
+        pm.register(typo, "typo")
+    assert (info.value.plugin, info.value.hook) == ("typo", "on_events")
+    # Nothing of it stays registered: the name is free and no hook caller holds it.
+    assert not pm.has_plugin("typo") and pm.source_of("typo") is None
+    assert not pm.hook.on_events.get_hookimpls()
+    with pytest.raises(PluginLoadError):  # refused again, not half-registered the first time
+        pm.register(typo, "typo")
+
+
+def test_an_entry_point_plugin_with_a_misspelled_hook_fails_the_manager(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _install_fake_dist(
+        tmp_path,
+        "typo_plugin",
+        """
+        from stepstream import hookimpl
+
+        @hookimpl
+        def before_step_runs(run_id, step_id):
+            pass
+        """,
+        "typo = typo_plugin",
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delenv(AUTOLOAD_ENV, raising=False)
+    importlib.invalidate_caches()
+    with pytest.raises(PluginLoadError) as info:
+        get_plugin_manager()
+    message = str(info.value)
+    assert "plugin 'typo' (entrypoint:typo_plugin)" in message
+    assert "'before_step_runs'" in message and "did you mean 'before_step_run'" in message
+    assert get_plugin_manager(block=["typo"]).has_plugin("stream")
+
+
+def test_a_hook_unlike_any_other_gets_no_suggestion_and_optional_hooks_pass() -> None:
+    class Stranger:
+        @hookimpl
+        def frobnicate(self) -> None:
+            pass
+
+    class Optional:
+        @hookimpl(optionalhook=True)
+        def other_projects_hook(self) -> None:
+            pass
+
+    pm = get_plugin_manager(load_entrypoints=False)
+    with pytest.raises(PluginLoadError, match=r"'frobnicate', which is not a stepstream hook \("):
+        pm.register(Stranger())
+    assert pm.register(Optional(), "optional") == "optional"
+
+
+def test_an_argument_the_spec_lacks_is_a_plugin_load_error() -> None:
+    class Wrong:
+        @hookimpl
+        def on_event(self, event: Event, extra: int) -> None:
+            pass
+
+    with pytest.raises(PluginLoadError, match=r"plugin 'wrong' \(api\).*extra") as info:
+        get_plugin_manager(load_entrypoints=False).register(Wrong(), "wrong")
+    assert info.value.__cause__ is not None
+
+
+def test_an_observer_whose_wants_events_raises_is_reported_and_kept_in() -> None:
+    class Moody:
+        def wants_events(self) -> bool:
+            raise RuntimeError("moody")
+
+        @hookimpl
+        def on_event(self, event: Event) -> None:
+            pass
+
+    errors: list[str] = []
+
+    class Reporter:
+        @hookimpl
+        def on_plugin_error(self, plugin_name: str, hook_name: str) -> None:
+            errors.append(f"{plugin_name}.{hook_name}")
+
+    pm = get_plugin_manager(load_entrypoints=False, plugins=[("moody", Moody()), Reporter()])
+    pm.refresh_observers()
+    assert errors == ["moody.wants_events"]
+    assert pm.get_plugin("moody") in [i.plugin for i in pm.hook.on_event.get_hookimpls()]

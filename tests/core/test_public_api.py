@@ -108,3 +108,13 @@ def test_stream_sync_twin_matches_stream_but_closes_on_suspend() -> None:
     s = inspect.signature(Run.stream_sync).parameters
     assert list(a) == list(s)
     assert a["close_on_suspend"].default is False and s["close_on_suspend"].default is True
+
+
+def test_every_error_of_the_tree_is_exported_at_the_top() -> None:
+    from stepstream import errors
+
+    classes = {n for n in errors.__all__ if inspect.isclass(getattr(errors, n))}
+    assert "StepTimeoutError" in classes
+    assert classes <= set(stepstream.__all__)
+    for name in classes:
+        assert getattr(stepstream, name) is getattr(errors, name)
