@@ -394,6 +394,8 @@ class Run(SyncTwins):
 
         Without ``step``, the only suspended step is resumed. The run's open stream (if any)
         receives the resumed events; a stream opened after ``resume()`` picks up from there.
+        A step waiting in place for its event (``wait_for_event`` in a run kept in memory)
+        is given ``resume_data`` as that event's data, and the run goes on to its end.
 
         :raises RunStateError: if the run is not suspended or ``step`` is not suspended.
         :raises RunClaimedError: (a ``RunStateError``) if another execution holds the run, or
@@ -409,7 +411,10 @@ class Run(SyncTwins):
     ) -> asyncio.Task[WorkflowResult]:
         """Check and claim the resumption as :meth:`resume` does, then let it execute in a
         task of its own and return that task (a server answers once the run is its own)."""
+        execution = self._execution
         if self._task is not None and not self._task.done():
+            if execution is not None and execution.wake_step(step, resume_data):
+                return self._task  # a step waiting in place for its event goes on with it
             # Called right after a `step-suspended` event: the execution is still ending.
             await asyncio.wait([self._task])
         if self._held_by is not None:

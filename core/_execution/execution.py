@@ -19,11 +19,21 @@ from pydantic import BaseModel
 
 from .._dispatch import Dispatcher
 from .._ledger import Ledger
-from .._scope import Cursor, Outcome, ResumeRequest, Scope, StartBarrier, failed
+from .._scope import (
+    Cursor,
+    Outcome,
+    ResumeRequest,
+    Scope,
+    StartBarrier,
+    StepRef,
+    failed,
+    resolve_path,
+)
 from ..context import Bail, RuntimeContext, StepContext, Suspend
 from ..errors import (
     InputValidationError,
     RunClaimedError,
+    RunStateError,
     StepExecutionError,
     StorageError,
     describe_error,
@@ -450,7 +460,7 @@ class Execution:
         resume_data = step.parse_resume(record.resume_payload) if resuming else None
         if isinstance(step, EventStep):
             if self._waits_in_place(step, resuming):
-                data = await self.waiters.wait(step, sid, record)
+                data = await self.waiters.wait(step, sid, path, record)
                 record.resume_payload, record.resumed_at = to_jsonable(data), now_ms()
                 await self.d.emit(
                     StepStartEvent,
@@ -486,6 +496,18 @@ class Execution:
     def wake(self, event: str, data: Any) -> bool:
         """Give ``data`` to the steps waiting here for ``event``; return whether any was."""
         return self.waiters.wake(event, data)
+
+    def wake_step(self, step: StepRef | None, data: Any) -> bool:
+        """Give ``data`` to the step ``step`` names if it waits here for its event (a
+        ``resume()`` of it, as ``send_event`` would); return whether it did."""
+        waiting = self.waiters.paths()
+        if not waiting:
+            return False
+        try:
+            path = resolve_path(step, waiting, self.run_id)
+        except RunStateError:  # it names another step: that one is not waiting here
+            return False
+        return self.waiters.wake_at(path, data)
 
     async def _sleep(
         self, scope: Scope, step: SleepStep, ctx: StepContext[Any], record: StepRecord

@@ -21,8 +21,11 @@ class EventWaiters:
         self.run_id = run_id
         self.kept = kept
         self._waiting: dict[str, list[asyncio.Future[Any]]] = {}
+        self._at: dict[tuple[str, ...], asyncio.Future[Any]] = {}  # the same, by step path
 
-    async def wait(self, step: EventStep, sid: str, record: StepRecord) -> Any:
+    async def wait(
+        self, step: EventStep, sid: str, path: tuple[str, ...], record: StepRecord
+    ) -> Any:
         """The data of ``step``'s event: kept from before, or when :meth:`wake` gives it.
 
         :raises StepTimeoutError: if it does not come within the step's timeout, counted
@@ -32,6 +35,7 @@ class EventWaiters:
             return self.kept.pop(step.event)
         waiter: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._waiting.setdefault(step.event, []).append(waiter)
+        self._at[path] = waiter
         try:
             if step.wait_timeout is None:
                 return await waiter
@@ -41,6 +45,7 @@ class EventWaiters:
             except TimeoutError:
                 raise step.timed_out(self.run_id, sid) from None
         finally:
+            self._at.pop(path, None)
             others = self._waiting.get(step.event, [])
             if waiter in others:
                 others.remove(waiter)
@@ -54,3 +59,16 @@ class EventWaiters:
         for waiter in woken:
             waiter.set_result(data)
         return bool(woken)
+
+    def paths(self) -> list[list[str]]:
+        """The id paths of the steps waiting now."""
+        return [list(path) for path in self._at]
+
+    def wake_at(self, path: tuple[str, ...], data: Any) -> bool:
+        """Give ``data`` to the step waiting at ``path`` (a ``resume()`` naming it); return
+        whether one was."""
+        waiter = self._at.get(path)
+        if waiter is None or waiter.done():
+            return False
+        waiter.set_result(data)
+        return True
