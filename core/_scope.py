@@ -18,7 +18,7 @@ from .result import RunState, StepRecord
 from .steps import Step, unwrap
 
 if TYPE_CHECKING:
-    from ._lifecycle import StepLifecycle
+    from ._execution import Execution
     from .plugin_manager import PluginManager
     from .workflow import Workflow
 
@@ -68,7 +68,7 @@ class Scope:
 
     workflow: Workflow
     state: RunState
-    execution: StepLifecycle
+    execution: Execution
     prefix: str = ""
     path: tuple[str, ...] = ()
 

@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from .context import StepContext
 from .errors import (
@@ -346,6 +346,5 @@ def describe_node(node: Node) -> str:
 
 def as_workflow(step: Step[Any, Any]) -> Workflow | None:
     """``step`` as a nested workflow, or ``None`` if it is a plain step."""
-    from .workflow import Workflow
-
-    return step if isinstance(step, Workflow) else None
+    # Told by the class flag, not by importing Workflow: the workflow module imports this one.
+    return cast("Workflow", step) if step.is_workflow else None

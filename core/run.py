@@ -10,13 +10,13 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 from ._dispatch import Dispatcher
-from ._engine import Execution
+from ._execution import CANCELED, Execution, end_run
 from ._persist import Persistence
 from ._run_sync import SyncTwins
 from ._scope import ResumeRequest, StepRef, resolve_path
 from .context import RuntimeContext
 from .errors import RunClaimedError, RunStateError, StreamError
-from .events import Event, FinishEvent, event_from_wire
+from .events import Event, event_from_wire
 from .plugin_manager import PluginManager
 from .result import RunState, WorkflowResult, steps_wire
 from .run_stream import DEFAULT_BUFFER_SIZE, ENDED, RunStream, SyncRunStream
@@ -394,6 +394,8 @@ class Run(SyncTwins):
 
         Without ``step``, the only suspended step is resumed. The run's open stream (if any)
         receives the resumed events; a stream opened after ``resume()`` picks up from there.
+        A step waiting in place for its event (``wait_for_event`` in a run kept in memory)
+        is given ``resume_data`` as that event's data, and the run goes on to its end.
 
         :raises RunStateError: if the run is not suspended or ``step`` is not suspended.
         :raises RunClaimedError: (a ``RunStateError``) if another execution holds the run, or
@@ -409,7 +411,10 @@ class Run(SyncTwins):
     ) -> asyncio.Task[WorkflowResult]:
         """Check and claim the resumption as :meth:`resume` does, then let it execute in a
         task of its own and return that task (a server answers once the run is its own)."""
+        execution = self._execution
         if self._task is not None and not self._task.done():
+            if execution is not None and execution.wake_step(step, resume_data):
+                return self._task  # a step waiting in place for its event goes on with it
             # Called right after a `step-suspended` event: the execution is still ending.
             await asyncio.wait([self._task])
         if self._held_by is not None:
@@ -519,17 +524,16 @@ class Run(SyncTwins):
             await self._claim("interrupted" if status == "interrupted" else "suspended")
             self._interrupted = False
             result = self._result = _canceled(self._result or self._stored_result())
-            self._dispatcher.notify(
-                "after_workflow_run",
-                run_id=self.run_id,
-                workflow_id=self.workflow.id,
-                result=result,
+            self._result, outside = await end_run(
+                self._dispatcher,
+                self.workflow.id,
+                result,
+                runtime_context=self._runtime_context,
+                meta=self._state.meta,
+                cancel_requested=lambda: False,  # any cancel of this call is from outside
             )
-            await self._dispatcher.emit(FinishEvent)
-            persist = self._dispatcher.persist
-            if persist is not None:  # stored with `finish`, as at any run's end
-                persist.finish(result)
-                await persist.commit(wait=True)
+            if outside:
+                raise asyncio.CancelledError
         return self._result
 
     def _stored_result(self) -> WorkflowResult:
@@ -585,6 +589,4 @@ class Run(SyncTwins):
 
 
 def _canceled(result: WorkflowResult) -> WorkflowResult:
-    return dataclasses.replace(
-        result, status="canceled", error="RunCanceledError: the run was canceled"
-    )
+    return dataclasses.replace(result, status="canceled", error=CANCELED)

@@ -3,6 +3,7 @@ its timeout, and how sleeps and waits look in the stream and in ``watch`` record
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 from pathlib import Path
@@ -91,6 +92,25 @@ async def test_an_event_sent_before_the_wait_still_streams_waiting_then_start(
     assert result.result == {"after": {"n": 1}, "event": "early"}
     opened = [e["type"] for e in recorder.wire() if e["payload"].get("id") == "after"]
     assert opened == ["step-waiting", "step-start", "step-result", "step-finish"]
+
+
+@pytest.mark.asyncio
+async def test_resume_of_a_step_waiting_in_place_gives_it_the_data(pm: PluginManager) -> None:
+    inner = Workflow(id="inner").wait_for_event("approved", after).commit()
+    wf = Workflow(id="wf").then(first).then(inner).commit()
+    run = await wf.create_run(plugin_manager=pm)
+    resuming: list[asyncio.Task[Any]] = []
+
+    def on_event(event: Any) -> None:
+        if event.type == "step-waiting":  # named by a path of objects and ids, as for suspend
+            resume = run.resume(step=[inner, "after"], resume_data="by resume")
+            resuming.append(asyncio.ensure_future(resume))  # it returns at the run's end
+
+    run.watch(on_event, "watch-v2")
+    result = await run.start({})
+    assert result.status == "success"
+    assert result.result == {"after": {"n": 1}, "event": "by resume"}
+    assert [await r for r in resuming] == [result]
 
 
 @pytest.mark.asyncio

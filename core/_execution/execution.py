@@ -1,72 +1,310 @@
-"""One step's lifecycle: step-start, its body (a function, a nested workflow or a foreach
-fan-out) inside the ``wrap_step_run`` managers, then step-result + step-finish or
-step-suspended; also the resumption of a suspended step."""
+"""The engine: one execution (a start or a resume) of a run over a committed workflow.
+
+The graph is walked node by node. A step's lifecycle is always the same: ``step-start``
+(with ``before_step_run``), its body (the step's function, a nested workflow or a foreach
+fan-out) inside the ``wrap_step_run`` managers, then either ``step-result`` + ``step-finish``
+or ``step-suspended``. Failures become data (a failed outcome), never exceptions out of the
+run; only cancellation and strict-mode plugin errors propagate.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-import tenacity
 from pydantic import BaseModel
 
-from ._dispatch import Dispatcher
-from ._ledger import Ledger
-from ._scope import Cursor, Outcome, ResumeRequest, Scope, StartBarrier, failed
-from .context import Bail, RuntimeContext, StepContext, Suspend
-from .errors import (
+from .._dispatch import Dispatcher
+from .._ledger import Ledger
+from .._scope import (
+    Cursor,
+    Outcome,
+    ResumeRequest,
+    Scope,
+    StartBarrier,
+    StepRef,
+    failed,
+    resolve_path,
+)
+from ..context import Bail, RuntimeContext, StepContext, Suspend
+from ..errors import (
     InputValidationError,
     RunClaimedError,
+    RunStateError,
     StepExecutionError,
-    StepTimeoutError,
     StorageError,
+    describe_error,
 )
-from .events import (
+from ..events import (
+    StartEvent,
     StepFinishEvent,
     StepResultEvent,
     StepStartEvent,
     StepSuspendedEvent,
     StepWaitingEvent,
 )
-from .executor import LocalExecutor, StepExecutor, run_locally
-from .graph import EventStep, ForeachNode, MapStep, Node, SleepStep, as_workflow
-from .plugin_manager import OPTIONAL_PLUGINS
-from .result import RunState, StepRecord, now_ms
-from .steps import Step, to_jsonable
+from ..graph import (
+    BranchNode,
+    Condition,
+    EventStep,
+    ForeachNode,
+    LoopNode,
+    MapStep,
+    Node,
+    ParallelNode,
+    SleepStep,
+    StepNode,
+    as_workflow,
+)
+from ..plugin_manager import current_error_collector
+from ..result import RunState, StepRecord, WorkflowResult, now_ms
+from ..steps import Step, to_jsonable
+from .calling import StepCaller
+from .decision import decide_step
+from .ending import end_run
+from .waiting import EventWaiters
 
 if TYPE_CHECKING:
-    from .workflow import Workflow
+    from ..workflow import Workflow
 
-_CANCELED = "RunCanceledError: the run was canceled"
+CANCELED = "RunCanceledError: the run was canceled"
+"""The error of a canceled run and of the steps it canceled."""
 
 
-class StepLifecycle:
-    """The step-level half of :class:`~stepstream._engine.Execution`."""
+class Execution:
+    """Runs a workflow once (start) or from its suspended steps (resume)."""
 
-    d: Dispatcher
-    run_id: str
-    runtime_context: RuntimeContext
-    resume: ResumeRequest | None
-    resumed: bool
-    completed_before: set[tuple[int, str]]
-    is_canceled: Callable[[], bool]
-    events: dict[str, Any]
-    carried: tuple[str, ...] | None
-    waiters: dict[str, list[asyncio.Future[Any]]]
-    executors: dict[Step[Any, Any], StepExecutor]
-    ledger: Ledger
-    run_counts: dict[str, int]
-
-    async def run_nodes(self, scope: Scope, nodes: Sequence[Node], cursor: Cursor) -> Outcome:
-        """Run nodes in sequence (the graph half provides it)."""
-        raise NotImplementedError
+    def __init__(
+        self,
+        *,
+        workflow: Workflow,
+        state: RunState,
+        dispatcher: Dispatcher,
+        runtime_context: RuntimeContext,
+        resume: ResumeRequest | None = None,
+        is_canceled: Callable[[], bool] = lambda: False,
+        events: dict[str, Any] | None = None,
+    ) -> None:
+        self.workflow = workflow
+        self.state = state
+        self.d = dispatcher
+        self.run_id = dispatcher.run_id
+        self.runtime_context = runtime_context
+        self.resume = resume
+        self.resumed = False
+        self.is_canceled = is_canceled
+        self.events = events if events is not None else {}
+        """Events sent with ``run.send_event()`` before their ``wait_for_event`` was reached."""
+        self.carried: tuple[str, ...] | None = None
+        """The resumed step's path while a loop hands the resumption to its later iterations."""
+        self.waiters = EventWaiters(self.run_id, self.events)
+        """The steps waiting in place for an event (a run in memory)."""
+        self.completed_before: set[tuple[int, str]] = set()
+        self.result: WorkflowResult | None = None
+        """The result, once known (also when the execution was canceled from outside)."""
+        self.entered = False
+        """Whether the execution has reached the point from which a cancel ends it with its
+        events (``run.cancel()`` waits for it rather than killing a task that never ran)."""
+        self.caller = StepCaller(self.run_id, dispatcher)
+        self.run_counts: dict[str, int] = {}
+        """How many times each step (by stream id) ran in this execution (``ctx.run_count``)."""
+        self.ledger = Ledger(self.run_id, state, workflow.prices, workflow.budget)
+        if resume is not None:
+            self._collect_completed(state)
 
     async def checkpoint(self) -> bool:
-        """Store the run's state at a step boundary (durable runs); return whether a
-        cancellation arrived meanwhile (the graph half provides it)."""
-        raise NotImplementedError
+        """Hand the step boundary's state to storage (durable runs), waiting for it only when
+        the storage asks for ``durability="sync"``; return whether a cancel arrived meanwhile.
+
+        :raises StorageError: if the runtime context cannot be stored, or storing failed.
+        """
+        persist = self.d.persist
+        if persist is None:
+            return False
+        persist.set_context(self.runtime_context.to_dict())
+        persist.set_meta(self.state.meta)
+        try:
+            await persist.commit()
+        except asyncio.CancelledError:
+            return True
+        return False
+
+    def _collect_completed(self, state: RunState) -> None:
+        for step_id, record in state.steps.items():
+            if record.status == "success":
+                self.completed_before.add((id(state), step_id))
+        for nested in state.nested.values():
+            self._collect_completed(nested)
+
+    # -- the run ------------------------------------------------------------------------------
+
+    async def execute(self, *, cancel_requested: Callable[[], bool]) -> WorkflowResult:
+        """Run to success, failure, suspension or cancellation and return the result."""
+        token = current_error_collector.set(self.d.pending_errors)
+        try:
+            return await self._execute(cancel_requested)
+        finally:
+            current_error_collector.reset(token)
+
+    async def _execute(self, cancel_requested: Callable[[], bool]) -> WorkflowResult:
+        wf = self.workflow
+        self.d.notify(
+            "before_workflow_run",
+            run_id=self.run_id,
+            workflow_id=wf.id,
+            input_data=self.state.input,
+            meta=self.state.meta,
+        )
+        if self.d.persist is not None:  # what plugins put there goes with the first write
+            self.d.persist.set_meta(self.state.meta)
+        root = Scope(wf, self.state, self)
+        external_cancel = False
+        self.entered = True
+        try:
+            if self.resume is None:
+                await self.d.emit(StartEvent)
+            if cancel_requested():  # canceled before its first step: it ends at once
+                raise asyncio.CancelledError
+            try:
+                wf.parse_input(self.state.input)
+            except InputValidationError as exc:
+                exc.args = (f"workflow {wf.id!r} input is invalid: {exc}",)
+                outcome = failed(exc)
+            else:
+                outcome = await self.run_nodes(
+                    root, wf.nodes, Cursor(self.state.input, wf.input_schema)
+                )
+        except asyncio.CancelledError:
+            # Canceled by run.cancel(), or from outside (a caller's timeout): either way the
+            # run ends canceled, with its result and ``finish``; an outside cancel propagates.
+            external_cancel = not cancel_requested()
+            self.d.holding = False
+            outcome = Outcome("canceled", error=CANCELED)
+        result = WorkflowResult(
+            run_id=self.run_id,
+            status=outcome.status,
+            input=self.state.input,
+            # Only a suspended run's records change again (on resume): copy those alone.
+            steps=(
+                self.state.snapshot_steps()
+                if outcome.status == "suspended"
+                else dict(self.state.steps)
+            ),
+            result=outcome.output if outcome.status == "success" else None,
+            error=outcome.error,
+            error_detail=outcome.error_detail,
+            suspended=outcome.suspended,
+            plugin_errors=self.d.plugin_errors,
+            usage=self.state.meta.get("usage"),
+        )
+        self.result = result
+        self.result, outside = await end_run(
+            self.d,
+            wf.id,
+            result,
+            runtime_context=self.runtime_context,
+            meta=self.state.meta,
+            cancel_requested=cancel_requested,
+        )
+        if external_cancel or outside:
+            raise asyncio.CancelledError
+        return self.result  # failed instead, if its end could not be stored
+
+    async def run_nodes(self, scope: Scope, nodes: Sequence[Node], cursor: Cursor) -> Outcome:
+        """Run nodes in sequence, each on the previous one's output."""
+        outcome = Outcome("success", cursor.value, cursor.schema)
+        for node in nodes:
+            outcome = await self.run_node(scope, node, cursor)
+            if outcome.status != "success" or outcome.bailed:
+                return outcome
+            cursor = Cursor(outcome.output, outcome.schema)
+        return outcome
+
+    async def run_node(self, scope: Scope, node: Node, cursor: Cursor) -> Outcome:
+        if isinstance(node, StepNode):
+            return await self.run_step(scope, node.step, cursor)
+        if isinstance(node, ParallelNode):
+            return await self._together(scope, node.steps, cursor)
+        if isinstance(node, BranchNode):
+            chosen = []
+            for index, (condition, s) in enumerate(node.branches):
+                try:
+                    if await self._check(scope, condition, cursor):
+                        chosen.append(s)
+                except Exception as exc:
+                    where = f"the condition of branch {index} (step {s.id!r})"
+                    return failed(self._condition_error(where, exc))
+            return await self._together(scope, chosen, cursor)
+        if isinstance(node, LoopNode):
+            return await self._loop(scope, node, cursor)
+        return await self.run_step(scope, node.step, cursor, foreach=node)
+
+    async def _together(
+        self, scope: Scope, steps: Sequence[Step[Any, Any]], cursor: Cursor
+    ) -> Outcome:
+        # As in Mastra, every branch's step-start comes first, in declaration order.
+        starts = StartBarrier(len(steps))
+        results = await asyncio.gather(
+            *(self.run_step(scope, s, cursor, starts=starts) for s in steps),
+            return_exceptions=True,
+        )
+        outcomes: list[Outcome] = []
+        for r in results:
+            if isinstance(r, BaseException):
+                raise r
+            outcomes.append(r)
+        for o in outcomes:
+            if o.status in ("failed", "canceled"):
+                return o
+        suspended = [p for o in outcomes for p in o.suspended]
+        if suspended:
+            return Outcome("suspended", suspended=suspended)
+        return Outcome("success", {s.id: o.output for s, o in zip(steps, outcomes, strict=True)})
+
+    async def _loop(self, scope: Scope, node: LoopNode, cursor: Cursor) -> Outcome:
+        # As Mastra's engine does, a resumption that goes through the loop's step is handed
+        # to every iteration of it in this execution, not only to the suspended one.
+        target = self.resume.path if self.resume is not None else None
+        path = (*scope.path, node.step.id)
+        through = target is not None and target[: len(path)] == path
+        outer = self.carried
+        try:
+            while True:
+                outcome = await self.run_step(scope, node.step, cursor)
+                if through:
+                    self.carried = target
+                if outcome.status != "success" or outcome.skipped or outcome.bailed:
+                    return outcome
+                cursor = Cursor(outcome.output, outcome.schema)
+                try:
+                    holds = await self._check(scope, node.condition, cursor)
+                except Exception as exc:
+                    kind = "dountil" if node.until else "dowhile"
+                    where = f"the {kind} condition of step {node.step.id!r}"
+                    return failed(self._condition_error(where, exc))
+                if holds == node.until:
+                    return outcome
+        finally:
+            self.carried = outer
+
+    def _condition_error(self, where: str, exc: Exception) -> StepExecutionError:
+        error = StepExecutionError(
+            f"{where} raised {describe_error(exc)}", run_id=self.run_id, step_id=""
+        )
+        error.__cause__ = exc
+        return error
+
+    async def _check(self, scope: Scope, condition: Condition, cursor: Cursor) -> bool:
+        ctx = self._context(scope, "", cursor.typed())
+        value = condition(ctx)
+        if inspect.isawaitable(value):
+            value = await value
+        return bool(value)
+
+    # -- one step -----------------------------------------------------------------------------
 
     async def run_step(
         self,
@@ -98,32 +336,30 @@ class StepLifecycle:
         sid = scope.prefix + step.id
         path = (*scope.path, step.id)
         record = scope.state.steps.get(step.id)
-        resuming = False
-        if self.resume is not None and record is not None:
-            key = (id(scope.state), step.id)
-            if key in self.completed_before:
-                self.completed_before.discard(key)
-                return Outcome("success", record.output, step.output_schema, skipped=True)
-        if record is not None and record.status == "suspended" and self.resume is not None:
-            target = self.resume.path
-            if target is None or self.resumed or target[: len(path)] != path:
-                return Outcome("suspended", suspended=[list(path)])
-            resuming = True
-            self.resumed = target == path
-            record.resume_payload, record.resumed_at = self.resume_payload(), now_ms()
-            record.status = "running"
-        elif (
-            record is not None
-            and record.status == "running"
-            and self.resume is not None
-            and self.resume.path is None
-        ):
-            record.status = "running"  # recovered mid-step: keep its start (a sleep's clock)
-        else:
+        key = (id(scope.state), step.id)
+        decision = decide_step(
+            path,
+            record.status if record is not None else None,
+            completed_before=key in self.completed_before,
+            resuming=self.resume is not None,
+            target=self.resume.path if self.resume is not None else None,
+            resumed=self.resumed,
+            carried=self.carried,
+        )
+        if decision.action == "replay":
+            assert record is not None
+            self.completed_before.discard(key)
+            return Outcome("success", record.output, step.output_schema, skipped=True)
+        if decision.action == "stay-suspended":
+            return Outcome("suspended", suspended=[list(path)])
+        if decision.action == "run":  # else its record goes on (a sleep keeps its start)
             record = StepRecord(payload=cursor.value, started_at=now_ms())
-            if self.carried == path:  # a later iteration of a loop the resumption went through
-                resuming = True
-                record.resume_payload, record.resumed_at = self.resume_payload(), now_ms()
+        assert record is not None
+        record.status = "running"
+        self.resumed = self.resumed or decision.resumes_target
+        resuming = decision.resume_data
+        if resuming:
+            record.resume_payload, record.resumed_at = self.resume_payload(), now_ms()
 
         canceled = False
         try:
@@ -162,7 +398,7 @@ class StepLifecycle:
         except asyncio.CancelledError:
             canceled = True
             self.d.holding = False
-            outcome = Outcome("canceled", error=_CANCELED)
+            outcome = Outcome("canceled", error=CANCELED)
         except Bail as signal:
             try:
                 output = step.dump_output(signal.payload)
@@ -224,7 +460,7 @@ class StepLifecycle:
         resume_data = step.parse_resume(record.resume_payload) if resuming else None
         if isinstance(step, EventStep):
             if self._waits_in_place(step, resuming):
-                data = await self._wait_for_event(step, sid, record)
+                data = await self.waiters.wait(step, sid, path, record)
                 record.resume_payload, record.resumed_at = to_jsonable(data), now_ms()
                 await self.d.emit(
                     StepStartEvent,
@@ -249,7 +485,7 @@ class StepLifecycle:
         if isinstance(step, SleepStep):
             await self._sleep(scope, step, ctx, record)
             return Outcome("success", record.payload, cursor.schema)
-        output = await self._call(step, ctx, record)
+        output = await self.caller.call(step, ctx, record)
         return Outcome("success", step.dump_output(output), step.output_schema)
 
     def _waits_in_place(self, step: Step[Any, Any], resuming: bool) -> bool:
@@ -257,38 +493,21 @@ class StepLifecycle:
         A durable run suspends at the step instead, so that any process may continue it."""
         return isinstance(step, EventStep) and not resuming and self.d.persist is None
 
-    async def _wait_for_event(self, step: EventStep, sid: str, record: StepRecord) -> Any:
-        """The data of ``step``'s event: kept from before, or when ``run.send_event()`` wakes
-        the step (:meth:`wake`).
-
-        :raises StepTimeoutError: if it does not come within the step's timeout.
-        """
-        if step.event in self.events:
-            return self.events.pop(step.event)
-        waiter: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self.waiters.setdefault(step.event, []).append(waiter)
-        try:
-            if step.wait_timeout is None:
-                return await waiter
-            left = record.started_at / 1000 + step.wait_timeout - time.time()
-            try:
-                return await asyncio.wait_for(waiter, max(left, 0))
-            except TimeoutError:
-                raise step.timed_out(self.run_id, sid) from None
-        finally:
-            others = self.waiters.get(step.event, [])
-            if waiter in others:
-                others.remove(waiter)
-            if not others:
-                self.waiters.pop(step.event, None)
-
     def wake(self, event: str, data: Any) -> bool:
-        """Give ``data`` to the steps waiting here for ``event`` (all of them, as Mastra's
-        emitter does); return whether any was."""
-        woken = [w for w in self.waiters.pop(event, []) if not w.done()]
-        for waiter in woken:
-            waiter.set_result(data)
-        return bool(woken)
+        """Give ``data`` to the steps waiting here for ``event``; return whether any was."""
+        return self.waiters.wake(event, data)
+
+    def wake_step(self, step: StepRef | None, data: Any) -> bool:
+        """Give ``data`` to the step ``step`` names if it waits here for its event (a
+        ``resume()`` of it, as ``send_event`` would); return whether it did."""
+        waiting = self.waiters.paths()
+        if not waiting:
+            return False
+        try:
+            path = resolve_path(step, waiting, self.run_id)
+        except RunStateError:  # it names another step: that one is not waiting here
+            return False
+        return self.waiters.wake_at(path, data)
 
     async def _sleep(
         self, scope: Scope, step: SleepStep, ctx: StepContext[Any], record: StepRecord
@@ -302,67 +521,6 @@ class StepLifecycle:
         delay = await step.wake_at(ctx, record.started_at) - time.time()
         if delay > 0:
             await asyncio.sleep(delay)
-
-    async def _call(self, step: Step[Any, Any], ctx: StepContext[Any], record: StepRecord) -> Any:
-        """Call the step's function, with its timeout and retries."""
-        record.attempts = 0
-        if not step.retries and step.timeout is None:
-            record.attempts = 1
-            return await self._invoke(step, ctx)
-        retrying = tenacity.AsyncRetrying(
-            stop=tenacity.stop_after_attempt(step.retries + 1),
-            wait=tenacity.wait_exponential(multiplier=step.retry_delay, max=30)
-            if step.retry_delay
-            else tenacity.wait_none(),
-            retry=tenacity.retry_if_exception_type(Exception),
-            reraise=True,
-        )
-        async for attempt in retrying:
-            with attempt:
-                record.attempts += 1
-                return await self._attempt(step, ctx)
-        raise AssertionError("unreachable: tenacity re-raises the last error")
-
-    async def _attempt(self, step: Step[Any, Any], ctx: StepContext[Any]) -> Any:
-        call = self._invoke(step, ctx)
-        if step.timeout is None:
-            return await call
-        try:
-            return await asyncio.wait_for(call, step.timeout)
-        except TimeoutError:
-            raise StepTimeoutError(
-                f"step {step.id!r} took longer than its timeout of {step.timeout:g}s",
-                run_id=self.run_id,
-                step_id=ctx.step_id,
-            ) from None
-
-    def _invoke(self, step: Step[Any, Any], ctx: StepContext[Any]) -> Awaitable[Any]:
-        """One call of the step's function, on the executor chosen for it."""
-        if step.executor is None and not self.d.decides("make_step_executor"):
-            return run_locally(step, ctx)  # the default, without asking anyone
-        executor = self.executors.get(step)
-        if executor is None:
-            executor = self.executors[step] = self._choose_executor(step, ctx)
-        return executor.execute(step, ctx)
-
-    def _choose_executor(self, step: Step[Any, Any], ctx: StepContext[Any]) -> StepExecutor:
-        if step.executor == LocalExecutor.name:  # pinned to this process: nobody is asked
-            return LocalExecutor()
-        chosen = self.d.decide("make_step_executor", step=step, workflow_id=ctx.workflow_id)
-        if step.executor is None:  # any answer will do, or none
-            return chosen or LocalExecutor()
-        if chosen is not None and chosen.name == step.executor:
-            return chosen  # type: ignore[no-any-return]
-        got = "none" if chosen is None else f"{chosen.name!r}"
-        # An optional built-in plugin named like the executor provides it (``ray``).
-        provider = OPTIONAL_PLUGINS.get(step.executor, "").replace(":", ".")
-        hint = provider and f"; register {provider} (the {step.executor!r} plugin)"
-        raise StepExecutionError(
-            f"step {step.id!r} asks for the {step.executor!r} executor, but the run's plugins "
-            f"provide {got}{hint}",
-            run_id=self.run_id,
-            step_id=ctx.step_id,
-        )
 
     async def _finish_step(
         self, scope: Scope, step: Step[Any, Any], sid: str, record: StepRecord, outcome: Outcome
@@ -497,7 +655,7 @@ class StepLifecycle:
                     return
                 ctx = self._context(scope, sid, step.parse_input(item))
                 try:
-                    output = await self._call(step, ctx, StepRecord(item, now_ms()))
+                    output = await self.caller.call(step, ctx, StepRecord(item, now_ms()))
                 except Suspend:
                     raise StepExecutionError(
                         f"step {step.id!r} suspended inside foreach, which cannot be resumed "
