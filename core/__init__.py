@@ -35,6 +35,7 @@ from .errors import (
 from .events import Event
 from .executor import LocalExecutor, StepExecutor
 from .hookspecs import hookimpl
+from .hub import Subscription
 from .plugin_manager import PluginManager, get_plugin_manager
 from .recovery import keep_recovering, recover_interrupted
 from .result import StepRecord, WorkflowResult
@@ -75,6 +76,7 @@ __all__ = [
     "StepstreamError",
     "StorageError",
     "StreamError",
+    "Subscription",
     "SyncRunStream",
     "Usage",
     "ValidationError",
