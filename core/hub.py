@@ -112,6 +112,10 @@ class Hub:
         if event.type == "finish":
             self.finished = True
         self._wake()
+        if self.finished and self.storage is not None:
+            # Nothing more comes and the log holds it all: an ended run kept in memory (a
+            # server keeps it a while) holds no window; a late subscriber reads the log.
+            events.clear()
         waiters: list[Awaitable[None]] = []
         for listener in list(self._listeners):
             try:
@@ -358,7 +362,8 @@ class Subscription:
         if reason is not None:
             self._end(reason)
             return []
-        await hub.changed()
+        # asyncio.wait: a subscriber canceled while waiting must not cancel the shared future.
+        await asyncio.wait([hub.changed()])
         return []
 
     def _settled_reason(self) -> EndReason | None:

@@ -101,6 +101,12 @@ class Run(SyncTwins):
         return self._task is not None and not self._task.done()
 
     @property
+    def last_seq(self) -> int:
+        """The seq of the run's latest event (-1 before any): ``subscribe(run.last_seq)``
+        follows the run from now on."""
+        return self._hub.head
+
+    @property
     def _ending(self) -> WorkflowResult | None:
         # The running execution's result, once known (while its `finish` is on its way).
         return self._execution.result if self._execution is not None else None

@@ -296,17 +296,12 @@ def create_app(
         run = await runs.get(key(request), run_id)
 
         async def frames() -> AsyncIterator[bytes]:
-            async with runs.holding(key(request), run) as entry:
-                if run.status in ENDED:  # its stored log is all there is
-                    async for chunk in follow(run, None, runs.storage, after, keepalive):
-                        yield chunk
-                    return
-                with runs.following(entry) as feed:
-                    async for chunk in follow(run, feed, runs.storage, after, keepalive):
-                        yield chunk
+            async with runs.holding(key(request), run):
+                async for chunk in follow(run, after, keepalive):
+                    yield chunk
 
         return Streamed(
-            frames(),
+            coalesce(frames()),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
