@@ -158,9 +158,11 @@ class Hub:
         self.finished = status in ("success", "failed", "canceled")
 
     def resumed(self) -> None:
-        """A new execution starts: an earlier one's failure no longer ends subscribers."""
+        """A new execution starts: an earlier one's suspension or failure no longer ends
+        subscribers."""
         self.error = None
         self.interrupted = False
+        self.suspended = False
 
     def _wake(self) -> None:
         changed, self._changed = self._changed, None
