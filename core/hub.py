@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import TYPE_CHECKING, Literal, Protocol, TypeAlias
 
 from .events import Event, event_from_wire
@@ -278,7 +278,7 @@ class Subscription:
         # The primary reads what was published before it subscribed from the window or the log,
         # and what comes later from its channel.
         self._live_after = hub.head
-        self._iterator: AsyncIterator[Event] | None = None
+        self._iterator: AsyncGenerator[Event, None] | None = None
 
     @property
     def ended(self) -> bool:
@@ -304,7 +304,7 @@ class Subscription:
         if self.end_reason is None:
             self._end("closed")
         if self._iterator is not None:
-            await self._iterator.aclose()  # type: ignore[attr-defined]
+            await self._iterator.aclose()
 
     def _end(self, reason: EndReason) -> None:
         if self.end_reason is None:
@@ -317,7 +317,7 @@ class Subscription:
             if self.hub.primary is self:
                 self.hub.primary = None
 
-    async def _events(self) -> AsyncIterator[Event]:
+    async def _events(self) -> AsyncGenerator[Event, None]:
         persist = self.hub.persist
         while self.end_reason is None:
             for event in await self._batch():

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -116,7 +117,29 @@ def sse_frame(seq: int, kind: str, wire: Any) -> bytes:
 PING = b": ping\n\n"
 
 
-async def follow(run: Run, after: int, keepalive: float) -> AsyncIterator[bytes]:
+class Frames:
+    """The SSE frames of the latest events of every run, each encoded once however many
+    followers send it (a thousand followers of a run would otherwise encode each event a
+    thousand times); at most ``size`` are kept, the oldest dropped first."""
+
+    def __init__(self, size: int = 8192) -> None:
+        self.size = size
+        self._frames: OrderedDict[tuple[str, int], bytes] = OrderedDict()
+
+    def of(self, event: Event) -> bytes:
+        """The SSE frame of ``event``."""
+        key = (event.run_id, event.seq)
+        frame = self._frames.get(key)
+        if frame is None:
+            frame = self._frames[key] = sse_frame(event.seq, event.type, event.to_wire())
+            if len(self._frames) > self.size:
+                self._frames.popitem(last=False)
+        return frame
+
+
+async def follow(
+    run: Run, after: int, keepalive: float, frames: Frames | None = None
+) -> AsyncIterator[bytes]:
     """An SSE follower of ``run`` from after ``after`` to its ``finish`` (pinged while idle)."""
     async with run.subscribe(after) as subscription:
         events = aiter(subscription)
@@ -139,7 +162,10 @@ async def follow(run: Run, after: int, keepalive: float) -> AsyncIterator[bytes]
                 event = reading.result()
             except StopAsyncIteration:
                 return
-            yield sse_frame(event.seq, event.type, event.to_wire())
+            if frames is None:
+                yield sse_frame(event.seq, event.type, event.to_wire())
+            else:
+                yield frames.of(event)
 
 
 async def watch_records(run: Run, record: Callable[[Event | None], bytes]) -> AsyncIterator[bytes]:

@@ -26,7 +26,7 @@ from ..run import Run
 from ..storage import RunSnapshot, Storage
 from ..storage.sqlite import SQLiteStorage
 from ..workflow import Workflow
-from ._following import ENDED, Streamed, coalesce, follow, watch_records
+from ._following import ENDED, Frames, Streamed, coalesce, follow, watch_records
 from ._guards import DEFAULT_BODY_LIMIT, BearerAuth, BodyLimit
 from ._models import Endpoint, ResumeBody, SendEventBody, StartBody, openapi, read_body
 from ._registry import DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_LIVE, Runs
@@ -112,6 +112,8 @@ def create_app(
         idle_timeout=idle_timeout,
         max_live=max_live,
     )
+
+    encoded = Frames()  # the SSE frames of recent events, shared by every follower
 
     def key(request: Request) -> str:
         return str(request.path_params["workflow_id"])
@@ -297,7 +299,7 @@ def create_app(
 
         async def frames() -> AsyncIterator[bytes]:
             async with runs.holding(key(request), run):
-                async for chunk in follow(run, after, keepalive):
+                async for chunk in follow(run, after, keepalive, encoded):
                     yield chunk
 
         return Streamed(

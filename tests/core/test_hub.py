@@ -257,3 +257,29 @@ async def test_a_failing_watcher_is_reported_and_the_run_goes_on(pm: PluginManag
     result = await run.start({"x": 1})
     assert result.status == "success" and result.result == {"x": 1}
     assert result.plugin_errors and "watcher broke" in result.plugin_errors[0].error
+
+
+@pytest.mark.asyncio
+async def test_a_loaded_runs_subscriber_reads_the_log_then_the_resumed_events(
+    pm: PluginManager, tmp_path: Path
+) -> None:
+    store = SQLiteStorage(tmp_path / "runs.db")
+    wf = Workflow(id="ask").then(approve).then(echo).commit()
+    first = await wf.create_run(plugin_manager=pm, storage=store)
+    assert (await first.start({})).status == "suspended"
+    loaded = (
+        await Workflow(id="ask")
+        .then(approve)
+        .then(echo)
+        .commit()
+        .load_run(first.run_id, storage=store, plugin_manager=pm)
+    )
+    from_start, from_now = loaded.subscribe(), loaded.subscribe(loaded.last_seq)
+    readers = [asyncio.create_task(_drain(s)) for s in (from_start, from_now)]
+    assert (await loaded.resume(resume_data="yes")).status == "success"
+    everything, resumed = await asyncio.gather(*readers)
+    stored = await store.read_events(first.run_id)
+    assert [e.to_wire() for e in everything] == [e.wire for e in stored]
+    assert _seqs(resumed) == [e.seq for e in stored if e.seq > first.last_seq]
+    assert resumed[0].type == "step-start" and resumed[-1].type == "finish"
+    await store.close()
