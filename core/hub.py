@@ -90,6 +90,8 @@ class Hub:
         self.error: BaseException | None = None
         self.interrupted = False
         self.primary: Subscription | None = None
+        self.subscribers = 0
+        """How many subscriptions have not ended."""
         self._events: deque[Event] = deque()
         self._changed: asyncio.Future[None] | None = None
         self._listeners: list[Listener] = []
@@ -112,10 +114,7 @@ class Hub:
         if event.type == "finish":
             self.finished = True
         self._wake()
-        if self.finished and self.storage is not None:
-            # Nothing more comes and the log holds it all: an ended run kept in memory (a
-            # server keeps it a while) holds no window; a late subscriber reads the log.
-            events.clear()
+        self._release()
         waiters: list[Awaitable[None]] = []
         for listener in list(self._listeners):
             try:
@@ -163,6 +162,13 @@ class Hub:
         self.error = None
         self.interrupted = False
         self.suspended = False
+
+    def _release(self) -> None:
+        # Nothing more comes and the log holds it all: an ended durable run kept in memory (a
+        # server keeps it a while) holds no window once its subscribers are done with it; a
+        # later subscriber reads the log.
+        if self.finished and self.storage is not None and self.subscribers == 0:
+            self._events.clear()
 
     def _wake(self) -> None:
         changed, self._changed = self._changed, None
@@ -278,6 +284,7 @@ class Subscription:
         # The primary reads what was published before it subscribed from the window or the log,
         # and what comes later from its channel.
         self._live_after = hub.head
+        hub.subscribers += 1
         self._iterator: AsyncGenerator[Event, None] | None = None
 
     @property
@@ -311,6 +318,8 @@ class Subscription:
             self.end_reason = reason
             if reason in ("error", "interrupted"):
                 self.error = self.hub.error
+            self.hub.subscribers -= 1
+            self.hub._release()
         if self.channel is not None:
             if reason == "closed":
                 self.channel.close()

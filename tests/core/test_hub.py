@@ -283,3 +283,19 @@ async def test_a_loaded_runs_subscriber_reads_the_log_then_the_resumed_events(
     assert _seqs(resumed) == [e.seq for e in stored if e.seq > first.last_seq]
     assert resumed[0].type == "step-start" and resumed[-1].type == "finish"
     await store.close()
+
+
+@pytest.mark.asyncio
+async def test_an_ended_durable_run_lets_its_window_go_once_its_subscribers_are_done(
+    pm: PluginManager, tmp_path: Path
+) -> None:
+    store = SQLiteStorage(tmp_path / "runs.db")
+    run = await Workflow(id="wf").then(echo).commit().create_run(plugin_manager=pm, storage=store)
+    behind = run.subscribe()
+    assert (await run.start({"x": 1})).status == "success"
+    assert run._hub.held(-1) is not None  # kept for the subscriber still reading
+    events = await _drain(behind)
+    assert run._hub.held(-1) is None  # the log holds it all: nothing is kept in memory
+    late = await _drain(run.subscribe())  # read from the log
+    assert late == events and events[-1].type == "finish"
+    await store.close()
