@@ -172,13 +172,15 @@ class Hub:
 
     def _wake(self) -> None:
         changed, self._changed = self._changed, None
-        if changed is not None and not changed.done():
+        # A run driven by sync twins moves between event loops: a closed one's waiter is gone.
+        if changed is not None and not changed.done() and not changed.get_loop().is_closed():
             changed.set_result(None)
 
     def changed(self) -> asyncio.Future[None]:
         """A future done at the hub's next change (one for every subscriber waiting)."""
-        if self._changed is None:
-            self._changed = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        if self._changed is None or self._changed.get_loop() is not loop:
+            self._changed = loop.create_future()
         return self._changed
 
     # -- listeners -----------------------------------------------------------------------------

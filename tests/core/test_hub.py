@@ -299,3 +299,28 @@ async def test_an_ended_durable_run_lets_its_window_go_once_its_subscribers_are_
     late = await _drain(run.subscribe())  # read from the log
     assert late == events and events[-1].type == "finish"
     await store.close()
+
+
+def test_a_subscriber_left_on_a_closed_loop_does_not_break_the_next_execution(
+    pm: PluginManager,
+) -> None:
+    run = Workflow(id="ask").then(approve).then(echo).commit()
+    live = asyncio.run(run.create_run(plugin_manager=pm))
+
+    async def wait_on_a_subscriber() -> None:
+        assert (await live.start({})).status == "suspended"
+        waiting = asyncio.ensure_future(anext(live.subscribe(live.last_seq)))
+        await asyncio.sleep(0)  # one turn of the loop: the read starts, and waits in the hub
+        assert not waiting.done() and live._hub._changed is not None
+
+    with asyncio.Runner() as runner:  # the loop, with the subscriber still waiting, closes
+        runner.run(wait_on_a_subscriber())
+
+    async def follow_the_resumption() -> list[Event]:
+        subscription = live.subscribe(live.last_seq)
+        reader = asyncio.create_task(_drain(subscription))
+        assert (await live.resume(resume_data="yes")).status == "success"
+        return await reader
+
+    resumed = asyncio.run(follow_the_resumption())
+    assert resumed[0].type == "step-start" and resumed[-1].type == "finish"
