@@ -40,6 +40,7 @@ from .errors import (
 from .events import Event
 from .executor import LocalExecutor, StepExecutor
 from .hookspecs import hookimpl
+from .hub import Subscription
 from .plugin_manager import PluginManager, get_plugin_manager
 from .recovery import keep_recovering, recover_interrupted
 from .result import StepRecord, WorkflowResult
@@ -83,6 +84,7 @@ __all__ = [
     "StepstreamError",
     "StorageError",
     "StreamError",
+    "Subscription",
     "SyncRunStream",
     "TimeTravelError",
     "Usage",

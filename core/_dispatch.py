@@ -2,7 +2,8 @@
 
 Every event of a run goes through :meth:`Dispatcher.emit`: one ``on_event`` call on the
 engine's plugin manager (and one on the run's own manager, when the workflow or the run has
-plugins of their own), then the backpressure waiters those calls returned are awaited.
+plugins of their own), one publication to the run's hub (its subscribers and watchers), then
+the backpressure waiters those calls returned are awaited.
 """
 
 from __future__ import annotations
@@ -10,12 +11,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Iterator
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ._persist import Persistence
 from .errors import describe_error
 from .events import FinishEvent, PluginErrorEvent, StartEvent, _EventBase
 from .plugin_manager import PluginManager
+
+if TYPE_CHECKING:
+    from .hub import Hub
 from .result import PluginErrorInfo
 
 EventT = TypeVar("EventT", bound=_EventBase)
@@ -38,15 +42,15 @@ class Dispatcher:
         self._flushing = False
         self.persist: Persistence | None = None
         """Where events are recorded for storage, when the run is durable."""
+        self.hub: Hub | None = None
+        """The run's event hub, which every event is published to."""
         self.holding = True
         """Whether to wait on backpressure; off once the run is being canceled, so that its
         closing events never wait for a consumer that may be the one canceling it."""
 
-    def attach(self, local: PluginManager) -> None:
-        """Give the run a manager of its own (for run plugins and watchers)."""
-        self.local = local
-        self._managers = (self.pm, local)
-        local.refresh_observers()
+    def report(self, plugin: str, hook: str, error: Exception) -> None:
+        """A watcher of the run failed: report it as a plugin error of the run."""
+        self.pm.report_plugin_error(plugin, hook, error)
 
     async def emit(self, cls: type[EventT], **fields: Any) -> EventT:
         """Build the run's next event, call ``on_event`` with it, then honour backpressure.
@@ -61,6 +65,8 @@ class Dispatcher:
             self.persist.record(event)  # raises (before any hook sees it) if it cannot be stored
         self.seq += 1
         waiters = self._on_event(event=event)
+        if self.hub is not None:
+            waiters += self.hub.publish(event)  # type: ignore[arg-type]
         if self.pending_errors:
             # Nothing follows ``finish``: errors raised while dispatching it are only recorded.
             waiters += self._flush_errors(record_only=cls is FinishEvent)
@@ -88,6 +94,8 @@ class Dispatcher:
         waiters += self._on_event(event=event)
         if self.local is not None:
             waiters += self.local.hook.on_event(event=event)
+        if self.hub is not None:
+            waiters += self.hub.publish(event)  # type: ignore[arg-type]
         if self.pending_errors:
             waiters += self._flush_errors(record_only=cls is FinishEvent)
         if waiters:
@@ -103,15 +111,17 @@ class Dispatcher:
             if hook in pm.implemented:
                 getattr(pm.hook, hook)(**kwargs)
 
+    @property
+    def decisions(self) -> PluginManager:
+        """The manager that answers the run's decision hooks: the run's own (its plugins
+        first, then the engine's, see :func:`~stepstream.plugin_manager.run_plugin_manager`),
+        or the engine's when the run has none."""
+        return self.local if self.local is not None else self.pm
+
     def decide(self, hook: str, **kwargs: Any) -> Any:
-        """Ask a decision hook: the run's own manager first, then the engine's; the first
-        answer that is not ``None`` wins (errors propagate)."""
-        for pm in reversed(self._managers):
-            if hook in pm.implemented:
-                answer = getattr(pm.hook, hook)(**kwargs)
-                if answer is not None:
-                    return answer
-        return None
+        """Ask a decision hook through :attr:`decisions`: the first answer that is not
+        ``None`` wins (errors propagate)."""
+        return getattr(self.decisions.hook, hook)(**kwargs)
 
     def decides(self, hook: str) -> bool:
         """Whether any manager of the run implements the decision hook ``hook``."""
@@ -160,6 +170,8 @@ class Dispatcher:
                 self.seq += 1
                 for pm in self._managers:
                     waiters += pm.hook.on_event(event=event)
+                if self.hub is not None:
+                    waiters += self.hub.publish(event)
             finally:
                 self._flushing = False
             # Errors raised while reporting errors are recorded, never reported as events again

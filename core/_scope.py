@@ -138,7 +138,7 @@ class Scope:
 
     @property
     def plugin_manager(self) -> PluginManager:
-        return self.execution.d.pm
+        return self.execution.d.decisions  # the run's one route to decision hooks
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,13 @@ There are two kinds of hooks:
   the caller: meant for tests.
 * **Decision hooks** (``open_event_stream``, ``make_stream_adapter``, ``make_step_executor``)
   return a value the engine acts on; they are ``firstresult`` and their errors propagate to
-  the caller, never isolated.
+  the caller, never isolated. Every decision of a run takes one route: the run's own manager
+  (the plugins given to ``Workflow(plugins=...)`` and ``create_run(plugins=...)``) is asked
+  first, then the engine's manager (see
+  :func:`~stepstream.plugin_manager.run_plugin_manager`); the first answer that is not
+  ``None`` wins. So a plugin of one run can choose that run's event stream
+  (``Run.stream()``), its agents' stream adapters (``ctx.plugin_manager``, which is that
+  route) and its steps' executors.
 """
 
 from __future__ import annotations
@@ -209,8 +215,10 @@ def open_event_stream(run_id: str, buffer_size: int) -> EventChannel | None:
     :param run_id: The run to stream.
     :param buffer_size: How many events the channel may hold before the run waits for its
         consumer (backpressure); at least 1.
-    :return: An :class:`~stepstream.channel.EventChannel` that receives every later event of the run
-        through :func:`on_event`, or ``None`` to let another plugin answer.
+    :return: An :class:`~stepstream.channel.EventChannel` that receives every later event of
+        the run through :func:`on_event`, or ``None`` to let another plugin answer. It is the
+        run's *primary* stream, the one consumer whose pace may pause the run; every other
+        consumer is a subscriber of the run's hub (:mod:`stepstream.hub`) and never does.
 
     Decision hook (firstresult): errors propagate to the caller of ``Run.stream()``.
     """

@@ -15,7 +15,7 @@ import importlib.metadata
 import inspect
 import logging
 import os
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from contextvars import ContextVar
 from typing import Any
 
@@ -33,6 +33,7 @@ __all__ = [
     "PluginManager",
     "current_error_collector",
     "get_plugin_manager",
+    "run_plugin_manager",
 ]
 
 log = logging.getLogger("stepstream.plugins")
@@ -201,8 +202,11 @@ class PluginManager(pluggy.PluginManager):
         self._refresh()
 
     def _refresh(self) -> None:
+        # The engine's answers that a run's manager forwards to are not its own.
         self.implemented = frozenset(
-            name for name, caller in vars(self.hook).items() if caller.get_hookimpls()
+            name
+            for name, caller in vars(self.hook).items()
+            if any(not isinstance(i.plugin, _EngineDecisions) for i in caller.get_hookimpls())
         )
 
     def source_of(self, name: str) -> str | None:
@@ -286,6 +290,39 @@ class PluginManager(pluggy.PluginManager):
             if self.register(plugin, ep.name, source=f"entrypoint:{dist}") is not None:
                 count += 1
         return count
+
+
+class _EngineDecisions:
+    """Asked last by a run's own manager: the engine's manager's answers to decision hooks."""
+
+    def __init__(self, engine: PluginManager) -> None:
+        self.engine = engine
+
+    @hookspecs.hookimpl(trylast=True)
+    def open_event_stream(self, run_id: str, buffer_size: int) -> Any:
+        return self.engine.hook.open_event_stream(run_id=run_id, buffer_size=buffer_size)
+
+    @hookspecs.hookimpl(trylast=True)
+    def make_stream_adapter(self, provider: str, model: str) -> Any:
+        return self.engine.hook.make_stream_adapter(provider=provider, model=model)
+
+    @hookspecs.hookimpl(trylast=True)
+    def make_step_executor(self, step: Any, workflow_id: str) -> Any:
+        return self.engine.hook.make_step_executor(step=step, workflow_id=workflow_id)
+
+
+def run_plugin_manager(engine: PluginManager, plugins: Sequence[object]) -> PluginManager:
+    """The manager of a run with plugins of its own (the workflow's and the run's).
+
+    Its observer hooks call those plugins only (the engine's manager is called beside it);
+    its decision hooks are the run's one route to an answer: those plugins first, then the
+    engine's manager (see the decision hooks in :mod:`stepstream.hookspecs`).
+    """
+    local = PluginManager(strict=engine.strict)
+    for plugin in plugins:
+        local.register(plugin)
+    local.register(_EngineDecisions(engine), name="engine-decisions", source="engine")
+    return local
 
 
 def get_plugin_manager(

@@ -16,10 +16,11 @@ from ._run_sync import SyncTwins
 from ._scope import ResumeRequest, StepRef, resolve_path
 from .context import RuntimeContext
 from .errors import RunClaimedError, RunStateError, StreamError
-from .events import Event, event_from_wire
-from .plugin_manager import PluginManager
+from .events import Event
+from .hub import WINDOW, Hub, Listener, Subscription
+from .plugin_manager import PluginManager, run_plugin_manager
 from .result import RunState, WorkflowResult, steps_wire
-from .run_stream import DEFAULT_BUFFER_SIZE, ENDED, RunStream, SyncRunStream
+from .run_stream import DEFAULT_BUFFER_SIZE, RunStream, SyncRunStream
 from .steps import to_jsonable
 from .storage import RunSnapshot, Storage
 from .watching import EventWatcher, StateWatcher, WatchCallback, WatchType
@@ -53,14 +54,13 @@ class Run(SyncTwins):
         self.workflow = workflow
         self.plugin_manager = plugin_manager
         self.storage = storage
-        local = None
-        if plugins:
-            local = PluginManager(strict=plugin_manager.strict)
-            for plugin in plugins:
-                local.register(plugin)
+        local = run_plugin_manager(plugin_manager, plugins) if plugins else None
         self._dispatcher = Dispatcher(self.run_id, plugin_manager, local)
         if storage is not None:
             self._dispatcher.persist = Persistence(storage, self.run_id, workflow.id)
+        self._hub = self._dispatcher.hub = Hub(
+            self.run_id, storage, self._dispatcher.persist, on_error=self._dispatcher.report
+        )
         self._state = RunState()
         self._interrupted = False
         self._held_by: str | None = None  # a loaded run that another process is executing
@@ -72,7 +72,6 @@ class Run(SyncTwins):
         self._result: WorkflowResult | None = None
         self._started = False
         self._cancel_requested = False
-        self._stream: RunStream | None = None
         self._claimed = asyncio.Event()  # set once the current execution holds the run
         self._claim_error: BaseException | None = None
 
@@ -100,6 +99,12 @@ class Run(SyncTwins):
         """Whether an execution of the run is under way in this process (``status`` is also
         ``running`` for a loaded run that another process executes)."""
         return self._task is not None and not self._task.done()
+
+    @property
+    def last_seq(self) -> int:
+        """The seq of the run's latest event (-1 before any): ``subscribe(run.last_seq)``
+        follows the run from now on."""
+        return self._hub.head
 
     @property
     def _ending(self) -> WorkflowResult | None:
@@ -140,6 +145,7 @@ class Run(SyncTwins):
         if persist is not None:
             persist.restored(snapshot.runtime_context, snapshot.meta, snapshot.last_seq)
         self._started = True
+        self._hub.restored(snapshot.last_seq, snapshot.status)
         if snapshot.status == "running":
             self._held_by = snapshot.owner
             return
@@ -165,6 +171,27 @@ class Run(SyncTwins):
         """Run the workflow to its end (or its suspension) and return the result."""
         return await self._begin(input_data, runtime_context)
 
+    def subscribe(
+        self,
+        after_seq: int | None = None,
+        *,
+        buffer: int = WINDOW,
+        close_on_suspend: bool = False,
+    ) -> Subscription:
+        """A new subscriber of the run's events after ``after_seq`` (``None``: from the first).
+
+        Any number may subscribe, at any moment: each gets every event from ``after_seq + 1``
+        on, stored ones then live ones, with no gap and no duplicate, and ends at ``finish``
+        (or at a suspension, with ``close_on_suspend``). A subscriber never slows the run and
+        leaving it (``aclose()``, ``break``, the end of ``async with``) does not affect the
+        run. One that falls more than ``buffer`` events behind an in-memory run ends with
+        ``end_reason == "lagged"``; a durable run's reads on from storage (the rule is in
+        :mod:`stepstream.hub`). A durable run's subscribers are shown committed events only.
+
+        :raises ValueError: if ``buffer`` is below 1 or ``after_seq`` below -1.
+        """
+        return self._hub.subscribe(after_seq, buffer=buffer, close_on_suspend=close_on_suspend)
+
     def stream(
         self,
         input_data: Any = None,
@@ -174,38 +201,37 @@ class Run(SyncTwins):
         close_on_suspend: bool = False,
         after_seq: int | None = None,
     ) -> RunStream:
-        """Return the run's live event stream; iterating it starts the run (if not started).
+        """Return a stream of the run's events; iterating it starts the run (if not started).
 
-        The stream is an async iterator and an async context manager, consumable once. It
-        holds at most about ``buffer_size`` events: a slower consumer pauses the run. A
-        suspended run's stream stays open for the events of ``resume()``, unless
-        ``close_on_suspend``. Leaving the stream early (``break``, ``aclose()``, leaving the
-        ``async with`` block) cancels a running run.
+        The stream is an async iterator and an async context manager, consumable once. By
+        default it holds the events from now on; with ``after_seq=n`` it first has the run's
+        events after sequence number ``n`` (from storage for a durable run, else from the
+        events the run still holds in memory), then the live ones, with no gap and no
+        duplicate: a consumer that lost its connection resumes where it left off. A finished
+        run's stream then just replays and ends. A suspended run's stream stays open for the
+        events of ``resume()``, unless ``close_on_suspend``.
 
-        With ``after_seq=n`` (a durable run: one with a storage), the stream first replays the
-        run's stored events after sequence number ``n``, then follows the live ones, with no
-        gap and no duplicate: a consumer that lost its connection resumes where it left off.
-        A finished run's stream then just replays and ends.
+        The first stream open on a run is its *primary* stream: it holds at most about
+        ``buffer_size`` events, and a slower consumer pauses the run; leaving it early
+        (``break``, ``aclose()``, leaving the ``async with`` block) cancels a running run.
+        Streams opened while a primary one is open are plain subscribers (see
+        :meth:`subscribe`): they never slow the run and leaving them leaves the run alone.
 
-        :raises StreamError: if no plugin provides streams (the ``stream`` plugin is blocked)
-            or the run is already being streamed.
-        :raises RunStateError: if the run has ended (and ``after_seq`` is not given), or
-            ``after_seq`` is given for a run without storage.
+        :raises StreamError: if no plugin provides streams (the ``stream`` plugin is blocked).
+        :raises RunStateError: if the run has ended and ``after_seq`` is not given.
         """
-        if self._stream is not None and not self._stream.ended:
-            raise StreamError(f"run {self.run_id} is already being streamed", run_id=self.run_id)
         ended = self.status in ("success", "failed", "canceled")
         if ended and after_seq is None:
             raise RunStateError(
                 f"run {self.run_id} has ended ({self.status}); nothing more will be streamed",
                 run_id=self.run_id,
             )
-        replay = None if after_seq is None else self._replayer(after_seq)
-        if ended:
-            self._stream = RunStream(self, ENDED, None, close_on_suspend, replay)
-            return self._stream
-        channel = self.plugin_manager.hook.open_event_stream(
-            run_id=self.run_id, buffer_size=buffer_size
+        after = self._hub.head if after_seq is None else after_seq
+        if ended or self._hub.primary is not None:
+            subscription = self._hub.subscribe(after, close_on_suspend=close_on_suspend)
+            return RunStream(self, subscription, None)
+        channel = self._dispatcher.decide(
+            "open_event_stream", run_id=self.run_id, buffer_size=buffer_size
         )
         if channel is None:
             raise StreamError(
@@ -213,40 +239,24 @@ class Run(SyncTwins):
                 "'stream' plugin is blocked or missing from this plugin manager",
                 run_id=self.run_id,
             )
+        subscription = self._hub.subscribe(
+            after, close_on_suspend=close_on_suspend, channel=channel
+        )
         start = None if self._started else (input_data, runtime_context)
-        self._stream = RunStream(self, channel, start, close_on_suspend, replay)
-        return self._stream
+        return RunStream(self, subscription, start)
 
-    def history(self, after_seq: int = -1) -> Awaitable[list[Event]]:
-        """The run's events after ``after_seq`` so far (a durable run's stored events and those
-        not stored yet, taken now). Subscribe with :meth:`watch` first, then await this, and
-        skip live events already seen by seq: nothing is missed or repeated.
-
-        :raises RunStateError: for a run without storage.
-        """
-        return self._replayer(after_seq)()
-
-    def _replayer(self, after_seq: int) -> Callable[[], Awaitable[list[Event]]]:
-        """What a resumed stream yields before live events: stored events, and those emitted
-        but not stored yet, all taken now (with the live channel opened in the same tick)."""
-        storage = self.storage
-        if storage is None:
-            raise RunStateError(
-                f"run {self.run_id}: stream(after_seq=...) needs a durable run (a storage)",
-                run_id=self.run_id,
-            )
-        persist = self._dispatcher.persist
-        unstored = persist.unstored() if persist is not None else []
-
-        async def replay() -> list[Event]:
-            found: dict[int, Event] = {
-                e.seq: event_from_wire(e.wire, run_id=self.run_id, seq=e.seq)
-                for e in await storage.read_events(self.run_id, after_seq)
-            }
-            found.update({e.seq: e for e in unstored if e.seq > after_seq})
-            return [found[seq] for seq in sorted(found)]
-
-        return replay
+    async def history(self, after_seq: int = -1) -> list[Event]:
+        """The run's events after ``after_seq`` so far (stored, then those the run holds in
+        memory), read through a subscriber that stops once it has caught up."""
+        head = self._hub.head
+        found: list[Event] = []
+        async with self._hub.subscribe(after_seq) as subscription:
+            if head > after_seq:
+                async for event in subscription:
+                    found.append(event)
+                    if event.seq >= head:
+                        break
+        return found
 
     async def started(self) -> None:
         """Wait until the execution that ``start()`` or ``stream()`` began has claimed (and
@@ -273,29 +283,20 @@ class Run(SyncTwins):
         With ``type="watch"`` (the default, as in Mastra) a record is a dict of the run's
         state when a step starts, when it ends and when the execution ends (the shape is in
         :mod:`stepstream.watching`); with ``"watch-v2"`` it is each stream :class:`Event`.
-        The callback is an ``on_event`` hook of its own (sync; an awaitable it returns is
-        awaited before the run goes on). It sees only this run's events.
+        The callback is a listener of the run's hub (:mod:`stepstream.hub`): called as each
+        event is published, and an awaitable it returns is awaited before the run goes on;
+        its errors are reported as plugin errors. It sees only this run's events.
 
         :raises ValueError: for another ``type``.
         """
-        watcher: object
+        watcher: Listener
         if type == "watch":
             watcher = StateWatcher(self, callback)
         elif type == "watch-v2":
             watcher = EventWatcher(callback)
         else:
             raise ValueError(f"watch() type must be 'watch' or 'watch-v2', got {type!r}")
-        local = self._dispatcher.local
-        if local is None:
-            local = PluginManager(strict=self.plugin_manager.strict)
-            self._dispatcher.attach(local)
-        local.register(watcher)
-
-        def unwatch() -> None:
-            if local.is_registered(watcher):
-                local.unregister(watcher)
-
-        return unwatch
+        return self._hub.listen(watcher)
 
     def _begin(
         self, input_data: Any, runtime_context: RuntimeContext | None
@@ -330,6 +331,7 @@ class Run(SyncTwins):
         )
         self._execution = execution
         self._claim_error = None
+        self._hub.resumed()
         if claim is None:  # nothing to claim here (in memory, or claimed before the launch)
             self._claimed.set()
         else:
@@ -357,13 +359,11 @@ class Run(SyncTwins):
         except BaseException as exc:
             # A cancel from outside still ended the run properly: keep its result.
             self._result = execution.result or self._result
-            if self._stream is not None:
-                self._stream.fail(exc)
+            self._hub.fail(exc)
+            _retrieve_later()  # the subscribers are where the error is delivered
             raise
         self._result = result
-        stream = self._stream
-        if stream is not None and result.status == "suspended" and stream.close_on_suspend:
-            stream.channel.end()
+        self._hub.settle(result)
         if result.status == "suspended":
             self._deliver_kept_events(result)
         return result
@@ -560,14 +560,14 @@ class Run(SyncTwins):
         if task is None or task.done():
             return
         persist.abandoned = True
-        if self._stream is not None:
-            self._stream.fail(
-                RunStateError(
-                    f"run {self.run_id} was interrupted: this process stopped executing it; "
-                    "it is stored and can be recovered",
-                    run_id=self.run_id,
-                )
-            )
+        self._hub.fail(
+            RunStateError(
+                f"run {self.run_id} was interrupted: this process stopped executing it; "
+                "it is stored and can be recovered",
+                run_id=self.run_id,
+            ),
+            interrupted=True,
+        )
         task.cancel()
         await asyncio.wait([task])
         await persist.close()
@@ -586,6 +586,19 @@ class Run(SyncTwins):
         if self._result is None:  # the execution died: its error is the answer
             return self._task.result()
         return self._result
+
+
+def _retrieve_later() -> None:
+    # The task ends with the error too; its copy is marked as retrieved, or asyncio would
+    # also log "Task exception was never retrieved".
+    task = asyncio.current_task()
+    if task is not None:
+        task.add_done_callback(_retrieve_exception)
+
+
+def _retrieve_exception(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled():
+        task.exception()
 
 
 def _canceled(result: WorkflowResult) -> WorkflowResult:

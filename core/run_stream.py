@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator
+from collections.abc import AsyncGenerator, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from .channel import EventChannel
 from .context import RuntimeContext
 from .errors import StreamError
 from .events import Event
 from .result import WorkflowResult
 
 if TYPE_CHECKING:
+    from .channel import EventChannel
+    from .hub import Subscription
     from .run import Run
 
-__all__ = ["DEFAULT_BUFFER_SIZE", "ENDED", "RunStream", "SyncRunStream", "iterate_sync"]
+__all__ = ["DEFAULT_BUFFER_SIZE", "RunStream", "SyncRunStream", "iterate_sync"]
 
 T = TypeVar("T")
 
@@ -37,67 +38,52 @@ DEFAULT_BUFFER_SIZE = 256
 """Events a stream holds before its run waits for the consumer."""
 
 
-class _Ended:
-    """The channel of a run that will emit nothing more."""
-
-    async def receive(self) -> Event:
-        raise StopAsyncIteration
-
-    def end(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-ENDED: EventChannel = _Ended()
-"""A channel that is already at its end (for replays of finished runs)."""
-
-
 class RunStream:
-    """The events of one run for one consumer: an async iterator and async context manager.
+    """A stream of one run's events: an async iterator and async context manager over a
+    subscription of the run's hub (:mod:`stepstream.hub`).
 
     ``get_workflow_state()`` waits for the run's current execution and returns its
-    :class:`WorkflowResult`. Consume the stream (or leave it) while waiting: a full buffer
-    pauses the run.
+    :class:`WorkflowResult`. Consume the primary stream (or leave it) while waiting: a full
+    buffer pauses the run.
     """
 
     def __init__(
         self,
         run: Run,
-        channel: EventChannel,
+        subscription: Subscription,
         start: tuple[Any, RuntimeContext | None] | None,
-        close_on_suspend: bool,
-        replay: Callable[[], Awaitable[list[Event]]] | None = None,
     ) -> None:
         self.run = run
-        self.channel = channel
-        self._replay = replay
-        self.close_on_suspend = close_on_suspend
+        self.subscription = subscription
         self._start = start
         self._iterated = False
-        self.ended = False
-        self._error: BaseException | None = None
+
+    @property
+    def primary(self) -> bool:
+        """Whether this is the run's primary stream (its backpressure pauses the run, and
+        leaving it early cancels a running run)."""
+        return self.subscription.channel is not None
+
+    @property
+    def channel(self) -> EventChannel | None:
+        """The primary stream's bounded channel (``open_event_stream``'s answer), else None."""
+        return self.subscription.channel
+
+    @property
+    def close_on_suspend(self) -> bool:
+        """Whether the stream ends when the run suspends."""
+        return self.subscription.close_on_suspend
+
+    @property
+    def ended(self) -> bool:
+        """Whether the stream has ended."""
+        return self.subscription.ended
 
     def _ensure_started(self) -> None:
         if self._start is not None:
             input_data, runtime_context = self._start
             self._start = None
             self.run._begin(input_data, runtime_context)
-
-    def fail(self, error: BaseException) -> None:
-        """The run's execution died with ``error``: end the stream and raise it to the consumer.
-
-        Called inside the run's task, which then ends with ``error`` too: the stream is where
-        the error is delivered, so the task's copy is marked as retrieved, or asyncio would
-        also log "Task exception was never retrieved".
-        """
-        if self._error is None:  # the first reason is the one the consumer gets
-            self._error = error
-        self.channel.end()
-        task = asyncio.current_task()
-        if task is not None:
-            task.add_done_callback(_retrieve_exception)
 
     def __aiter__(self) -> AsyncGenerator[Event, None]:
         if self._iterated:
@@ -107,41 +93,29 @@ class RunStream:
         return self._events()
 
     async def _events(self) -> AsyncGenerator[Event, None]:
+        subscription = self.subscription
         complete = False
-        last = -1
-        # A durable run's events are yielded once stored: what a consumer is shown is what
-        # the log holds after any crash (never an event that a recovery would replace).
-        persist = self.run._dispatcher.persist
         try:
-            if self._replay is not None:
-                for event in await self._replay():
-                    if persist is not None and event.seq > persist.committed_seq:
-                        await persist.committed(event.seq)
-                    last = event.seq
-                    yield event
-            while True:
-                try:
-                    event = await self.channel.receive()
-                except StopAsyncIteration:
-                    break
-                if event.seq <= last:  # replayed already
-                    continue
-                if persist is not None and event.seq > persist.committed_seq:
-                    await persist.committed(event.seq)
-                    if persist.abandoned and event.seq > persist.committed_seq:
-                        break  # never stored (the process stopped executing the run)
+            async for event in subscription:
                 yield event
             complete = True
-            if self._error is not None and not isinstance(self._error, asyncio.CancelledError):
-                raise self._error
         finally:
-            self.ended = True
             if not complete:
                 await self._leave()
+        if subscription.end_reason == "lagged":
+            raise StreamError(
+                f"run {self.run.run_id}: the stream fell behind the events the run holds in "
+                "memory, and those it missed are gone (a durable run's stream reads them "
+                "from storage)",
+                run_id=self.run.run_id,
+            )
+        error = subscription.error
+        if error is not None and not isinstance(error, asyncio.CancelledError):
+            raise error
 
     async def _leave(self) -> None:
-        self.channel.close()
-        if self.run.status == "running":
+        await self.subscription.aclose()
+        if self.primary and self.run.status == "running":
             await self.run.cancel()
 
     async def __aenter__(self) -> RunStream:
@@ -150,11 +124,11 @@ class RunStream:
 
     async def __aexit__(self, *exc_info: object) -> None:
         if not self.ended:
-            self.ended = True
             await self._leave()
 
     async def aclose(self) -> None:
-        """Leave the stream: later events are not kept for it; a running run is canceled."""
+        """Leave the stream: later events are not kept for it; leaving the primary stream
+        cancels a running run."""
         await self.__aexit__(None, None, None)
 
     async def get_workflow_state(self) -> WorkflowResult:
@@ -168,11 +142,6 @@ class RunStream:
         ``stream.usage``); live: each model response counts once its ``step-usage`` event is
         sent. See :attr:`Run.usage`."""
         return self.run.usage
-
-
-def _retrieve_exception(task: asyncio.Task[Any]) -> None:
-    if not task.cancelled():
-        task.exception()
 
 
 class SyncRunStream:

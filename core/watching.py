@@ -1,4 +1,5 @@
-"""Watchers of one run: Mastra's two ``run.watch()`` record types.
+"""Watchers of one run: Mastra's two ``run.watch()`` record types, as listeners of the
+run's hub (:class:`stepstream.hub.Listener`).
 
 ``watch-v2`` hands the callback each stream event as it is emitted. ``watch`` (Mastra's
 default) hands it a record of the run's state at each transition, in Mastra 0.10's shape::
@@ -24,7 +25,6 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 from .events import Event
-from .hookspecs import hookimpl
 from .result import WorkflowResult, now_ms
 
 if TYPE_CHECKING:
@@ -46,9 +46,11 @@ class EventWatcher:
     def __init__(self, callback: WatchCallback) -> None:
         self.callback = callback
 
-    @hookimpl
     def on_event(self, event: Event) -> Awaitable[None] | None:
         return self.callback(event)
+
+    def on_settled(self, result: WorkflowResult) -> None:
+        pass
 
 
 class StateWatcher:
@@ -61,7 +63,6 @@ class StateWatcher:
         self._nested: dict[str, dict[str, Any]] = {}  # steps of nested workflows, by full id
         self._pending: set[asyncio.Task[None]] = set()
 
-    @hookimpl
     def on_event(self, event: Event) -> Awaitable[None] | None:
         wire = event.to_wire()
         kind, payload = wire["type"], dict(wire.get("payload") or {})
@@ -91,8 +92,7 @@ class StateWatcher:
         workflow_state = {"status": status, "steps": steps, "result": None, "error": None}
         return self._deliver({"currentStep": current, "workflowState": workflow_state})
 
-    @hookimpl
-    def after_workflow_run(self, run_id: str, workflow_id: str, result: WorkflowResult) -> None:
+    def on_settled(self, result: WorkflowResult) -> None:
         if result.status != "suspended":
             return  # the record comes with `finish`, so that the callback is awaited
         pending = self._final()

@@ -24,7 +24,7 @@ from stepstream.context import RuntimeContext
 from stepstream.errors import PluginError, RunStateError
 from stepstream.plugin_manager import OPTIONAL_PLUGINS, PluginManager, get_plugin_manager
 from stepstream.result import WorkflowResult
-from stepstream.run import Run, RunStream
+from stepstream.run import Run
 from stepstream.storage import Storage
 from stepstream.storage.sqlite import SQLiteStorage
 from stepstream.workflow import Workflow
@@ -160,26 +160,23 @@ async def resume(args: argparse.Namespace) -> int:
         pm = _plugin_manager(args.plugins)
         stored = await workflow.load_run(args.run_id, storage=storage, plugin_manager=pm)
         renderer = _renderer_for(args, workflow.id)
-        stream = stored.stream(close_on_suspend=True)
         with renderer:
             where = f" at {'.'.join(step)}" if step else ""
             renderer.note(f"▶ resuming {workflow.id} · run {stored.run_id}{where}")
             started = time.perf_counter()
-            # Opened before resume() so that no event is missed; consumed while it runs.
-            consumer = asyncio.create_task(_consume(stream, renderer))
+            after = stored.last_seq  # the resumed events are those after this one
             with _Interruption(stored) as stop:
                 try:
-                    result = await stored.resume(step=step, resume_data=data)
-                except (RunStateError, asyncio.CancelledError) as exc:
-                    if stop.requested:  # the run's task was stopped, not this command
-                        await asyncio.gather(consumer, return_exceptions=True)
-                        return await stop.report(renderer, args)
-                    if isinstance(exc, asyncio.CancelledError):
-                        raise
-                    await stream.aclose()
-                    await consumer
+                    work = await stored.resuming(step=step, resume_data=data)
+                except RunStateError as exc:
                     raise UsageError(str(exc)) from exc
-            await consumer
+                async with stored.subscribe(after, close_on_suspend=True) as events:
+                    async for event in events:
+                        renderer.show(event)
+                if stop.requested:  # the run's task was stopped, not this command
+                    await asyncio.gather(work, return_exceptions=True)
+                    return await stop.report(renderer, args)
+                result = await work
             return _close(renderer, args, workflow, result, time.perf_counter() - started)
     finally:
         if args.db:  # the workflow's own storage is the workflow's to close
@@ -227,11 +224,6 @@ class _Interruption:
             f"stepstream resume {args.target} {self.run.run_id}{db}"
         )
         return EXIT_INTERRUPTED
-
-
-async def _consume(stream: RunStream, renderer: Renderer) -> None:
-    async for event in stream:
-        renderer.show(event)
 
 
 def _close(

@@ -16,8 +16,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Awaitable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from ..errors import RunStateError
@@ -26,7 +26,6 @@ from ..recovery import keep_recovering
 from ..run import Run
 from ..storage import Storage
 from ..workflow import Workflow
-from ._following import Feed
 from ._wire import Problem
 
 log = logging.getLogger("stepstream.server")
@@ -43,8 +42,6 @@ class _Live:
     run: Run
     touched: float
     holders: int = 0
-    followers: int = 0
-    feed: Feed | None = field(default=None, repr=False)
 
 
 class Runs:
@@ -148,9 +145,7 @@ class Runs:
             self._forget(key, run.run_id)
 
     def _forget(self, key: str, run_id: str) -> None:
-        entry = self.entries.pop((key, run_id))
-        if entry.feed is not None:
-            entry.feed.unwatch()
+        self.entries.pop((key, run_id))
 
     @contextlib.asynccontextmanager
     async def holding(self, key: str, run: Run) -> AsyncIterator[_Live]:
@@ -165,21 +160,6 @@ class Runs:
             entry.holders -= 1
             entry.touched = time.monotonic()
             self.settle(key, run)
-
-    @contextlib.contextmanager
-    def following(self, entry: _Live) -> Iterator[Feed]:
-        """The shared SSE window of a held run while a follower reads it (made by the first
-        follower, dropped with the last: nobody else needs the run's events encoded)."""
-        if entry.feed is None:
-            entry.feed = Feed(entry.run)
-        entry.followers += 1
-        try:
-            yield entry.feed
-        finally:
-            entry.followers -= 1
-            if entry.followers == 0 and entry.feed is not None:
-                entry.feed.unwatch()
-                entry.feed = None
 
     def background(self, work: Awaitable[Any], key: str, run: Run) -> None:
         """Run ``work`` after the response; its failure is logged, the run then settled."""

@@ -33,7 +33,7 @@ from ..run import Run
 from ..storage import RunSnapshot, Storage
 from ..storage.sqlite import SQLiteStorage
 from ..workflow import Workflow
-from ._following import ENDED, Streamed, coalesce, follow, watch_records
+from ._following import ENDED, Frames, Streamed, coalesce, follow, watch_records
 from ._guards import DEFAULT_BODY_LIMIT, BearerAuth, BodyLimit
 from ._models import (
     Endpoint,
@@ -134,6 +134,8 @@ def create_app(
         idle_timeout=idle_timeout,
         max_live=max_live,
     )
+
+    encoded = Frames()  # the SSE frames of recent events, shared by every follower
 
     def key(request: Request) -> str:
         return str(request.path_params["workflow_id"])
@@ -339,17 +341,12 @@ def create_app(
         run = await runs.get(key(request), run_id)
 
         async def frames() -> AsyncIterator[bytes]:
-            async with runs.holding(key(request), run) as entry:
-                if run.status in ENDED:  # its stored log is all there is
-                    async for chunk in follow(run, None, runs.storage, after, keepalive):
-                        yield chunk
-                    return
-                with runs.following(entry) as feed:
-                    async for chunk in follow(run, feed, runs.storage, after, keepalive):
-                        yield chunk
+            async with runs.holding(key(request), run):
+                async for chunk in follow(run, after, keepalive, encoded):
+                    yield chunk
 
         return Streamed(
-            frames(),
+            coalesce(frames()),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )

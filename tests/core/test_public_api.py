@@ -23,6 +23,7 @@ PUBLIC_MODULES = [
     "stepstream.plugin_manager",
     "stepstream.recovery",
     "stepstream.result",
+    "stepstream.hub",
     "stepstream.run",
     "stepstream.run_stream",
     "stepstream.steps",
