@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import openai
 
+from stepstream._loop import sync_twin, thread_runner
 from stepstream.adapter import AgentChunk, Finish, StreamAdapter, TextDelta, ToolCallRequest
 from stepstream.errors import ModelError, ModelStreamError, StepstreamError, describe_error
 from stepstream.run_stream import iterate_sync
@@ -183,15 +184,12 @@ class Agent:
                 usage += Usage.from_provider(event.usage)
         return AgentResult("".join(text), calls, results, finish.reason, usage)
 
-    def generate_sync(self, prompt: str) -> AgentResult:
-        """The sync twin of :meth:`generate`."""
-        with asyncio.Runner() as runner:
-            return runner.run(self.generate(prompt))
+    generate_sync = sync_twin(generate)
 
     def stream_sync(self, prompt: str) -> Iterator[AgentEvent]:
-        """The sync twin of :meth:`stream`, driven by a private event loop."""
-        with asyncio.Runner() as runner:
-            yield from iterate_sync(runner, self.stream(prompt))
+        """The sync twin of :meth:`stream`, on this thread's event loop (shared with every
+        sync twin of the thread, so the agent's client is reused across calls)."""
+        yield from iterate_sync(thread_runner(), self.stream(prompt))
 
     def as_step(self, *, executor: str | None = None) -> Step[Any, Any]:
         """This agent as a workflow step (``step.from_agent(agent)``); ``executor`` names

@@ -14,9 +14,9 @@ import atexit
 import functools
 import threading
 from collections.abc import Callable, Coroutine
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
-__all__ = ["run_sync", "sync_twin", "thread_runner"]
+__all__ = ["run_sync", "sync_twin", "thread_runner", "twin_of"]
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -80,3 +80,22 @@ def sync_twin(original: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, T]:
         "scripts and notebooks; not inside a running loop).\n\n" + (original.__doc__ or "")
     )
     return twin
+
+
+def twin_of(
+    original: Callable[Concatenate[Any, P], Coroutine[Any, Any, T]], *, via: str = "twin"
+) -> Callable[Concatenate[Any, P], T]:
+    """Make a blocking method that calls ``original`` on the object's async twin (its
+    attribute ``via``), with the original's parameters, on this thread's loop: the sync client
+    is declared as ``details = twin_of(AsyncWorkflow.details)``, one line per method."""
+    name = original.__name__
+
+    @functools.wraps(original)
+    def method(self: Any, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        result: T = run_sync(getattr(getattr(self, via), name)(*args, **kwargs))
+        return result
+
+    method.__doc__ = f"The blocking twin of :meth:`{original.__qualname__}`.\n\n" + (
+        original.__doc__ or ""
+    )
+    return method

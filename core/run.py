@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from ._dispatch import Dispatcher
 from ._execution import CANCELED, Execution, end_run
+from ._loop import sync_twin
 from ._persist import Persistence
-from ._run_sync import SyncTwins
 from ._scope import ResumeRequest, StepRef, resolve_path
 from .context import RuntimeContext
 from .errors import RunClaimedError, RunStateError, StreamError
@@ -33,7 +33,7 @@ log = logging.getLogger("stepstream")
 __all__ = ["DEFAULT_BUFFER_SIZE", "Run", "RunStream", "SyncRunStream"]
 
 
-class Run(SyncTwins):
+class Run:
     """One run of a committed workflow; made by ``workflow.create_run()``.
 
     A run executes once from its input (``start()`` or ``stream()``) and again from each
@@ -171,6 +171,8 @@ class Run(SyncTwins):
         """Run the workflow to its end (or its suspension) and return the result."""
         return await self._begin(input_data, runtime_context)
 
+    start_sync = sync_twin(start)
+
     def subscribe(
         self,
         after_seq: int | None = None,
@@ -244,6 +246,31 @@ class Run(SyncTwins):
         )
         start = None if self._started else (input_data, runtime_context)
         return RunStream(self, subscription, start)
+
+    def stream_sync(
+        self,
+        input_data: Any = None,
+        runtime_context: RuntimeContext | None = None,
+        *,
+        buffer_size: int = DEFAULT_BUFFER_SIZE,
+        close_on_suspend: bool = True,
+        after_seq: int | None = None,
+    ) -> SyncRunStream:
+        """The sync twin of :meth:`stream`, on this thread's event loop; iterate it with a
+        plain ``for``.
+
+        It closes on suspend by default, since nothing else can resume the run meanwhile in
+        the same thread.
+        """
+        return SyncRunStream(
+            self.stream(
+                input_data,
+                runtime_context,
+                buffer_size=buffer_size,
+                close_on_suspend=close_on_suspend,
+                after_seq=after_seq,
+            )
+        )
 
     async def history(self, after_seq: int = -1) -> list[Event]:
         """The run's events after ``after_seq`` so far (stored, then those the run holds in
@@ -403,6 +430,8 @@ class Run(SyncTwins):
         """
         return await (await self.resuming(step, resume_data, runtime_context))
 
+    resume_sync = sync_twin(resume)
+
     async def resuming(
         self,
         step: StepRef | None = None,
@@ -535,6 +564,8 @@ class Run(SyncTwins):
             if outside:
                 raise asyncio.CancelledError
         return self._result
+
+    cancel_sync = sync_twin(cancel)
 
     def _stored_result(self) -> WorkflowResult:
         return WorkflowResult(

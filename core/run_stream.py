@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import AsyncGenerator, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from ._loop import thread_runner
 from .context import RuntimeContext
 from .errors import StreamError
 from .events import Event
@@ -145,11 +146,12 @@ class RunStream:
 
 
 class SyncRunStream:
-    """A :class:`RunStream` driven from sync code by a private event loop."""
+    """A :class:`RunStream` driven from sync code, on the thread's event loop
+    (:func:`stepstream._loop.thread_runner`, shared with every sync twin of the thread)."""
 
     def __init__(self, stream: RunStream) -> None:
         self._stream = stream
-        self._runner = asyncio.Runner()
+        self._runner = thread_runner()
         self._iterated = False
 
     def __iter__(self) -> Iterator[Event]:
@@ -159,7 +161,7 @@ class SyncRunStream:
         yield from iterate_sync(self._runner, self._runner.run(self._open()))
 
     async def _open(self) -> AsyncGenerator[Event, None]:
-        # Starting the run needs the private loop to be running.
+        # Starting the run needs the loop to be running.
         return self._stream.__aiter__()
 
     def get_workflow_state(self) -> WorkflowResult:
@@ -172,12 +174,9 @@ class SyncRunStream:
         return self._stream.usage
 
     def close(self) -> None:
-        """Leave the stream and release its event loop."""
-        try:
-            if not self._stream.ended:
-                self._runner.run(self._stream.aclose())
-        finally:
-            self._runner.close()
+        """Leave the stream (the thread's event loop lives on for other calls)."""
+        if not self._stream.ended:
+            self._runner.run(self._stream.aclose())
 
     def __enter__(self) -> SyncRunStream:
         return self

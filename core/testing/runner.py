@@ -6,12 +6,12 @@ counts by type, the workflow's output and its final state.
 
 from __future__ import annotations
 
-import asyncio
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from .._loop import sync_twin
 from ..plugin_manager import PluginManager, get_plugin_manager
 
 if TYPE_CHECKING:
@@ -97,9 +97,4 @@ class WorkflowTestRunner:
         state = await stream.get_workflow_state()
         return RunReport(events, Counter(e.type for e in events), state, run)
 
-    def run_sync(
-        self, input_data: Any = None, runtime_context: RuntimeContext | None = None
-    ) -> RunReport:
-        """The sync twin of :meth:`run` (not inside a running event loop)."""
-        with asyncio.Runner() as runner:
-            return runner.run(self.run(input_data, runtime_context))
+    run_sync = sync_twin(run)

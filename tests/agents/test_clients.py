@@ -85,10 +85,19 @@ def test_each_loop_gets_its_own_client_closed_at_its_shutdown(
 ) -> None:
     with ModelServer() as server:
         agent = agent_on(server)
-        for _ in range(2):
-            assert agent.generate_sync("q").text  # a loop of its own per call
-        assert asyncio.run(agent.generate("q")).text
-    assert len(made) == 3
+
+        def sync_answers() -> None:
+            for _ in range(2):  # one thread, one loop (the sync twins'): one client
+                assert agent.generate_sync("q").text
+
+        worker = threading.Thread(target=sync_answers)
+        worker.start()
+        worker.join()
+        del worker
+        gc.collect()  # the thread's loop is closed with the thread, and the client with it
+        assert len(made) == 1 and made[0].is_closed()
+        assert asyncio.run(agent.generate("q")).text  # another loop: another client
+    assert len(made) == 2
     assert all(client.is_closed() for client in made)  # no `async with`: the loops closed them
 
 

@@ -6,7 +6,8 @@ from typing import Any, assert_type
 
 from pydantic import BaseModel
 
-from stepstream import Step, StepContext, Workflow, step
+from stepstream import Step, StepContext, Workflow, WorkflowResult, step
+from stepstream.client import Client
 from stepstream.events import StepOutputEvent
 
 
@@ -44,3 +45,11 @@ async def check(workflow: Workflow) -> None:
     result = await (await workflow.create_run()).start(input_data={"name": "Paris"})
     assert_type(result.output_of(fetch), Forecast | None)
     assert_type(result.output_of(plan), str | None)
+
+
+def sync_client(client: Client) -> None:
+    # The blocking client's methods are made from the async ones and keep their types.
+    workflow = client.workflow("weather")
+    assert_type(workflow.details(), dict[str, Any])
+    assert_type(workflow.create_run("r1"), str)
+    assert_type(workflow.start_async({"city": "Paris"}, run_id="r1"), WorkflowResult)
