@@ -12,20 +12,22 @@ runs again; a branch's conditions are checked again). A nested workflow before i
 whole. The stored run must still match the workflow: every stored step must still be in it,
 every step before the chosen one must have succeeded in the stored run, and none of the steps
 stored before it may now come after it; otherwise :class:`~stepstream.errors.TimeTravelError`
-says which step differs.
+says which step differs. A step inside a nested workflow is named by its id path: the nested
+workflow's step runs again from its stored input, with its own records copied (and checked) the
+same way up to the inner step.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ._scope import ResumeRequest
 from .context import RuntimeContext
 from .errors import TimeTravelError
 from .events import StartEvent
-from .graph import BranchNode, MapStep, Node, ParallelNode, node_steps
+from .graph import BranchNode, MapStep, Node, ParallelNode, as_workflow, node_steps
 from .result import RunState, StepRecord, now_ms
 from .steps import Step, to_jsonable
 
@@ -45,7 +47,7 @@ async def time_travel(
     workflow: Workflow,
     run_id: str,
     *,
-    step: str | Step[Any, Any],
+    step: str | Step[Any, Any] | Sequence[str | Step[Any, Any]],
     input_data: Any = _UNSET,
     replay_models: bool = False,
     new_run_id: str | None = None,
@@ -60,8 +62,9 @@ async def time_travel(
     ``step-start`` for the copied steps: they are in its state, as stored). The fork's
     metadata names its source (``{"forkedFrom": {"runId", "stepId"}}``).
 
-    :param step: A top-level step of the workflow (its id or the step), which ran in the
-        stored run.
+    :param step: The step to start at, which ran in the stored run: a top-level step of the
+        workflow (its id or the step), or the id path of a step inside a nested workflow
+        (``["inner", "fetch"]``: the nested workflow runs again from that step).
     :param input_data: The chosen step's input, instead of its stored one; validated against
         the step's input schema.
     :param replay_models: Replay the stored run's agent answers instead of calling the model
@@ -69,16 +72,21 @@ async def time_travel(
     :param new_run_id: The fork's run id (a new UUID by default).
     :param storage: Where the stored run is, and the fork goes (default: the workflow's).
     :raises RunStateError: if there is no storage, the run is unknown or of another workflow.
-    :raises TimeTravelError: if the step never ran in the stored run, is not a top-level
-        step, is a ``map`` step given an input, or the workflow no longer matches the run.
+    :raises TimeTravelError: if the step never ran in the stored run, is not a step of the
+        workflow, is a ``map`` step given an input, or the workflow no longer matches the run
+        (at any level of the path).
     :raises InputValidationError: if ``input_data`` does not match the step's input schema.
     """
     # Loaded as load_run() loads it (its checks and errors), to read, never to execute.
     stored = await workflow.load_run(run_id, storage=storage, plugin_manager=plugin_manager)
     store = stored.storage
     assert store is not None  # load_run() needs one
-    step_id = step if isinstance(step, str) else step.id
-    forked = fork_state(workflow, stored._state, step_id, input_data, run_id)
+    named = [step] if isinstance(step, str | Step) else list(step)
+    path = [s if isinstance(s, str) else s.id for s in named]
+    if not path:
+        raise TimeTravelError("time_travel() needs a step", run_id=run_id, step_id="")
+    step_id = ".".join(path)
+    forked = fork_state(workflow, stored._state, path, input_data, run_id)
     forked.meta = {"forkedFrom": {"runId": run_id, "stepId": step_id}}
     recording = None
     if replay_models:
@@ -107,38 +115,54 @@ async def time_travel(
 
 
 def fork_state(
-    workflow: Workflow, source: RunState, step_id: str, input_data: Any, run_id: str
+    workflow: Workflow, source: RunState, path: Sequence[str], input_data: Any, run_id: str
 ) -> RunState:
-    """The state a fork of ``source`` at ``step_id`` starts from (pure: checks and copies).
+    """The state a fork of ``source`` at the step ``path`` starts from (pure: checks and
+    copies). A path into a nested workflow forks at each level: the nested workflow's step
+    runs again (from its stored input), its own state copied up to the inner step.
 
     :raises TimeTravelError: see :func:`time_travel`.
     """
-    nodes = workflow.nodes
-    where = {s.id: i for i, node in enumerate(nodes) for s in node_steps(node)}
+    return _fork(workflow, source, tuple(path), 0, input_data, run_id)
+
+
+def _fork(
+    workflow: Workflow,
+    source: RunState,
+    path: tuple[str, ...],
+    depth: int,
+    input_data: Any,
+    run_id: str,
+) -> RunState:
+    label = ".".join(path)
+
+    def refused(message: str) -> TimeTravelError:
+        return TimeTravelError(message, run_id=run_id, step_id=label)
 
     def mismatch(why: str) -> TimeTravelError:
-        return TimeTravelError(
-            f"run {run_id} cannot be forked at step {step_id!r}: the workflow "
-            f"{workflow.id!r} no longer matches the stored run ({why})",
-            run_id=run_id,
-            step_id=step_id,
+        return refused(
+            f"run {run_id} cannot be forked at step {label!r}: the workflow "
+            f"{workflow.id!r} no longer matches the stored run ({why})"
         )
 
+    step_id, inner = path[depth], depth + 1 < len(path)
+    nodes = workflow.nodes
+    where = {s.id: i for i, node in enumerate(nodes) for s in node_steps(node)}
     chosen_at = where.get(step_id)
     if chosen_at is None:
-        raise TimeTravelError(
-            f"workflow {workflow.id!r} has no top-level step {step_id!r} (time travel "
-            f"starts at one of {sorted(where)})",
-            run_id=run_id,
-            step_id=step_id,
+        level = "step" if depth else "top-level step"
+        raise refused(
+            f"workflow {workflow.id!r} has no {level} {step_id!r} (time travel starts at "
+            f"one of {sorted(where)}, or a path into a nested workflow)"
         )
     chosen = next(s for s in node_steps(nodes[chosen_at]) if s.id == step_id)
+    nested = as_workflow(chosen)
+    if inner and nested is None:
+        raise refused(f"step {step_id!r} of workflow {workflow.id!r} is not a nested workflow")
     stored = source.steps.get(step_id)
-    if stored is None:
-        raise TimeTravelError(
-            f"step {step_id!r} never ran in run {run_id}, so there is nothing to start it from",
-            run_id=run_id,
-            step_id=step_id,
+    if stored is None or (inner and step_id not in source.nested):
+        raise refused(
+            f"step {label!r} never ran in run {run_id}, so there is nothing to start it from"
         )
     order = list(source.steps)
     for sid in order:
@@ -160,6 +184,12 @@ def fork_state(
         fork.steps[sid] = source.steps[sid]
         if sid in source.nested:
             fork.nested[sid] = source.nested[sid]
+    if nested is not None and inner:  # the nested workflow runs again, from its inner step
+        fork.steps[step_id] = StepRecord(payload=stored.payload, started_at=now_ms())
+        fork.nested[step_id] = _fork(
+            nested, source.nested[step_id], path, depth + 1, input_data, run_id
+        )
+        return fork
     fork.steps[step_id] = StepRecord(
         payload=_input(chosen, stored.payload, input_data, run_id), started_at=now_ms()
     )

@@ -61,7 +61,10 @@ class SendEventBody(_Body):
 class TimeTravelBody(_Body):
     """The body of ``time-travel``."""
 
-    step: str = Field(min_length=1, description="The top-level step the new run starts at.")
+    step: str | list[str] = Field(
+        description="The step the new run starts at: a top-level step's id, or the id path of "
+        "a step inside a nested workflow."
+    )
     input_data: Any = Field(
         None,
         alias="inputData",

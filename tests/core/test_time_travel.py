@@ -261,3 +261,46 @@ async def test_unknown_runs_other_workflows_and_taken_ids_are_refused(
     assert (await wf.create_run(source)).status == "success"  # the stored run, not a ghost
     assert calls == {}
     await store.close()
+
+
+@pytest.mark.asyncio
+async def test_a_step_inside_a_nested_workflow_is_named_by_its_path(
+    store: SQLiteStorage, pm: PluginManager, recorder: Any
+) -> None:
+    def build(*inner_steps: Any) -> Workflow:
+        inner = Workflow(id="inner", input_schema=Num, output_schema=Num)
+        for s in inner_steps:
+            inner.then(s)
+        inner.commit()
+        return (
+            Workflow(id="outer", input_schema=Num, storage=store).then(inner).then(third).commit()
+        )
+
+    wf = build(first, second)
+    source = await _source(wf, pm)
+    recorder.events.clear()
+    fork = await time_travel(wf, source, step=["inner", "second"], plugin_manager=pm)
+    result = await fork.wait()
+    assert calls == {"second": 1, "third": 1}  # the inner `first` is not executed again
+    assert result.result == {"n": 23}
+    started = [e.step_id for e in recorder.events if e.type == "step-start"]
+    assert started == ["inner", "inner.second", "third"]
+    stored = await store.load_run(fork.run_id)
+    assert stored is not None and stored.meta["forkedFrom"]["stepId"] == "inner.second"
+    assert list(stored.state["nested"]["inner"]["steps"]) == ["first", "second"]
+
+    edited = await time_travel(
+        wf, source, step=["inner", second], input_data={"n": 4}, plugin_manager=pm
+    )
+    assert (await edited.wait()).result == {"n": 43}
+    for path, message in [
+        (["inner", "nope"], "workflow 'inner' has no step 'nope'"),
+        (["third", "x"], "step 'third' of workflow 'outer' is not a nested workflow"),
+    ]:
+        with pytest.raises(TimeTravelError, match=message):
+            await time_travel(wf, source, step=path, plugin_manager=pm)
+    changed = build(second, first)
+    with pytest.raises(TimeTravelError, match="'first' ran before 'second'") as caught:
+        await time_travel(changed, source, step=["inner", "second"], plugin_manager=pm)
+    assert caught.value.step_id == "inner.second"
+    await store.close()

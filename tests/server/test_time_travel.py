@@ -110,6 +110,7 @@ def test_errors_are_clear_and_make_no_run(api: str) -> None:
     source = source_run(api)
     cases = [
         ({"step": "nope"}, 409, "has no top-level step 'nope'"),
+        ({"step": ["double", "x"]}, 409, "'double' of workflow 'seq-wf' is not a nested workflow"),
         ({"step": "double", "inputData": {"value": "x"}}, 400, "inputData is invalid"),
         ({}, 422, "step"),
         ({"step": "describe", "replayModels": "maybe"}, 422, "replayModels"),

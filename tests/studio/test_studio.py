@@ -368,6 +368,10 @@ def test_time_travel_forks_a_run_that_shows_the_stored_steps_and_reruns_from_the
 
     replayed = fork_at("Weather Agent", replay=True)  # the fork's answer, replayed
     assert len(model.requests) == asked + 1  # no model call
-    text = page.locator('.agent-text[data-step="Weather Agent"]').text_content()
-    assert text == "".join(GatedPlanner.WORDS)
+    # The run may have ended before the page opened: its answer arrives as its events replay.
+    text = page.locator('.agent-text[data-step="Weather Agent"]')
+    page.wait_for_function(
+        "([el, text]) => el.textContent === text",
+        arg=[text.element_handle(), "".join(GatedPlanner.WORDS)],
+    )
     assert studio.run("weatherWorkflow", replayed)["snapshot"]["status"] == "success"

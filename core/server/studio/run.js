@@ -281,8 +281,11 @@ export async function runPage(main, key, runId) {
     h("section", { "aria-label": "Events" }, h("h2", {}, "Events"), h("div", { class: "events" }, timeline.element, detail)),
   );
   // A fork's steps copied from its source have no events of their own: draw them as stored.
+  // They are the records before the step it was forked at (the state keeps their order).
   if (forkedFrom) {
+    const at = forkedFrom.stepId;
     for (const [id, record] of Object.entries(stored.snapshot.context || {})) {
+      if (id === at || at.startsWith(`${id}.`)) break;
       if (id === "input") continue;
       const entry = card(id);
       entry.payload = record.payload;
