@@ -3,9 +3,10 @@
     .venv/bin/python -m benchmarks [--quick] [--only NAME[,NAME]] [--repeat N]
                                    [--profile WORKLOAD] [--markdown]
 
-Workloads: seq, fanout, tokens, concurrent-1k, concurrent-10k, durable, ray. Systems:
-stepstream, langgraph, llama-index-workflows, openai (tokens only), floor, and the durable
-ones (stepstream and LangGraph on SQLite and PostgreSQL); see benchmarks/README.md.
+Workloads: seq, fanout, plugins, tokens, concurrent-1k, concurrent-10k, durable, ray.
+Systems: stepstream, langgraph, llama-index-workflows, mastra (Node), openai (tokens only),
+floor, and the durable ones (stepstream and LangGraph on SQLite and PostgreSQL); see
+benchmarks/README.md.
 Progress goes to stderr, the table and the targets to stdout.
 """
 
@@ -22,9 +23,10 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ._common import machine_lines, print_profile, run_async
+from ._mastra import CHILD
 from ._report import Report, legend, notes, peers_line, targets
 from ._suite import Row, Workload, measure, memory_rows, rows
-from ._workloads import FULL, QUICK, WORKLOADS, Sizes, concurrent, fanout, seq
+from ._workloads import FULL, QUICK, WORKLOADS, Sizes, concurrent, fanout, plugins, seq
 
 PACKAGES = (
     "langgraph",
@@ -50,12 +52,21 @@ def in_process(report: Report, name: str, sizes: Sizes, pm: Any) -> None:
     if name == "tokens":
         from ._tokens import tokens_workload
 
-        with tokens_workload(sizes.tokens, pm, sizes.streams) as w:
-            report.rows += rows(run_async(measure(w, sizes.repeat)))
+        with tokens_workload(sizes.tokens, pm, sizes.streams) as (w, sides):
+
+            async def measured() -> Any:
+                try:
+                    return await measure(w, sizes.repeat)
+                finally:
+                    await sides.aclose()
+
+            report.rows += rows(run_async(measured()))
+            report.extra_notes.append(sides.cpu_note())
         return
     builders: dict[str, Callable[[], Workload]] = {
         "seq": lambda: seq(sizes, pm),
         "fanout": lambda: fanout(sizes, pm),
+        "plugins": lambda: plugins(sizes, pm),
         "concurrent-1k": lambda: concurrent("concurrent-1k", sizes, pm),
         "concurrent-10k": lambda: concurrent("concurrent-10k", sizes, pm),
     }
@@ -126,7 +137,7 @@ def profile(name: str, sizes: Sizes) -> None:
     if name == "tokens":
         from ._tokens import tokens_workload
 
-        with tokens_workload(sizes.tokens, pm) as w:
+        with tokens_workload(sizes.tokens, pm) as (w, _sides):
             go(w.blocks["stepstream"], w.per_block, "token", "tokens: stepstream Run.stream()")
     elif name == "ray":
         from . import _ray
@@ -156,6 +167,21 @@ def profile(name: str, sizes: Sizes) -> None:
         builders = {"seq": seq, "fanout": fanout}
         w = builders[name](sizes, pm) if name in builders else concurrent(name, sizes, pm)
         go(w.blocks["stepstream"], w.per_block, "step", f"{name}: stepstream")
+
+
+def run_all(report: Report, selected: list[str], sizes: Sizes, pm: Any) -> None:
+    """Every selected workload, in order, into ``report``."""
+    for name in selected:
+        log(f"{name} ...")
+        if name == "ray":
+            ray_workloads(report, sizes)
+            continue
+        if name == "durable":
+            durable_workloads(report, sizes, pm)
+            continue
+        in_process(report, name, sizes, pm)
+        if name.startswith("concurrent"):
+            memory(report, name, sizes)
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -198,17 +224,10 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     report = Report(sizes, selected=args.selected)
     pm = manager()
-    for name in args.selected:
-        log(f"{name} ...")
-        if name == "ray":
-            ray_workloads(report, sizes)
-            continue
-        if name == "durable":
-            durable_workloads(report, sizes, pm)
-            continue
-        in_process(report, name, sizes, pm)
-        if name.startswith("concurrent"):
-            memory(report, name, sizes)
+    try:
+        run_all(report, args.selected, sizes, pm)
+    finally:
+        CHILD.close()
     took = time.perf_counter() - started
     title = f"stepstream benchmark suite ({'quick' if args.quick else 'full'}, {took:.0f} s)"
     bullet = "- " if args.markdown else ""

@@ -39,9 +39,9 @@ from stepstream.testing import ThrowawayPostgres
 from . import _langgraph, _stepstream
 from ._report import Report
 from ._shapes import INPUT, Unit, expect, gated_block, gated_runs
+from ._stepstream import events_per_run, sequence_workflow
 from ._suite import Workload, measure, repeated, rows
 from ._workloads import Sizes
-from .overhead import events_per_run, sequence_workflow
 
 MEMORY = "stepstream"
 BACKENDS = ("sqlite", "postgres")

@@ -35,8 +35,8 @@ from stepstream.plugins.ray_executor import RayExecutor
 
 from . import _ray_steps
 from ._shapes import INPUT, Unit, expect
+from ._stepstream import events_per_run, streamed_run
 from ._suite import Workload
-from .overhead import events_per_run, streamed_run
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -17,8 +17,8 @@ import uvicorn
 
 from stepstream import Step, StepContext, Workflow, get_plugin_manager, step
 from stepstream.agents import Agent
-from stepstream.agents.local_replies import MODEL
 from stepstream.server import create_app
+from stepstream.testing import MODEL
 
 
 def _writer(n: int, pad: str) -> Workflow:

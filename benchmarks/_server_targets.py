@@ -41,9 +41,8 @@ import httpx
 
 from stepstream import Workflow, get_plugin_manager, step
 from stepstream.agents import Agent
-from stepstream.agents.local_model import ModelServer, TextReply, tokens
-from stepstream.agents.local_replies import MODEL
 from stepstream.client import AsyncClient
+from stepstream.testing import MODEL, ModelServer, TextReply, tokens
 
 HERE = Path(__file__).parent
 MASTRA = HERE.parent / "tests/server/mastra_client/node_modules/@mastra/client-js/dist/index.js"

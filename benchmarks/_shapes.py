@@ -134,19 +134,29 @@ def expect(ok: bool, what: str) -> None:
         raise BenchmarkError(what)
 
 
+_CLIENTS: dict[tuple[str, int], openai.AsyncOpenAI] = {}
+
+
 async def openai_deltas(base_url: str, model: str, messages: list[Any]) -> AsyncIterator[str]:
-    """Each non-empty text delta of one streamed answer from the bare ``openai`` client, made
-    and closed for the answer (as stepstream's ``Agent`` does): what the peers' token steps
-    relay, there being no ``langchain-openai`` or LlamaIndex LLM package here."""
-    client = openai.AsyncOpenAI(base_url=base_url, api_key="x", max_retries=0)
-    try:
-        stream = await client.chat.completions.create(
-            model=model, messages=messages, stream=True, stream_options={"include_usage": True}
-        )
-        async for chunk in stream:
-            if chunk.choices:
-                content = chunk.choices[0].delta.content
-                if content:
-                    yield content
-    finally:
-        await client.close()
+    """Each non-empty text delta of one streamed answer from the bare ``openai`` client, one
+    client per base URL and event loop kept for every answer (as stepstream's ``Agent`` and
+    an application keep theirs): what the peers' token steps relay, there being no
+    ``langchain-openai`` or LlamaIndex LLM package here."""
+    key = (base_url, id(asyncio.get_running_loop()))
+    client = _CLIENTS.get(key)
+    if client is None or client.is_closed():
+        client = _CLIENTS[key] = openai.AsyncOpenAI(base_url=base_url, api_key="x", max_retries=0)
+    stream = await client.chat.completions.create(
+        model=model, messages=messages, stream=True, stream_options={"include_usage": True}
+    )
+    async for chunk in stream:
+        if chunk.choices:
+            content = chunk.choices[0].delta.content
+            if content:
+                yield content
+
+
+async def close_clients() -> None:
+    """Close the clients :func:`openai_deltas` kept (on the loop that made them)."""
+    while _CLIENTS:
+        await _CLIENTS.popitem()[1].close()

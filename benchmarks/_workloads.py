@@ -2,18 +2,35 @@
 
 from __future__ import annotations
 
+import gc
+import logging
+import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
-from stepstream import PluginManager
+from stepstream import PluginManager, get_plugin_manager
+from stepstream.plugins.jsonl import JsonLinesExporter
 
-from . import _langgraph, _llama, _stepstream
-from ._shapes import gated_runs
+from . import _langgraph, _llama, _mastra, _stepstream
+from ._shapes import Unit, gated_runs
 from ._suite import Workload, repeated
 
 LANGGRAPH = "langgraph"
 LLAMA = "llama-index-workflows"
-WORKLOADS = ("seq", "fanout", "tokens", "concurrent-1k", "concurrent-10k", "durable", "ray")
-PEERS = (LANGGRAPH, LLAMA)
+WORKLOADS = (
+    "seq",
+    "fanout",
+    "plugins",
+    "tokens",
+    "concurrent-1k",
+    "concurrent-10k",
+    "durable",
+    "ray",
+)
+GC_TUNED = "stepstream+gc-freeze"
+MASTRA = _mastra.MASTRA
+PEERS = (LANGGRAPH, LLAMA, MASTRA)
 
 
 @dataclass(frozen=True)
@@ -66,6 +83,8 @@ def seq(sizes: Sizes, pm: PluginManager) -> Workload:
         "floor": _stepstream.floor_seq(n),
     }
     blocks = {name: repeated(unit, runs) for name, unit in units.items()}
+    chunks = runs * _stepstream.events_per_run(n)
+    blocks[MASTRA] = _mastra.CHILD.block(chunks, shape="seq", n=n, runs=runs)
     return Workload("seq", "us/step", runs * n, blocks)
 
 
@@ -79,6 +98,8 @@ def fanout(sizes: Sizes, pm: PluginManager) -> Workload:
         "floor": _stepstream.floor_fanout(n),
     }
     blocks = {name: repeated(unit, runs) for name, unit in units.items()}
+    chunks = runs * _stepstream.events_per_run(n)
+    blocks[MASTRA] = _mastra.CHILD.block(chunks, shape="fanout", n=n, runs=runs)
     return Workload("fanout", "us/step", runs * n, blocks)
 
 
@@ -93,10 +114,84 @@ def concurrent(name: str, sizes: Sizes, pm: PluginManager) -> Workload:
         "floor": _stepstream.floor_gated(steps),
     }
     warm = max(100, n // 10)
-    return Workload(
-        name,
-        "us/step",
-        n * steps,
-        {system: gated_runs(unit, n) for system, unit in units.items()},
-        warmups={system: gated_runs(unit, warm) for system, unit in units.items()},
-    )
+    blocks = {system: gated_runs(unit, n) for system, unit in units.items()}
+    warmups = {system: gated_runs(unit, warm) for system, unit in units.items()}
+    per_run = _stepstream.events_per_run(steps)
+    if name == "concurrent-10k":
+        blocks[GC_TUNED] = gc_tuned(blocks["stepstream"])
+        warmups[GC_TUNED] = warmups["stepstream"]
+    blocks[MASTRA] = _mastra.CHILD.block(n * per_run, shape="concurrent", n=n, steps=steps)
+    warmups[MASTRA] = _mastra.CHILD.block(warm * per_run, shape="concurrent", n=warm, steps=steps)
+    return Workload(name, "us/step", n * steps, blocks, warmups=warmups)
+
+
+def gc_tuned(unit: Unit) -> Unit:
+    """``unit`` run the way the README's recipe for many concurrent runs says: after set-up,
+    ``gc.freeze()`` moves every object alive so far out of the collector's reach, and the
+    youngest generation's threshold is raised from 700 to 50,000 allocations (so 10,000 live
+    runs are not traversed again and again while they are being made). Both are undone after
+    the block."""
+
+    async def block() -> None:
+        before = gc.get_threshold()
+        gc.freeze()
+        gc.set_threshold(50_000, before[1], before[2])
+        try:
+            await unit()
+        finally:
+            gc.set_threshold(*before)
+            gc.unfreeze()
+
+    return block
+
+
+def plugins(sizes: Sizes, pm: PluginManager, directory: Path | None = None) -> Workload:
+    """``plugins``: the ``seq`` block with each set of observer plugins, per event.
+
+    ``stepstream`` is the default manager (``logger`` at Python's default ``WARNING``: no line
+    written, its ``on_event`` out of the hook); ``no logger`` blocks it (the floor of this
+    workload: what the plugins add is the ``vs floor`` column); ``logger at INFO`` writes
+    every line to a handler that drops them (formatting and redaction paid); ``+metrics`` adds
+    the metrics plugin; ``+jsonl`` adds it and the JSON-lines exporter writing a file per run
+    (its worker thread shares the GIL with the event loop).
+    """
+    n, runs = sizes.steps, sizes.runs
+    tmp = directory or Path(tempfile.mkdtemp(prefix="stepstream-bench-jsonl-"))
+    quiet = get_plugin_manager(load_entrypoints=False, block=["logger"])
+    metrics = get_plugin_manager(load_entrypoints=False, plugins=["metrics"])
+    exporter = JsonLinesExporter(tmp)
+    jsonl = get_plugin_manager(load_entrypoints=False, plugins=["metrics", ("jsonl", exporter)])
+    per_event = runs * _stepstream.events_per_run(n)
+
+    def at_info(unit: Unit) -> Unit:
+        async def block() -> None:
+            log = logging.getLogger("stepstream.events")
+            handler, level, propagate = logging.NullHandler(), log.level, log.propagate
+            log.addHandler(handler)
+            log.setLevel(logging.INFO)
+            log.propagate = False
+            try:
+                await unit()
+            finally:
+                log.removeHandler(handler)
+                log.setLevel(level)
+                log.propagate = propagate
+
+        return block
+
+    def flushed(unit: Unit) -> Unit:
+        async def block() -> None:
+            await unit()
+            await exporter.aflush()  # the export is part of the cost
+
+        return block
+
+    seq_of: Callable[[PluginManager], Unit] = lambda m: repeated(_stepstream.seq(n, m), runs)  # noqa: E731
+    blocks = {
+        "stepstream": seq_of(pm),
+        "no logger": seq_of(quiet),
+        "logger at INFO": at_info(seq_of(pm)),
+        "+metrics": seq_of(metrics),
+        "+jsonl": flushed(seq_of(jsonl)),
+    }
+    return Workload("plugins", "us/event", per_event, blocks, floor="no logger")

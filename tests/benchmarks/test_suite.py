@@ -7,6 +7,8 @@ check is shown as ``FAILED`` in the table instead of timed, which this test refu
 
 from __future__ import annotations
 
+import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -14,8 +16,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-SYSTEMS = ("stepstream", "langgraph", "llama-index-workflows", "floor")
-QUICK = ["--quick", "--repeat", "1", "--only", "seq,fanout,tokens,concurrent-1k,durable"]
+SYSTEMS = ("stepstream", "langgraph", "llama-index-workflows", "mastra", "floor")
+QUICK = ["--quick", "--repeat", "1", "--only", "seq,fanout,plugins,tokens,concurrent-1k,durable"]
 DURABLE = ("stepstream", "stepstream+sqlite", "langgraph+sqlite", "stepstream+postgres",
            "langgraph+postgres")  # fmt: skip
 
@@ -29,6 +31,8 @@ def test_quick_suite_runs_every_system_without_a_failure() -> None:
         text=True,
         timeout=240,
         check=False,
+        # Mastra from the @mastra/core the set-up installed for the client tests: no network.
+        env={**os.environ, "STEPSTREAM_BENCH_MASTRA_DIR": str(ROOT / "tests/server/mastra_client")},
     )
     assert done.returncode == 0, done.stderr[-3000:]
     table = done.stdout
@@ -43,6 +47,10 @@ def test_quick_suite_runs_every_system_without_a_failure() -> None:
             assert any(line.split()[:2] == [workload, system] for line in table.splitlines()), (
                 f"no {workload} row for {system}:\n{table}"
             )
+    for system in ("stepstream", "no logger", "logger at INFO", "+metrics", "+jsonl"):
+        row = re.compile(rf"plugins\s+{re.escape(system)}\s+us/event\s")
+        assert any(row.match(line) for line in table.splitlines()), f"no plugins/{system}"
+    assert "CPU per relayed token" in table
     assert "durable footprint" in table
     assert any(line.split()[:3] == ["tokens", "openai", "tok/s"] for line in table.splitlines())
     assert "KiB/run (RSS)" in table
