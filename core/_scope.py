@@ -7,7 +7,7 @@ import asyncio
 import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
@@ -15,6 +15,7 @@ from .errors import RunStateError, describe_error
 from .events import StepOutputEvent, StepUsageEvent
 from .graph import node_steps
 from .result import RunState, StepRecord
+from .status import StepOutcome
 from .steps import Step, unwrap
 
 if TYPE_CHECKING:
@@ -22,8 +23,7 @@ if TYPE_CHECKING:
     from .plugin_manager import PluginManager
     from .workflow import Workflow
 
-OutcomeStatus = Literal["success", "failed", "suspended", "canceled"]
-"""How a step's body came out: a step's statuses (:mod:`stepstream.status`) less ``running``."""
+OutcomeStatus = StepOutcome
 StepRef = str | Step[Any, Any] | Sequence[str | Step[Any, Any]]
 """A step named for resuming: its id, the step itself, or its id path (nested steps)."""
 

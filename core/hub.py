@@ -36,6 +36,7 @@ from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import TYPE_CHECKING, Literal, Protocol, TypeAlias
 
 from .events import Event, event_from_wire
+from .status import is_final
 
 if TYPE_CHECKING:
     from ._persist import Persistence
@@ -154,7 +155,7 @@ class Hub:
         """Take up a run loaded from storage: its log ends at ``last_seq``."""
         self.head = last_seq
         self.suspended = status == "suspended"
-        self.finished = status in ("success", "failed", "canceled")
+        self.finished = is_final(status)
 
     def resumed(self) -> None:
         """A new execution starts: an earlier one's suspension or failure no longer ends

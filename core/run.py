@@ -7,7 +7,7 @@ import dataclasses
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from ._dispatch import Dispatcher
 from ._execution import CANCELED, Execution, end_run
@@ -21,6 +21,7 @@ from .hub import WINDOW, Hub, Listener, Subscription
 from .plugin_manager import PluginManager, run_plugin_manager
 from .result import RunState, WorkflowResult, steps_wire
 from .run_stream import DEFAULT_BUFFER_SIZE, RunStream, SyncRunStream
+from .status import CLAIMABLE, RunStatus, is_final
 from .steps import to_jsonable
 from .storage import RunSnapshot, Storage
 from .watching import EventWatcher, StateWatcher, WatchCallback, WatchType
@@ -78,9 +79,7 @@ class Run:
     # -- state ----------------------------------------------------------------------------------
 
     @property
-    def status(
-        self,
-    ) -> Literal["pending", "running", "success", "failed", "suspended", "canceled", "interrupted"]:
+    def status(self) -> RunStatus:
         """``pending`` before it starts, ``running`` while an execution is under way (here,
         or in another process for a loaded run); ``interrupted`` for a run loaded from storage
         whose process died mid-run (or stopped executing it)."""
@@ -222,7 +221,7 @@ class Run:
         :raises StreamError: if no plugin provides streams (the ``stream`` plugin is blocked).
         :raises RunStateError: if the run has ended and ``after_seq`` is not given.
         """
-        ended = self.status in ("success", "failed", "canceled")
+        ended = is_final(self.status)
         if ended and after_seq is None:
             raise RunStateError(
                 f"run {self.run_id} has ended ({self.status}); nothing more will be streamed",
@@ -501,7 +500,7 @@ class Run:
             for path in result.suspended:
                 if self._suspend_payload(path) == {"event": event}:
                     return await self.resume(step=path, resume_data=data)
-        if self.status in ("pending", "running", "suspended", "interrupted"):
+        if not is_final(self.status):
             self._events[event] = data  # kept until the run reaches the waiting step
             return None
         raise RunStateError(
@@ -528,7 +527,7 @@ class Run:
             log.info("stepstream: run %s has not started; cancel() does nothing", self.run_id)
             return None
         status = self.status
-        if status in ("success", "failed", "canceled"):
+        if is_final(status):
             log.info(
                 "stepstream: run %s has ended (%s); cancel() does nothing", self.run_id, status
             )
@@ -549,7 +548,7 @@ class Run:
                 run_id=self.run_id,
                 owner=self._held_by,
             )
-        if status in ("suspended", "interrupted"):
+        if status in CLAIMABLE:
             await self._claim("interrupted" if status == "interrupted" else "suspended")
             self._interrupted = False
             result = self._result = _canceled(self._result or self._stored_result())

@@ -14,6 +14,7 @@ __all__ = [
     "RUN_STATUSES",
     "RunStatus",
     "StepEndStatus",
+    "StepOutcome",
     "StepStatus",
     "is_final",
 ]
@@ -30,6 +31,9 @@ StepStatus = Literal["running", "success", "failed", "suspended", "canceled"]
 
 StepEndStatus = Literal["success", "failed", "canceled"]
 """How a step ended, as its ``step-result`` says."""
+
+StepOutcome = Literal["success", "failed", "suspended", "canceled"]
+"""How a step's body came out (the engine's view): a step's statuses less ``running``."""
 
 RUN_STATUSES: tuple[RunStatus, ...] = get_args(RunStatus)
 

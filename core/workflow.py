@@ -28,6 +28,7 @@ from .graph import (
     node_steps,
     spec_step_ids,
 )
+from .status import is_final
 from .steps import Step
 
 if TYPE_CHECKING:
@@ -351,7 +352,7 @@ class Workflow(Step[Any, Any]):
     def _live_run(self, run_id: str | None) -> Run | None:
         """The run ``run_id`` made here and not ended, if any (ended runs are let go)."""
         for known, run in list(self._runs.items()):
-            if run.status in ("success", "failed", "canceled"):
+            if is_final(run.status):
                 del self._runs[known]
         return self._runs.get(run_id) if run_id is not None else None
 

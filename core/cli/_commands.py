@@ -25,6 +25,7 @@ from stepstream.errors import PluginError, RunStateError
 from stepstream.plugin_manager import OPTIONAL_PLUGINS, PluginManager, get_plugin_manager
 from stepstream.result import WorkflowResult
 from stepstream.run import Run
+from stepstream.status import is_final
 from stepstream.storage import Storage
 from stepstream.storage.sqlite import SQLiteStorage
 from stepstream.workflow import Workflow
@@ -154,7 +155,7 @@ async def resume(args: argparse.Namespace) -> int:
             raise UsageError(
                 f"run {args.run_id} is a run of {snapshot.workflow_id!r}, not of {workflow.id!r}"
             )
-        if snapshot.status in ("success", "failed", "canceled"):
+        if is_final(snapshot.status):
             raise UsageError(f"run {args.run_id} has ended ({snapshot.status}): nothing to resume")
         step = _step_path(snapshot.suspended, args.step)
         pm = _plugin_manager(args.plugins)

@@ -22,6 +22,7 @@ from starlette.types import Receive, Scope, Send
 
 from ..events import Event
 from ..run import Run
+from ..status import FINAL
 from ._wire import dumps
 
 WRITE_LIMIT = 16_384
@@ -32,7 +33,7 @@ Every write holds whole records, so a client that keeps up reads whole records. 
 the server does: it reads 64 KiB at a time and drops a record cut between two reads (measured:
 with one record per write too, only less often because that server is slower)."""
 
-ENDED = ("success", "failed", "canceled")
+ENDED = FINAL
 
 
 class Streamed(StreamingResponse):

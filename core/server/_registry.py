@@ -24,6 +24,7 @@ from ..errors import RunStateError
 from ..plugin_manager import PluginManager
 from ..recovery import keep_recovering
 from ..run import Run
+from ..status import is_final
 from ..storage import Storage
 from ..workflow import Workflow
 from ._wire import Problem
@@ -119,11 +120,7 @@ class Runs:
     def settle(self, key: str, run: Run) -> None:
         """An ended run nobody streams leaves memory now (storage keeps it)."""
         entry = self.entries.get((key, run.run_id))
-        if (
-            entry is not None
-            and entry.holders == 0
-            and run.status in ("success", "failed", "canceled")
-        ):
+        if entry is not None and entry.holders == 0 and is_final(run.status):
             self._forget(key, run.run_id)
 
     def sweep(self, *, force: bool = False) -> None:
