@@ -7,6 +7,14 @@ a constant number of statements whatever the batch: ``unnest`` of arrays); claim
 psycopg connection belongs to the event loop that opened it, so the pool is made lazily in the
 running loop and made again when a call comes from another loop (``asyncio.run()`` twice).
 
+**Across processes.** Each grouped commit notifies the ``stepstream_events`` channel with
+``"<status> <last seq> <run id>"`` for each run it wrote, and one listening connection per
+storage instance (:mod:`._listener`) wakes the followers of those runs in this process
+(:meth:`PostgresStorage.follow`), who then read the new events from the log. Control messages
+(cancel, resume, send-event) reach a run's owner through a table and two more channels
+(:mod:`._control`). Channel names carry the ``schema``, so stores in different schemas of one
+database do not hear each other.
+
 Values are stored as ``json`` (kept as written: Mastra's key order survives, which ``jsonb``
 would not keep); the run encodes them as strict JSON first (no ``NaN``, no lone surrogates), so
 both backends accept and refuse the same values.
@@ -33,6 +41,8 @@ from ._base import (
     summaries,
 )
 from ._codec import from_v1, path_key, prefix_bounds
+from ._control import CONTROL_SCHEMA, ControlDesk, ControlHandler
+from ._listener import Listener
 
 __all__ = ["SCHEMA_VERSION", "PostgresStorage"]
 
@@ -117,6 +127,8 @@ SELECT run_id, seq, type, wire::json
 FROM unnest(%s::text[], %s::bigint[], %s::text[], %s::text[]) AS v(run_id, seq, type, wire)
 ON CONFLICT (run_id, seq) DO NOTHING
 """
+_NOTIFY = "SELECT pg_notify(%s, p) FROM unnest(%s::text[]) AS p"
+
 _HEAD = (
     "SELECT workflow_id, status, input::text, runtime_context::text, meta::text, result::text,"
     " error, suspended::text, last_seq, owner, lease_until, created_at, updated_at"
@@ -152,7 +164,7 @@ class PostgresStorage(StorageBase):
         self.dsn = dsn
         self.schema = schema
         self.pool_size = pool_size
-        names = ("runs", "records", "events", "version")
+        names = ("runs", "records", "events", "version", "control")
         self._t = {n: _table(schema, f"stepstream_{n}" if n != "version" else "stepstream_schema")
                    for n in names}  # fmt: skip
         self._sql = {
@@ -165,6 +177,17 @@ class PostgresStorage(StorageBase):
                 "head": _HEAD,
             }.items()
         }
+        self.channels = {kind: _channel(schema, kind) for kind in ("events", "control", "answers")}
+        self._controls = ControlDesk(self, self.channels["control"], self.channels["answers"])
+        self._listener = Listener(
+            dsn,
+            {
+                self.channels["events"]: self._heard_commit,
+                self.channels["control"]: self._controls.heard,
+                self.channels["answers"]: self._controls.answered,
+            },
+            self._reconnected,
+        )
         self._pool: AsyncConnectionPool | None = None
         self._pool_loop: asyncio.AbstractEventLoop | None = None
         self._opening: asyncio.Lock | None = None
@@ -229,6 +252,7 @@ class PostgresStorage(StorageBase):
                     sql.SQL("ALTER TABLE {} RENAME TO stepstream_runs_v1").format(runs)
                 )
             await conn.execute(sql.SQL(_SCHEMA).format(**self._t))
+            await conn.execute(sql.SQL(CONTROL_SCHEMA).format(control=self._t["control"]))
             if v1:
                 old = _table(self.schema, "stepstream_runs_v1")
                 cur = await conn.execute(sql.SQL("SELECT snapshot FROM {}").format(old))
@@ -349,6 +373,12 @@ class PostgresStorage(StorageBase):
                     await conn.execute(self._sql["records"], _columns(records, 5))
                 if events:
                     await conn.execute(self._sql["events"], _columns(events, 4))
+                if kept:  # heard by other processes once committed (NOTIFY waits for COMMIT)
+                    await conn.execute(
+                        _NOTIFY,
+                        (self.channels["events"],
+                         [f"{cp.status} {cp.last_seq} {cp.run_id}" for cp in kept]),
+                    )  # fmt: skip
                 self._crash_around(bool(claims), bool(checkpoints), "before")
             self._crash_around(bool(claims), bool(checkpoints), "after")
         return {
@@ -369,6 +399,7 @@ class PostgresStorage(StorageBase):
                 ).format(self._t["runs"]),
                 (lease_until, [h[0] for h in held], [h[1] for h in held]),
             )
+        await self._controls.catch_up()  # messages sent while the listener was deaf
 
     async def _release_now(self, run_id: str, owner: str, now: int) -> None:
         pool = await self._get_pool()
@@ -382,7 +413,56 @@ class PostgresStorage(StorageBase):
             )
             self._crash("release.before-commit")
 
+    # -- across processes ----------------------------------------------------------------------
+
+    async def _listening(self) -> None:
+        await self._listener.ready()
+
+    def _heard_commit(self, payload: str) -> None:
+        status, last_seq, run_id = payload.split(" ", 2)
+        self._followers.wake(run_id, status, int(last_seq))
+
+    def _reconnected(self) -> None:
+        self._followers.wake_all()
+        if self._controls.handler is not None and self._held:
+            task = asyncio.get_running_loop().create_task(self._controls.catch_up())
+            self._controls._tasks.add(task)
+            task.add_done_callback(self._controls._tasks.discard)
+
+    def on_control(self, handler: ControlHandler | None) -> None:
+        """Answer the control messages sent to the runs this instance holds with ``handler``
+        (``handler(run_id, kind, body) -> answer``; a server registers one); listening starts
+        with the next claim."""
+        self._controls.handler = handler
+
+    async def send_control(
+        self, run_id: str, kind: str, body: dict[str, Any], *, within: float = 10.0
+    ) -> dict[str, Any] | None:
+        """Send a control message to the process executing ``run_id`` and return its answer,
+        or ``None`` when no process executes the run any more (act on the stored run then).
+
+        :raises StorageError: if no answer came within ``within`` seconds.
+        """
+        return await self._controls.send(run_id, kind, body, within)
+
+    async def claim(self, claim: Claim) -> None:
+        await super().claim(claim)
+        if self._controls.handler is not None:  # messages for this run must reach us
+            await self._listener.ready()
+
     # -- reads -------------------------------------------------------------------------------
+
+    async def _head_now(self, run_id: str) -> tuple[str, int] | None:
+        pool = await self._get_pool()
+        async with pool.connection() as conn:
+            cur = await conn.execute(
+                sql.SQL("SELECT status, last_seq FROM {} WHERE run_id = %s").format(
+                    self._t["runs"]
+                ),
+                (run_id,),
+            )
+            row = await cur.fetchone()
+        return None if row is None else (row[0], row[1])
 
     async def load_run(self, run_id: str) -> RunSnapshot | None:
         """The run as stored, or ``None`` if the run is unknown."""
@@ -475,6 +555,8 @@ class PostgresStorage(StorageBase):
     async def close(self) -> None:
         """Release the claims still held, then close the pool; a later call opens a new one."""
         await self._stop_background()
+        await self._controls.close()
+        await self._listener.close()
         await self._drop_pool()
 
 
@@ -493,6 +575,13 @@ def _creates(claims: Sequence[Claim]) -> list[list[Any]]:
 def _columns(rows: Sequence[tuple[Any, ...]], width: int) -> list[list[Any]]:
     """Rows as ``width`` column lists (the arrays ``unnest`` takes)."""
     return [list(column) for column in zip(*rows, strict=True)] if rows else [[]] * width
+
+
+def _channel(schema: str | None, kind: str) -> str:
+    """A NOTIFY channel's name: ``stepstream_<kind>``, then the schema (at most 63 bytes, the
+    longest identifier PostgreSQL keeps)."""
+    name = f"stepstream_{kind}" + ("" if schema is None else f".{schema}")
+    return name.encode()[:63].decode(errors="ignore")
 
 
 def _table(schema: str | None, name: str) -> sql.Identifier:
