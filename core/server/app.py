@@ -30,6 +30,7 @@ from ._following import ENDED, Streamed, coalesce, follow, watch_records
 from ._guards import DEFAULT_BODY_LIMIT, BearerAuth, BodyLimit
 from ._models import Endpoint, ResumeBody, SendEventBody, StartBody, openapi, read_body
 from ._registry import DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_LIVE, Runs
+from ._remote import RemoteRun, remote_frames, remote_watch
 from ._serving import serve, serve_in_thread
 from ._stored import execution_result, stored_run
 from ._studio import studio_routes
@@ -149,10 +150,10 @@ def create_app(
         run = await runs.create(key(request), query_run_id(request, required=False))
         return JSON({"runId": run.run_id})
 
-    def starting(run: Run, body: StartBody) -> Awaitable[WorkflowResult]:
+    def starting(run: Run | RemoteRun, body: StartBody) -> Awaitable[WorkflowResult]:
         """The run's start, once its body is checked (4xx otherwise)."""
         _check_input(run.workflow, body.input_data)
-        if run.status != "pending":
+        if isinstance(run, RemoteRun) or run.status != "pending":
             raise Problem(409, f"run {run.run_id} has already started")
         return run.start(body.input_data, body.context())
 
@@ -213,6 +214,10 @@ def create_app(
             return (dumps(dumps(body)) + RS).encode()
 
         async def records() -> AsyncIterator[bytes]:
+            if isinstance(run, RemoteRun):  # executing in another process (issue 16's seam)
+                async for chunk in remote_watch(run, record):
+                    yield chunk
+                return
             async with runs.holding(key(request), run):
                 async for chunk in watch_records(run, record):
                     yield chunk
@@ -296,6 +301,10 @@ def create_app(
         run = await runs.get(key(request), run_id)
 
         async def frames() -> AsyncIterator[bytes]:
+            if isinstance(run, RemoteRun):  # executing in another process (issue 16's seam)
+                async for chunk in remote_frames(run, after, keepalive):
+                    yield chunk
+                return
             async with runs.holding(key(request), run) as entry:
                 if run.status in ENDED:  # its stored log is all there is
                     async for chunk in follow(run, None, runs.storage, after, keepalive):
