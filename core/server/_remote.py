@@ -50,10 +50,12 @@ class RemoteSubscription:
         ``finish`` was yielded), ``"suspended"`` (the run suspended) or ``"closed"``.
     """
 
-    def __init__(self, run_id: str, storage: Storage, after_seq: int | None) -> None:
+    def __init__(
+        self, run_id: str, storage: Storage, after_seq: int | None, through_suspension: bool
+    ) -> None:
         self.run_id = run_id
         self._log: AsyncIterator[StoredEvent] = storage.follow(
-            run_id, -1 if after_seq is None else after_seq
+            run_id, -1 if after_seq is None else after_seq, through_suspension=through_suspension
         )
         self._last_type: str | None = None
         self.end_reason: Literal["finished", "suspended", "closed"] | None = None
@@ -133,11 +135,14 @@ class RemoteRun:
         if found is not None:
             self._snapshot = found
 
-    def subscribe(self, after_seq: int | None = None, *, buffer: int = 0) -> RemoteSubscription:
+    def subscribe(
+        self, after_seq: int | None = None, *, buffer: int = 0, through_suspension: bool = False
+    ) -> RemoteSubscription:
         """Follow the run's events from ``after_seq + 1`` (all when ``None``) through its
-        stored log. ``buffer`` is accepted for the local runs' signature: a remote subscriber
-        holds at most a page of the log, never slowing the run."""
-        return RemoteSubscription(self.run_id, self.storage, after_seq)
+        stored log, to its end or suspension (``through_suspension``: to its end). ``buffer``
+        is accepted for the local runs' signature: a remote subscriber holds at most a page of
+        the log, never slowing the run."""
+        return RemoteSubscription(self.run_id, self.storage, after_seq, through_suspension)
 
     def stream(self, *args: Any, **kwargs: Any) -> Any:
         raise RunStateError(
@@ -254,11 +259,11 @@ _STATE_CHANGES = ("step-result", "step-suspended", "finish")  # events after whi
 
 
 async def remote_frames(run: RemoteRun, after: int, keepalive: float) -> AsyncIterator[bytes]:
-    """The SSE frames of a remote run after ``after`` (pinged while idle), until it ends or
-    suspends (a client reconnects with ``Last-Event-ID`` to follow it on)."""
+    """The SSE frames of a remote run after ``after`` (pinged while idle) to its ``finish``,
+    through its suspensions, as for a run executing here."""
     from ._following import PING, sse_frame
 
-    async with run.subscribe(after) as events:
+    async with run.subscribe(after, through_suspension=True) as events:
         pending: asyncio.Task[Event] | None = None
         try:
             while True:

@@ -153,7 +153,9 @@ class StorageBase:
             lambda: self._release_now(run_id, owner, now_ms()), f"release run {run_id}"
         )
 
-    def follow(self, run_id: str, after_seq: int = -1) -> AsyncIterator[StoredEvent]:
+    def follow(
+        self, run_id: str, after_seq: int = -1, *, through_suspension: bool = False
+    ) -> AsyncIterator[StoredEvent]:
         """The run's stored events after ``after_seq``, then each one as it is committed (by
         this process or, where the backend hears of it, another), until the run is final or
         suspended and every event up to its last was yielded (see :mod:`._follow`)."""
@@ -165,6 +167,7 @@ class StorageBase:
             head=self._head_now,
             recheck=self.follow_recheck,
             listening=self._listening,
+            through_suspension=through_suspension,
         )
 
     def _forget(self, run_id: str) -> None:

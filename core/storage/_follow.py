@@ -8,7 +8,8 @@ last seq as that commit left them, so a follower knows whether to read without a
 stored log is the source of truth, never the hint: a follower that hears nothing for
 ``recheck`` seconds (a lost notification, a dropped listening connection) reads the run's head
 again, and so does each one woken by a reconnect. A follower ends once it has yielded every
-event up to the run's last and the run is final or suspended.
+event up to the run's last and the run is final or (unless asked to follow it through its
+suspensions) suspended.
 """
 
 from __future__ import annotations
@@ -92,6 +93,7 @@ async def follow_log(
     head: Callable[[str], Awaitable[Hint | None]],
     recheck: float,
     listening: Callable[[], Awaitable[None]] | None = None,
+    through_suspension: bool = False,
 ) -> AsyncIterator[StoredEvent]:
     """The events of ``run_id`` after ``after_seq`` (see the module docstring).
 
@@ -99,7 +101,9 @@ async def follow_log(
     :param head: The run's stored ``(status, last_seq)`` (``None``: unknown, which ends it).
     :param recheck: Seconds without a wake-up after which the head is read again.
     :param listening: Called before the first wait (a backend starts its listener there).
+    :param through_suspension: Go on waiting at a suspension (until the run is final).
     """
+    ending = FINAL_STATUSES if through_suspension else ENDING_STATUSES
     follower = followers.add(run_id)
     last = after_seq
     known: Hint | None = None
@@ -123,7 +127,7 @@ async def follow_log(
                 if not page:  # the head runs ahead of the log: the run was pruned meanwhile
                     return
                 continue
-            if status in ENDING_STATUSES:
+            if status in ending:
                 return
             if listening is not None:
                 await listening()
