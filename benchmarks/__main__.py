@@ -3,7 +3,7 @@
     .venv/bin/python -m benchmarks [--quick] [--only NAME[,NAME]] [--repeat N]
                                    [--profile WORKLOAD] [--markdown]
 
-Workloads: seq, fanout, tokens, concurrent-1k, concurrent-10k, durable, ray. Systems:
+Workloads: seq, fanout, tokens, concurrent-1k, concurrent-10k, durable, ray, cluster. Systems:
 stepstream, langgraph, llama-index-workflows, openai (tokens only), floor, and the durable
 ones (stepstream and LangGraph on SQLite and PostgreSQL); see benchmarks/README.md.
 Progress goes to stderr, the table and the targets to stdout.
@@ -205,6 +205,11 @@ def main(argv: list[str] | None = None) -> int:
             continue
         if name == "durable":
             durable_workloads(report, sizes, pm)
+            continue
+        if name == "cluster":  # several processes on one PostgreSQL (benchmarks/_cluster.py)
+            from ._cluster import cluster_workloads
+
+            report.rows += cluster_workloads(log)
             continue
         in_process(report, name, sizes, pm)
         if name.startswith("concurrent"):

@@ -12,7 +12,9 @@ from ._suite import Workload, repeated
 
 LANGGRAPH = "langgraph"
 LLAMA = "llama-index-workflows"
-WORKLOADS = ("seq", "fanout", "tokens", "concurrent-1k", "concurrent-10k", "durable", "ray")
+WORKLOADS = (
+    "seq", "fanout", "tokens", "concurrent-1k", "concurrent-10k", "durable", "ray", "cluster"
+)  # fmt: skip
 PEERS = (LANGGRAPH, LLAMA)
 
 
