@@ -10,7 +10,7 @@
     stepstream show RUN_ID --db DB [--json]
     stepstream serve MODULE[:WORKFLOW[,WORKFLOW...]]... [--host H] [--port N] [--db DB]
                      [--token T] [--cors-origin ORIGIN]... [--body-limit BYTES]
-                     [--instances N] [--lease SECONDS]
+                     [--instances N] [--lease SECONDS] [--max-runs N]
     stepstream plugins
     stepstream --version
 
@@ -37,8 +37,10 @@ printed as one line on stderr; 130 when interrupted; 141 when the output's reade
 connections among them) and one ``--db``, which must then be PostgreSQL: any instance serves
 any run, following runs that another executes through the database and passing cancel,
 resume and send-event on to the run's owner; when an instance dies, the others take its runs
-over once their leases (``--lease``, 30 s by default) expire. N separate ``serve`` processes
-on the same database (behind a load balancer) work the same way.
+over once their leases (``--lease``, 30 s by default) expire. With ``--max-runs N`` an
+instance executes at most N runs at once: a ``start`` or ``start-async`` past that is queued in
+the database and started by an instance with room (claimed with ``SKIP LOCKED``). N separate
+``serve`` processes on the same database (behind a load balancer) work the same way.
 
 ``serve`` takes its bearer token from ``--token`` or, better, from ``$STEPSTREAM_TOKEN``: an
 argument is visible to every user of the machine in ``ps``, the environment is not.
@@ -205,6 +207,14 @@ def _parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="how long a run's claim holds without renewal: a dead instance's runs are taken"
         " over after this (default 30)",
+    )
+    serve.add_argument(
+        "--max-runs",
+        type=int,
+        default=0,
+        metavar="N",
+        help="execute at most N runs at once; with PostgreSQL, queue further starts for"
+        " instances with room (default 0: no limit)",
     )
     serve.add_argument("--listen-fd", type=int, help=argparse.SUPPRESS)  # an instance's socket
     _plugin_option(serve)

@@ -333,6 +333,7 @@ def serve(args: argparse.Namespace) -> int:
         plugin_manager=pm,
         cors_origins=args.cors_origin,
         body_limit=args.body_limit,
+        max_runs=max(args.max_runs, 0),
     )
     names = ", ".join(sorted(workflows))
     if args.listen_fd is None:

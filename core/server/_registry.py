@@ -32,6 +32,7 @@ from ..run import Run
 from ..storage import Storage
 from ..workflow import Workflow
 from ._following import Feed
+from ._queue import Claimer
 from ._remote import RemoteRun, answer_controls
 from ._wire import Problem
 
@@ -64,6 +65,7 @@ class Runs:
         *,
         idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
         max_live: int = DEFAULT_MAX_LIVE,
+        max_runs: int = 0,
     ) -> None:
         self.workflows = dict(workflows)
         self.storage = storage
@@ -73,6 +75,9 @@ class Runs:
         self.entries: dict[tuple[str, str], _Live] = {}
         self.tasks: set[asyncio.Task[Any]] = set()
         self._swept = time.monotonic()
+        self.max_runs = max_runs
+        """The most runs this instance executes at once (0: no limit); see ``_queue``."""
+        self.claimer = Claimer(self)
         on_control = getattr(storage, "on_control", None)
         if on_control is not None:  # other processes' cancel, resume and send-event reach us
             on_control(answer_controls(self))
@@ -222,6 +227,7 @@ class Runs:
 
         def done(task: asyncio.Future[Any]) -> None:
             self.tasks.discard(task)
+            self.claimer.wake()  # room for a queued run, maybe
             if not task.cancelled() and task.exception() is not None:
                 log.error("background work on run %s failed", run.run_id, exc_info=task.exception())
 

@@ -29,6 +29,7 @@ from ..workflow import Workflow
 from ._following import ENDED, Streamed, coalesce, follow, watch_records
 from ._guards import DEFAULT_BODY_LIMIT, BearerAuth, BodyLimit
 from ._models import Endpoint, ResumeBody, SendEventBody, StartBody, openapi, read_body
+from ._queue import full, queue_start
 from ._registry import DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_LIVE, Runs
 from ._remote import RemoteRun, remote_frames, remote_watch
 from ._serving import serve, serve_in_thread
@@ -87,6 +88,7 @@ def create_app(
     max_live: int = DEFAULT_MAX_LIVE,
     keepalive: float = 15.0,
     shutdown_grace: float = 10.0,
+    max_runs: int = 0,
 ) -> Starlette:
     """An ASGI app serving ``workflows`` (registration key -> committed workflow).
 
@@ -105,6 +107,8 @@ def create_app(
     :param max_live: The most runs in memory at once.
     :param keepalive: Seconds between SSE pings on a quiet stream.
     :param shutdown_grace: Seconds shutdown waits for background work before closing storage.
+    :param max_runs: The most runs this instance executes at once; with a PostgreSQL storage,
+        a start past it is queued for any instance with room (``_queue``). 0: no limit.
     """
     runs = Runs(
         workflows,
@@ -112,6 +116,7 @@ def create_app(
         plugin_manager or get_plugin_manager(),
         idle_timeout=idle_timeout,
         max_live=max_live,
+        max_runs=max_runs,
     )
 
     def key(request: Request) -> str:
@@ -161,6 +166,10 @@ def create_app(
         run_id = query_run_id(request, required=True)
         body = await read_body(request, StartBody)
         run = await runs.get(key(request), str(run_id))
+        if full(runs) and isinstance(run, Run) and run.status == "pending":  # issue 16's seam
+            _check_input(run.workflow, body.input_data)
+            await queue_start(runs, key(request), run, body.input_data, body.context(), wait=False)
+            return JSON({"message": "Workflow run started"})
         runs.background(starting(run, body), key(request), run)
         await run.started()  # stored before answering: a client may ask for it at once
         return JSON({"message": "Workflow run started"})
@@ -169,6 +178,14 @@ def create_app(
         run_id = query_run_id(request, required=False)
         body = await read_body(request, StartBody)
         run = await runs.create(key(request), run_id)
+        if full(runs) and isinstance(run, Run) and run.status == "pending":  # issue 16's seam
+            _check_input(run.workflow, body.input_data)
+            queued = await queue_start(
+                runs, key(request), run, body.input_data, body.context(), wait=True
+            )
+            if queued is None:
+                raise Problem(500, f"run {run.run_id} ended without a result")
+            return JSON(queued.to_wire())
         result = await starting(run, body)
         runs.settle(key(request), run)
         return JSON(result.to_wire())
@@ -345,11 +362,13 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         recovering = asyncio.get_running_loop().create_task(runs.recovering())
+        claiming = asyncio.get_running_loop().create_task(runs.claimer.run())
         try:
             yield
         finally:
             recovering.cancel()
-            await asyncio.gather(recovering, return_exceptions=True)
+            claiming.cancel()
+            await asyncio.gather(recovering, claiming, return_exceptions=True)
             await runs.shutdown(shutdown_grace)
 
     middleware = []

@@ -214,17 +214,22 @@ class Storage(Protocol):
         ...
 
     def follow(
-        self, run_id: str, after_seq: int = -1, *, through_suspension: bool = False
+        self,
+        run_id: str,
+        after_seq: int = -1,
+        *,
+        through_suspension: bool = False,
+        await_creation: bool = False,
     ) -> AsyncIterator[StoredEvent]:
         """The run's events with ``seq > after_seq``: those stored, then each one as it is
         committed, in order, with no gap and no duplicate; the iterator ends once it has
         yielded every event up to the run's last and the run is final or suspended (at once
-        for an unknown run; ``through_suspension``: only once it is final, following it
-        through its suspensions and resumptions). Other processes' commits are heard through
-        ``LISTEN/NOTIFY`` on PostgreSQL; SQLite finds them by reading the run's head every
-        ``follow_recheck`` seconds (single host). Either way a follower that hears nothing
-        reads the head again after ``follow_recheck`` seconds, so a lost wake-up delays it,
-        never stops it."""
+        for an unknown run, unless ``await_creation``: a queued start; ``through_suspension``:
+        only once it is final, following it through its suspensions and resumptions). Other
+        processes' commits are heard through ``LISTEN/NOTIFY`` on PostgreSQL; SQLite finds
+        them by reading the run's head every ``follow_recheck`` seconds (single host). Either
+        way a follower that hears nothing reads the head again after ``follow_recheck``
+        seconds, so a lost wake-up delays it, never stops it."""
         ...
 
     async def list_runs(

@@ -154,7 +154,12 @@ class StorageBase:
         )
 
     def follow(
-        self, run_id: str, after_seq: int = -1, *, through_suspension: bool = False
+        self,
+        run_id: str,
+        after_seq: int = -1,
+        *,
+        through_suspension: bool = False,
+        await_creation: bool = False,
     ) -> AsyncIterator[StoredEvent]:
         """The run's stored events after ``after_seq``, then each one as it is committed (by
         this process or, where the backend hears of it, another), until the run is final or
@@ -168,6 +173,7 @@ class StorageBase:
             recheck=self.follow_recheck,
             listening=self._listening,
             through_suspension=through_suspension,
+            await_creation=await_creation,
         )
 
     def _forget(self, run_id: str) -> None:
@@ -224,6 +230,8 @@ class StorageBase:
             for item in written:
                 if isinstance(item, Checkpoint):
                     self._followers.wake(item.run_id, item.status, item.last_seq)
+                elif item.create is not None:  # a run begins: those awaiting it read it
+                    self._followers.wake(item.run_id, "running", -1)
 
     async def _retrying(self, work: Callable[[], Awaitable[T]], what: str) -> T:
         # The first attempt runs bare: building tenacity's retrying machinery costs more than the

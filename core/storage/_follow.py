@@ -94,6 +94,7 @@ async def follow_log(
     recheck: float,
     listening: Callable[[], Awaitable[None]] | None = None,
     through_suspension: bool = False,
+    await_creation: bool = False,
 ) -> AsyncIterator[StoredEvent]:
     """The events of ``run_id`` after ``after_seq`` (see the module docstring).
 
@@ -102,6 +103,8 @@ async def follow_log(
     :param recheck: Seconds without a wake-up after which the head is read again.
     :param listening: Called before the first wait (a backend starts its listener there).
     :param through_suspension: Go on waiting at a suspension (until the run is final).
+    :param await_creation: Wait for an unknown run to be created (a queued start) instead of
+        ending at once.
     """
     ending = FINAL_STATUSES if through_suspension else ENDING_STATUSES
     follower = followers.add(run_id)
@@ -116,9 +119,12 @@ async def follow_log(
                 known = hint
             if known is None:
                 known = await head(run_id)
-                if known is None:
+                if known is None and not await_creation:
                     return
-            status, stored = known
+            if known is None:  # not created yet: wait as for a running run with no events
+                status, stored = "running", last
+            else:
+                status, stored = known
             if stored > last:
                 page = await read(run_id, last, PAGE)
                 for event in page:

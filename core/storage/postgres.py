@@ -12,8 +12,9 @@ running loop and made again when a call comes from another loop (``asyncio.run()
 storage instance (:mod:`._listener`) wakes the followers of those runs in this process
 (:meth:`PostgresStorage.follow`), who then read the new events from the log. Control messages
 (cancel, resume, send-event) reach a run's owner through a table and two more channels
-(:mod:`._control`). Channel names carry the ``schema``, so stores in different schemas of one
-database do not hear each other.
+(:mod:`._control`), and starts that an instance has no room for wait in a queue that instances
+with room take from with ``SKIP LOCKED`` (:mod:`._queue`). Channel names carry the
+``schema``, so stores in different schemas of one database do not hear each other.
 
 Values are stored as ``json`` (kept as written: Mastra's key order survives, which ``jsonb``
 would not keep); the run encodes them as strict JSON first (no ``NaN``, no lone surrogates), so
@@ -23,7 +24,7 @@ both backends accept and refuse the same values.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import psycopg
@@ -35,14 +36,16 @@ from . import FINAL_STATUSES, Checkpoint, Claim, RunSnapshot, RunSummary, Stored
 from ._base import (
     StorageBase,
     claim_refusal,
+    new_owner,
     now_ms,
     snapshot_of,
     stored_statuses,
     summaries,
 )
-from ._codec import from_v1, path_key, prefix_bounds
+from ._codec import encode, from_v1, path_key, prefix_bounds
 from ._control import CONTROL_SCHEMA, ControlDesk, ControlHandler
 from ._listener import Listener
+from ._queue import QUEUE_SCHEMA, Queued, RunQueue
 
 __all__ = ["SCHEMA_VERSION", "PostgresStorage"]
 
@@ -164,7 +167,7 @@ class PostgresStorage(StorageBase):
         self.dsn = dsn
         self.schema = schema
         self.pool_size = pool_size
-        names = ("runs", "records", "events", "version", "control")
+        names = ("runs", "records", "events", "version", "control", "queue")
         self._t = {n: _table(schema, f"stepstream_{n}" if n != "version" else "stepstream_schema")
                    for n in names}  # fmt: skip
         self._sql = {
@@ -177,7 +180,12 @@ class PostgresStorage(StorageBase):
                 "head": _HEAD,
             }.items()
         }
-        self.channels = {kind: _channel(schema, kind) for kind in ("events", "control", "answers")}
+        self.channels = {
+            kind: _channel(schema, kind) for kind in ("events", "control", "answers", "queue")
+        }
+        self._queue_of_runs = RunQueue(self, self.channels["queue"])
+        self._on_queued: Callable[[], None] | None = None
+        self._taker = new_owner()
         self._controls = ControlDesk(self, self.channels["control"], self.channels["answers"])
         self._listener = Listener(
             dsn,
@@ -185,6 +193,7 @@ class PostgresStorage(StorageBase):
                 self.channels["events"]: self._heard_commit,
                 self.channels["control"]: self._controls.heard,
                 self.channels["answers"]: self._controls.answered,
+                self.channels["queue"]: self._heard_queued,
             },
             self._reconnected,
         )
@@ -253,6 +262,7 @@ class PostgresStorage(StorageBase):
                 )
             await conn.execute(sql.SQL(_SCHEMA).format(**self._t))
             await conn.execute(sql.SQL(CONTROL_SCHEMA).format(control=self._t["control"]))
+            await conn.execute(sql.SQL(QUEUE_SCHEMA).format(queue=self._t["queue"]))
             if v1:
                 old = _table(self.schema, "stepstream_runs_v1")
                 cur = await conn.execute(sql.SQL("SELECT snapshot FROM {}").format(old))
@@ -373,12 +383,10 @@ class PostgresStorage(StorageBase):
                     await conn.execute(self._sql["records"], _columns(records, 5))
                 if events:
                     await conn.execute(self._sql["events"], _columns(events, 4))
-                if kept:  # heard by other processes once committed (NOTIFY waits for COMMIT)
-                    await conn.execute(
-                        _NOTIFY,
-                        (self.channels["events"],
-                         [f"{cp.status} {cp.last_seq} {cp.run_id}" for cp in kept]),
-                    )  # fmt: skip
+                notes = [f"{cp.status} {cp.last_seq} {cp.run_id}" for cp in kept]
+                notes += [f"running -1 {run_id}" for run_id in created]  # a run begins
+                if notes:  # heard by other processes once committed (NOTIFY waits for COMMIT)
+                    await conn.execute(_NOTIFY, (self.channels["events"], notes))
                 self._crash_around(bool(claims), bool(checkpoints), "before")
             self._crash_around(bool(claims), bool(checkpoints), "after")
         return {
@@ -444,6 +452,44 @@ class PostgresStorage(StorageBase):
         :raises StorageError: if no answer came within ``within`` seconds.
         """
         return await self._controls.send(run_id, kind, body, within)
+
+    # -- queued runs (see ._queue) -------------------------------------------------------------
+
+    async def enqueue(
+        self, run_id: str, workflow_id: str, input_data: Any, runtime_context: dict[str, Any]
+    ) -> None:
+        """Queue the start of a new run for any instance with room to take.
+
+        :raises RunClaimedError: if the run exists or is queued already.
+        :raises StorageError: if the input or the context cannot be stored as JSON.
+        """
+        await self._queue_of_runs.put(
+            run_id,
+            workflow_id,
+            encode(input_data, f"run {run_id}: the input", run_id=run_id),
+            encode(runtime_context, f"run {run_id}: the runtime context", run_id=run_id),
+        )
+
+    async def take_queued(self, workflow_ids: Sequence[str], limit: int) -> list[Queued]:
+        """Take at most ``limit`` queued runs of ``workflow_ids`` (oldest first) to start here;
+        call :meth:`queued_done` once each is started (claimed)."""
+        return await self._queue_of_runs.take(list(workflow_ids), self._taker, limit)
+
+    async def queued_done(self, run_id: str) -> None:
+        """A taken run is started (or could not be): drop it from the queue."""
+        await self._queue_of_runs.done(run_id)
+
+    async def is_queued(self, run_id: str) -> bool:
+        """Whether ``run_id`` waits in the queue (or is being started from it)."""
+        return await self._queue_of_runs.holds(run_id)
+
+    def on_queued(self, callback: Callable[[], None] | None) -> None:
+        """Call ``callback()`` when any process queues a run (once listening)."""
+        self._on_queued = callback
+
+    def _heard_queued(self, payload: str) -> None:
+        if self._on_queued is not None:
+            self._on_queued()
 
     async def claim(self, claim: Claim) -> None:
         await super().claim(claim)
