@@ -225,3 +225,26 @@ async def test_a_failing_handler_answers_with_its_error(
     await owner.claim(claim())
     answer = await sender.send_control("run-1", "resume", {"x": 1}, within=LIMIT)
     assert answer == {"error": 'ValueError: {"x": 1}', "status": 500}
+
+
+@pytest.mark.asyncio
+async def test_a_follower_may_await_a_run_s_creation_and_follow_it_through_a_suspension(
+    storage: Storage, other: Storage
+) -> None:
+    follower = other.follow("run-1", await_creation=True, through_suspension=True)
+    first = asyncio.ensure_future(anext(follower))
+    await storage.claim(claim())  # created after the follower began to wait
+    await storage.save_checkpoint(checkpoint(last_seq=0, events=events(0)))
+    assert (await asyncio.wait_for(first, LIMIT)).seq == 0
+    await storage.save_checkpoint(
+        checkpoint(status="suspended", last_seq=1, events=events(1), release=True)
+    )
+    assert await take(follower, 1) == [1]
+    pending = asyncio.ensure_future(anext(follower))  # waits on: the run is only suspended
+    await storage.claim(claim(create=None, expect=("suspended",)))
+    await storage.save_checkpoint(
+        checkpoint(status="success", last_seq=2, events=events(2), release=True)
+    )
+    assert (await asyncio.wait_for(pending, LIMIT)).seq == 2
+    with pytest.raises(StopAsyncIteration):
+        await asyncio.wait_for(anext(follower), LIMIT)
