@@ -127,7 +127,7 @@ class Runs:
             run = await wf.load_run(run_id, storage=self.storage, plugin_manager=self.pm)
         except RunStateError:
             return entry.run if entry is not None else None  # created here, not stored yet
-        if run._held_by is not None:  # executing in another process
+        if run.status == "running":  # a fresh copy that runs: it executes in another process
             snapshot = await self.storage.load_run(run_id)
             if snapshot is not None and snapshot.status == "running":
                 if entry is not None and entry.holders == 0 and not entry.run.executing:
