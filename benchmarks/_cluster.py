@@ -39,9 +39,10 @@ from ._suite import Row
 __all__ = ["cluster_workloads", "short"]
 
 ROOT = Path(__file__).resolve().parents[1]
-RATE = 5_000
-"""Events per second the latency run writes."""
-EVENTS = 10_000
+RATE = int(os.environ.get("BENCH_RATE", "5000"))
+"""Events per second the latency run writes (``BENCH_RATE=500`` to see the floor of the
+latency at a lower rate)."""
+EVENTS = RATE * 2
 """Events of the latency run (two seconds at :data:`RATE`)."""
 SHORT_RUNS = 600
 IN_FLIGHT = 48
