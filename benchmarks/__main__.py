@@ -3,7 +3,7 @@
     .venv/bin/python -m benchmarks [--quick] [--only NAME[,NAME]] [--repeat N]
                                    [--profile WORKLOAD] [--markdown]
 
-Workloads: seq, fanout, plugins, tokens, concurrent-1k, concurrent-10k, durable, ray.
+Workloads: seq, fanout, plugins, tokens, concurrent-1k, concurrent-10k, durable, ray, cluster.
 Systems: stepstream, langgraph, llama-index-workflows, mastra (Node), openai (tokens only),
 floor, and the durable ones (stepstream and LangGraph on SQLite and PostgreSQL); see
 benchmarks/README.md.
@@ -178,6 +178,11 @@ def run_all(report: Report, selected: list[str], sizes: Sizes, pm: Any) -> None:
             continue
         if name == "durable":
             durable_workloads(report, sizes, pm)
+            continue
+        if name == "cluster":  # several processes on one PostgreSQL (benchmarks/_cluster.py)
+            from ._cluster import cluster_workloads
+
+            report.rows += cluster_workloads(log)
             continue
         in_process(report, name, sizes, pm)
         if name.startswith("concurrent"):

@@ -27,6 +27,7 @@ WORKLOADS = (
     "concurrent-10k",
     "durable",
     "ray",
+    "cluster",
 )
 GC_TUNED = "stepstream+gc-freeze"
 MASTRA = _mastra.MASTRA

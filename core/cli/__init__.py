@@ -10,6 +10,7 @@
     stepstream show RUN_ID --db DB [--json]
     stepstream serve MODULE[:WORKFLOW[,WORKFLOW...]]... [--host H] [--port N] [--db DB]
                      [--token T] [--cors-origin ORIGIN]... [--body-limit BYTES]
+                     [--instances N] [--lease SECONDS] [--max-runs N]
     stepstream plugins
     stepstream --version
 
@@ -31,6 +32,15 @@ Exit status: 0 when the run succeeded or suspended (a suspended run prints how t
 1 when it failed or was canceled, 2 for a usage error (bad JSON, unknown module, attribute,
 run or plugin; not a workflow; a ``--db`` that is not a database or cannot be reached),
 printed as one line on stderr; 130 when interrupted; 141 when the output's reader went away.
+
+``serve --instances N`` starts N server processes on one listening socket (the kernel spreads
+connections among them) and one ``--db``, which must then be PostgreSQL: any instance serves
+any run, following runs that another executes through the database and passing cancel,
+resume and send-event on to the run's owner; when an instance dies, the others take its runs
+over once their leases (``--lease``, 30 s by default) expire. With ``--max-runs N`` an
+instance executes at most N runs at once: a ``start`` or ``start-async`` past that is queued in
+the database and started by an instance with room (claimed with ``SKIP LOCKED``). N separate
+``serve`` processes on the same database (behind a load balancer) work the same way.
 
 ``serve`` takes its bearer token from ``--token`` or, better, from ``$STEPSTREAM_TOKEN``: an
 argument is visible to every user of the machine in ``ps``, the environment is not.
@@ -75,6 +85,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     try:
         if args.command == "serve":
+            if args.instances != 1:
+                return _commands.serve_instances(args, list(sys.argv[1:] if argv is None else argv))
             return _commands.serve(args)
         if args.command == "plugins":
             return _commands.plugins(args)
@@ -181,6 +193,30 @@ def _parser() -> argparse.ArgumentParser:
         metavar="BYTES",
         help="refuse request bodies larger than this with 413 (default 4.5 MiB, as Mastra's)",
     )
+    serve.add_argument(
+        "--instances",
+        type=int,
+        default=1,
+        metavar="N",
+        help="serve from N processes on one port and one PostgreSQL --db (default 1)",
+    )
+    serve.add_argument(
+        "--lease",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="how long a run's claim holds without renewal: a dead instance's runs are taken"
+        " over after this (default 30)",
+    )
+    serve.add_argument(
+        "--max-runs",
+        type=int,
+        default=0,
+        metavar="N",
+        help="execute at most N runs at once; with PostgreSQL, queue further starts for"
+        " instances with room (default 0: no limit)",
+    )
+    serve.add_argument("--listen-fd", type=int, help=argparse.SUPPRESS)  # an instance's socket
     _plugin_option(serve)
 
     sub.add_parser("plugins", help="list the registered plugins and where each came from")

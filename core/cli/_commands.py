@@ -12,6 +12,8 @@ import asyncio
 import contextlib
 import re
 import signal
+import socket
+import subprocess
 import sys
 import time
 from collections.abc import Sequence
@@ -44,6 +46,7 @@ __all__ = [
     "resume",
     "run",
     "serve",
+    "serve_instances",
     "shown_db",
     "storage_problem",
 ]
@@ -258,18 +261,18 @@ def _step_path(suspended: list[list[str]], step: str | None) -> list[str] | None
 _DSN = re.compile(r"^postgres(?:ql)?://", re.IGNORECASE)
 
 
-def open_storage(db: str) -> Storage:
+def open_storage(db: str, *, lease_seconds: float = 30.0) -> Storage:
     """The storage ``--db`` names: a PostgreSQL DSN (``postgresql://...``) or a SQLite file,
     created when missing."""
     if not _DSN.match(db):
-        return SQLiteStorage(db)
+        return SQLiteStorage(db, lease_seconds=lease_seconds)
     try:
         from stepstream.storage.postgres import PostgresStorage
     except ImportError as exc:
         raise UsageError(
             f"a PostgreSQL --db needs psycopg: pip install 'stepstream[postgres]' ({exc})"
         ) from exc
-    return PostgresStorage(db)
+    return PostgresStorage(db, lease_seconds=lease_seconds)
 
 
 def existing_storage(db: str) -> Storage:
@@ -313,7 +316,9 @@ def serve(args: argparse.Namespace) -> int:
             f"serve needs the server extra: pip install 'stepstream[server]' ({exc})"
         ) from exc
     pm = _plugin_manager(args.plugins)
-    storage = open_storage(args.db) if args.db else None
+    if args.lease <= 0:
+        raise UsageError(f"--lease must be positive, not {args.lease:g}")
+    storage = open_storage(args.db, lease_seconds=args.lease) if args.db else None
     app = create_app(
         workflows,
         storage=storage,
@@ -321,12 +326,50 @@ def serve(args: argparse.Namespace) -> int:
         plugin_manager=pm,
         cors_origins=args.cors_origin,
         body_limit=args.body_limit,
+        max_runs=max(args.max_runs, 0),
     )
     names = ", ".join(sorted(workflows))
-    print(f"serving {names} on http://{args.host}:{args.port}", flush=True)
+    if args.listen_fd is None:
+        print(f"serving {names} on http://{args.host}:{args.port}", flush=True)
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how a server stops: no error
-        serve_app(app, host=args.host, port=args.port)
+        serve_app(app, host=args.host, port=args.port, fd=args.listen_fd)
     return EXIT_OK
+
+
+def serve_instances(args: argparse.Namespace, argv: list[str]) -> int:
+    """``stepstream serve --instances N``: bind the port once, start N ``serve`` processes
+    accepting on it, pass SIGTERM and SIGINT on to them, and wait for them all."""
+    if args.instances < 1:
+        raise UsageError(f"--instances must be at least 1, not {args.instances}")
+    if not args.db or not _DSN.match(args.db):
+        raise UsageError(
+            "--instances needs a PostgreSQL --db (postgresql://...): the instances share "
+            "runs through it"
+        )
+    listening = socket.create_server((args.host, args.port), reuse_port=False, backlog=2048)
+    listening.set_inheritable(True)
+    fd = listening.fileno()
+    # The same command again (the last --instances wins), accepting on the inherited socket.
+    command = [sys.executable, "-m", "stepstream.cli", *argv, "--instances", "1",
+               "--listen-fd", str(fd)]  # fmt: skip
+    children = [subprocess.Popen(command, pass_fds=(fd,)) for _ in range(args.instances)]
+    listening.close()  # the children hold it now
+    print(
+        f"serving on http://{args.host}:{args.port} from {args.instances} instances "
+        f"(pids {', '.join(str(c.pid) for c in children)})",
+        flush=True,
+    )
+
+    def forward(signum: int, frame: object) -> None:
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signum)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    codes = [child.wait() for child in children]
+    failed = [c for c in codes if c not in (0, -signal.SIGTERM, -signal.SIGINT)]
+    return EXIT_OK if not failed else EXIT_FAILED
 
 
 def plugins(args: argparse.Namespace) -> int:

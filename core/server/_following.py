@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 from starlette.responses import StreamingResponse
@@ -24,6 +24,9 @@ from ..events import Event
 from ..run import Run
 from ..status import FINAL
 from ._wire import dumps
+
+if TYPE_CHECKING:
+    from ._remote import RemoteRun
 
 WRITE_LIMIT = 16_384
 """The most bytes of whole records joined into one write.
@@ -139,9 +142,10 @@ class Frames:
 
 
 async def follow(
-    run: Run, after: int, keepalive: float, frames: Frames | None = None
+    run: Run | RemoteRun, after: int, keepalive: float, frames: Frames | None = None
 ) -> AsyncIterator[bytes]:
-    """An SSE follower of ``run`` from after ``after`` to its ``finish`` (pinged while idle)."""
+    """An SSE follower of ``run`` from after ``after`` to its ``finish`` (pinged while idle);
+    a run executing in another process is followed the same way, through its stored log."""
     async with run.subscribe(after) as subscription:
         events = aiter(subscription)
         while True:

@@ -8,6 +8,11 @@ loaded again when asked for. A run created by ``create-run`` and never started w
 stored: after the idle time it is forgotten, as if it had not been created. At most
 ``max_live`` runs are kept: past that, the longest idle of those that may leave do so at once,
 and when none may, ``create-run`` answers 503.
+
+A run that another process executes on the same storage is handed out as a
+:class:`~stepstream.server._remote.RemoteRun` (followed through the stored log, controlled by
+messages to its owner), never kept here; a kept copy of a run that is not executing here is
+read from storage again at each request, since another process may have moved it on.
 """
 
 from __future__ import annotations
@@ -27,6 +32,8 @@ from ..run import Run
 from ..status import is_final
 from ..storage import Storage
 from ..workflow import Workflow
+from ._queue import Claimer
+from ._remote import RemoteRun, answer_controls
 from ._wire import Problem
 
 log = logging.getLogger("stepstream.server")
@@ -56,6 +63,7 @@ class Runs:
         *,
         idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
         max_live: int = DEFAULT_MAX_LIVE,
+        max_runs: int = 0,
     ) -> None:
         self.workflows = dict(workflows)
         self.storage = storage
@@ -65,6 +73,12 @@ class Runs:
         self.entries: dict[tuple[str, str], _Live] = {}
         self.tasks: set[asyncio.Task[Any]] = set()
         self._swept = time.monotonic()
+        self.max_runs = max_runs
+        """The most runs this instance executes at once (0: no limit); see ``_queue``."""
+        self.claimer = Claimer(self)
+        on_control = getattr(storage, "on_control", None)
+        if on_control is not None:  # other processes' cancel, resume and send-event reach us
+            on_control(answer_controls(self))
 
     @property
     def live(self) -> dict[tuple[str, str], Run]:
@@ -77,7 +91,7 @@ class Runs:
             raise Problem(404, "Workflow not found")
         return found
 
-    async def create(self, key: str, run_id: str | None) -> Run:
+    async def create(self, key: str, run_id: str | None) -> Run | RemoteRun:
         """The run ``run_id`` (live, or stored: never run twice), or a new one."""
         wf = self.workflow(key)
         self.sweep()
@@ -92,7 +106,7 @@ class Runs:
         run = await wf.create_run(run_id or None, plugin_manager=self.pm, storage=self.storage)
         return self._keep(key, run)
 
-    async def get(self, key: str, run_id: str) -> Run:
+    async def get(self, key: str, run_id: str) -> Run | RemoteRun:
         """The run ``run_id``, live or stored; 404 if neither."""
         wf = self.workflow(key)
         self.sweep()
@@ -101,23 +115,41 @@ class Runs:
             raise Problem(404, "Workflow run not found")
         return found
 
-    async def _find(self, key: str, wf: Workflow, run_id: str) -> Run | None:
+    async def _find(self, key: str, wf: Workflow, run_id: str) -> Run | RemoteRun | None:
         entry = self.entries.get((key, run_id))
         if entry is not None:
             entry.touched = time.monotonic()
-            return entry.run
+            if _current(entry):
+                return entry.run
         try:
             run = await wf.load_run(run_id, storage=self.storage, plugin_manager=self.pm)
         except RunStateError:
-            return None
+            return entry.run if entry is not None else None  # created here, not stored yet
+        if run.status == "running":  # a fresh copy that runs: it executes in another process
+            snapshot = await self.storage.load_run(run_id)
+            if snapshot is not None and snapshot.status == "running":
+                if entry is not None and entry.holders == 0 and not entry.run.executing:
+                    self._forget(key, run_id)
+                return RemoteRun(wf, self.storage, snapshot, lambda: self.get(key, run_id))
         entry = self.entries.get((key, run_id))  # loaded meanwhile by another request
-        return entry.run if entry is not None else self._keep(key, run)
+        if entry is not None and (_current(entry) or _same(entry.run, run)):
+            # Nothing moved on elsewhere: requests share the one copy, so a follower that
+            # took it a moment ago sees what a resume through another request executes.
+            return entry.run
+        return self._keep(key, run)
+
+    def executing_here(self, run_id: str) -> tuple[str, Run] | None:
+        """The key and run of ``run_id`` if it executes in this process (control messages)."""
+        for (key, found), entry in self.entries.items():
+            if found == run_id and entry.run.executing:
+                return key, entry.run
+        return None
 
     def _keep(self, key: str, run: Run) -> Run:
         self.entries[(key, run.run_id)] = _Live(run, time.monotonic())
         return run
 
-    def settle(self, key: str, run: Run) -> None:
+    def settle(self, key: str, run: Run | RemoteRun) -> None:
         """An ended run nobody streams leaves memory now (storage keeps it)."""
         entry = self.entries.get((key, run.run_id))
         if entry is not None and entry.holders == 0 and is_final(run.status):
@@ -134,7 +166,7 @@ class Runs:
             if entry.holders == 0 and entry.run.status != "running" and (force or idle):
                 self._forget(key, run_id)
 
-    def forget(self, key: str, run: Run) -> None:
+    def forget(self, key: str, run: Run | RemoteRun) -> None:
         """Drop ``run`` from memory unless it runs here (a stale copy of a run another
         process executes): the next request loads it from storage again."""
         entry = self.entries.get((key, run.run_id))
@@ -145,8 +177,12 @@ class Runs:
         self.entries.pop((key, run_id))
 
     @contextlib.asynccontextmanager
-    async def holding(self, key: str, run: Run) -> AsyncIterator[_Live]:
-        """Keep ``run`` in memory while the block runs (a response streaming it)."""
+    async def holding(self, key: str, run: Run | RemoteRun) -> AsyncIterator[_Live]:
+        """Keep ``run`` in memory while the block runs (a response streaming it); a remote
+        run is not kept (storage holds it)."""
+        if isinstance(run, RemoteRun):
+            yield _Live(run, time.monotonic())  # type: ignore[arg-type]
+            return
         entry = self.entries.get((key, run.run_id))
         if entry is None or entry.run is not run:
             entry = self.entries[(key, run.run_id)] = _Live(run, time.monotonic())
@@ -158,7 +194,7 @@ class Runs:
             entry.touched = time.monotonic()
             self.settle(key, run)
 
-    def background(self, work: Awaitable[Any], key: str, run: Run) -> None:
+    def background(self, work: Awaitable[Any], key: str, run: Run | RemoteRun) -> None:
         """Run ``work`` after the response; its failure is logged, the run then settled."""
 
         async def held() -> Any:
@@ -170,6 +206,7 @@ class Runs:
 
         def done(task: asyncio.Future[Any]) -> None:
             self.tasks.discard(task)
+            self.claimer.wake()  # room for a queued run, maybe
             if not task.cancelled() and task.exception() is not None:
                 log.error("background work on run %s failed", run.run_id, exc_info=task.exception())
 
@@ -216,3 +253,15 @@ class Runs:
         for key, run_id in list(self.entries):
             self._forget(key, run_id)
         await self.storage.close()
+
+
+def _current(entry: _Live) -> bool:
+    """Whether a kept run is up to date as it is: it executes here, is streamed from here,
+    has ended, or was never stored (anything else may have moved on in another process)."""
+    run = entry.run
+    return entry.holders > 0 or run.executing or run.status == "pending" or is_final(run.status)
+
+
+def _same(kept: Run, loaded: Run) -> bool:
+    """Whether a kept copy still says what storage says (same status, same last event)."""
+    return kept.status == loaded.status and kept.last_seq == loaded.last_seq

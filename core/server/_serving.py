@@ -49,14 +49,25 @@ def serve_in_thread(app: Starlette, *, host: str = "127.0.0.1", port: int = 0) -
         thread.join(10)
 
 
-def serve(app: Starlette, *, host: str = "127.0.0.1", port: int = 4111) -> None:
-    """Serve ``app`` with uvicorn until interrupted."""
+def serve(
+    app: Starlette, *, host: str = "127.0.0.1", port: int = 4111, fd: int | None = None
+) -> None:
+    """Serve ``app`` with uvicorn until interrupted.
+
+    :param fd: A listening socket's file descriptor to accept on instead of binding
+        ``host:port`` (``stepstream serve --instances N``: every instance accepts on the one
+        socket its parent bound, and the kernel spreads the connections among them).
+    """
     import uvicorn
 
-    uvicorn.run(
+    config = uvicorn.Config(
         app,
         host=host,
         port=port,
         log_level="warning",
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN,
     )
+    if fd is None:
+        uvicorn.Server(config).run()
+        return
+    uvicorn.Server(config).run(sockets=[socket.socket(fileno=fd)])

@@ -44,7 +44,9 @@ from ._models import (
     openapi,
     read_body,
 )
+from ._queue import full, queue_start
 from ._registry import DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_LIVE, Runs
+from ._remote import RemoteRun, remote_watch
 from ._serving import serve, serve_in_thread
 from ._stored import execution_result, stored_run
 from ._studio import studio_routes
@@ -108,6 +110,7 @@ def create_app(
     max_live: int = DEFAULT_MAX_LIVE,
     keepalive: float = 15.0,
     shutdown_grace: float = 10.0,
+    max_runs: int = 0,
 ) -> Starlette:
     """An ASGI app serving ``workflows`` (registration key -> committed workflow).
 
@@ -126,6 +129,8 @@ def create_app(
     :param max_live: The most runs in memory at once.
     :param keepalive: Seconds between SSE pings on a quiet stream.
     :param shutdown_grace: Seconds shutdown waits for background work before closing storage.
+    :param max_runs: The most runs this instance executes at once; with a PostgreSQL storage,
+        a start past it is queued for any instance with room (``_queue``). 0: no limit.
     """
     runs = Runs(
         workflows,
@@ -133,6 +138,7 @@ def create_app(
         plugin_manager or get_plugin_manager(),
         idle_timeout=idle_timeout,
         max_live=max_live,
+        max_runs=max_runs,
     )
 
     encoded = Frames()  # the SSE frames of recent events, shared by every follower
@@ -173,10 +179,10 @@ def create_app(
         run = await runs.create(key(request), query_run_id(request, required=False))
         return JSON({"runId": run.run_id})
 
-    def starting(run: Run, body: StartBody) -> Awaitable[WorkflowResult]:
+    def starting(run: Run | RemoteRun, body: StartBody) -> Awaitable[WorkflowResult]:
         """The run's start, once its body is checked (4xx otherwise)."""
         _check_input(run.workflow, body.input_data)
-        if run.status != "pending":
+        if isinstance(run, RemoteRun) or run.status != "pending":
             raise Problem(409, f"run {run.run_id} has already started")
         return run.start(body.input_data, body.context())
 
@@ -184,6 +190,10 @@ def create_app(
         run_id = query_run_id(request, required=True)
         body = await read_body(request, StartBody)
         run = await runs.get(key(request), str(run_id))
+        if full(runs) and isinstance(run, Run) and run.status == "pending":  # issue 16's seam
+            _check_input(run.workflow, body.input_data)
+            await queue_start(runs, key(request), run, body.input_data, body.context(), wait=False)
+            return JSON({"message": "Workflow run started"})
         runs.background(starting(run, body), key(request), run)
         await run.started()  # stored before answering: a client may ask for it at once
         return JSON({"message": "Workflow run started"})
@@ -192,6 +202,14 @@ def create_app(
         run_id = query_run_id(request, required=False)
         body = await read_body(request, StartBody)
         run = await runs.create(key(request), run_id)
+        if full(runs) and isinstance(run, Run) and run.status == "pending":  # issue 16's seam
+            _check_input(run.workflow, body.input_data)
+            queued = await queue_start(
+                runs, key(request), run, body.input_data, body.context(), wait=True
+            )
+            if queued is None:
+                raise Problem(500, f"run {run.run_id} ended without a result")
+            return JSON(queued.to_wire())
         result = await starting(run, body)
         runs.settle(key(request), run)
         return JSON(result.to_wire())
@@ -237,6 +255,10 @@ def create_app(
             return (dumps(dumps(body)) + RS).encode()
 
         async def records() -> AsyncIterator[bytes]:
+            if isinstance(run, RemoteRun):  # executing in another process (issue 16's seam)
+                async for chunk in remote_watch(run, record):
+                    yield chunk
+                return
             async with runs.holding(key(request), run):
                 async for chunk in watch_records(run, record):
                     yield chunk
@@ -341,6 +363,10 @@ def create_app(
         run = await runs.get(key(request), run_id)
 
         async def frames() -> AsyncIterator[bytes]:
+            if isinstance(run, RemoteRun):  # executing in another process: its stored log
+                async for chunk in follow(run, after, keepalive, encoded):
+                    yield chunk
+                return
             async with runs.holding(key(request), run):
                 async for chunk in follow(run, after, keepalive, encoded):
                     yield chunk
@@ -377,11 +403,13 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         recovering = asyncio.get_running_loop().create_task(runs.recovering())
+        claiming = asyncio.get_running_loop().create_task(runs.claimer.run())
         try:
             yield
         finally:
             recovering.cancel()
-            await asyncio.gather(recovering, return_exceptions=True)
+            claiming.cancel()
+            await asyncio.gather(recovering, claiming, return_exceptions=True)
             await runs.shutdown(shutdown_grace)
 
     middleware = []

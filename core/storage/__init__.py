@@ -18,12 +18,19 @@ its new events, its changed step records and its head, in one transaction, accep
 the run's owner. Backends group the checkpoints of concurrent runs into one transaction per
 flush (group commit).
 
-Every method is a coroutine; backends do their I/O off the event loop.
+**Following.** :meth:`~Storage.follow` is a run's log as an async iterator: the events
+stored so far, read in pages, then each new one once committed, until the run ends or
+suspends. The log is the source of truth; wake-ups only say when to read it. PostgreSQL hears
+other processes' commits (``LISTEN/NOTIFY``) and serves any number of hosts; SQLite wakes the
+followers of its own commits at once and polls for other processes' (single host).
+
+Every method is a coroutine (``follow`` an async iterator); backends do their I/O off the
+event loop.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -206,6 +213,25 @@ class Storage(Protocol):
         self, run_id: str, after_seq: int = -1, *, limit: int | None = None
     ) -> list[StoredEvent]:
         """The run's events with ``seq > after_seq``, in order (at most ``limit``)."""
+        ...
+
+    def follow(
+        self,
+        run_id: str,
+        after_seq: int = -1,
+        *,
+        through_suspension: bool = False,
+        await_creation: bool = False,
+    ) -> AsyncIterator[StoredEvent]:
+        """The run's events with ``seq > after_seq``: those stored, then each one as it is
+        committed, in order, with no gap and no duplicate; the iterator ends once it has
+        yielded every event up to the run's last and the run is final or suspended (at once
+        for an unknown run, unless ``await_creation``: a queued start; ``through_suspension``:
+        only once it is final, following it through its suspensions and resumptions). Other
+        processes' commits are heard through ``LISTEN/NOTIFY`` on PostgreSQL; SQLite finds
+        them by reading the run's head every ``follow_recheck`` seconds (single host). Either
+        way a follower that hears nothing reads the head again after ``follow_recheck``
+        seconds, so a lost wake-up delays it, never stops it."""
         ...
 
     async def list_runs(

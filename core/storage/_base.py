@@ -13,6 +13,9 @@ A backend implements the transactions (:meth:`StorageBase._claim_now`,
   retried with backoff, a few times; then :class:`~stepstream.errors.StorageError`.
 - **Leases.** A claim holds for ``lease_seconds``; a task renews every claim this storage holds
   at a third of that, with one statement.
+- **Following.** :meth:`StorageBase.follow` reads a run's log in pages and waits for more
+  (:mod:`._follow`); each committed batch wakes the followers of its runs in this process, and a
+  backend that hears of other processes' commits wakes them too.
 - **Crash points** (fault injection, as DBOS tests it): ``STEPSTREAM_CRASH_AT=name`` (or
   ``name:n`` for its n-th time) makes the process SIGKILL itself at that named point of a
   storage write; the tests use it to prove recovery from a crash at every write.
@@ -27,14 +30,15 @@ import signal
 import socket
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 import tenacity
 
 from ..errors import RunClaimedError, StorageError
-from . import FINAL_STATUSES, Checkpoint, Claim, RunSnapshot, RunSummary
+from . import FINAL_STATUSES, Checkpoint, Claim, RunSnapshot, RunSummary, StoredEvent
 from ._codec import decode, rebuild_state
+from ._follow import Followers, follow_log
 
 __all__ = ["CRASH_POINTS", "StorageBase", "new_owner", "now_ms"]
 
@@ -70,6 +74,9 @@ class StorageBase:
     #: How often a transient failure is tried again before it becomes a StorageError.
     attempts = 5
 
+    #: Seconds a follower waits without a wake-up before it reads the run's head again.
+    follow_recheck = 1.0
+
     def __init__(self, *, lease_seconds: float = 30.0, durability: str = "async") -> None:
         if lease_seconds <= 0:
             raise ValueError("lease_seconds must be positive")
@@ -86,6 +93,7 @@ class StorageBase:
         name, _, nth = crash.partition(":")
         self._crash_at = (name, int(nth or 1)) if name else None
         self._crash_seen = 0
+        self._followers = Followers()
 
     # -- what backends implement -----------------------------------------------------------
 
@@ -109,6 +117,19 @@ class StorageBase:
         """Whether ``exc`` is worth retrying (lock timeout, lost connection)."""
         raise NotImplementedError
 
+    async def _head_now(self, run_id: str) -> tuple[str, int] | None:
+        """The run's stored ``(status, last_seq)``, or ``None`` if it is unknown."""
+        raise NotImplementedError
+
+    async def _listening(self) -> None:
+        """Make sure other processes' commits wake this storage's followers (a backend that
+        can hear them starts listening here; the others rely on ``follow_recheck``)."""
+
+    def read_events(
+        self, run_id: str, after_seq: int = -1, *, limit: int | None = None
+    ) -> Awaitable[list[StoredEvent]]:
+        raise NotImplementedError
+
     # -- the protocol ----------------------------------------------------------------------
 
     async def claim(self, claim: Claim) -> None:
@@ -130,6 +151,29 @@ class StorageBase:
         self._forget(run_id)
         await self._retrying(
             lambda: self._release_now(run_id, owner, now_ms()), f"release run {run_id}"
+        )
+
+    def follow(
+        self,
+        run_id: str,
+        after_seq: int = -1,
+        *,
+        through_suspension: bool = False,
+        await_creation: bool = False,
+    ) -> AsyncIterator[StoredEvent]:
+        """The run's stored events after ``after_seq``, then each one as it is committed (by
+        this process or, where the backend hears of it, another), until the run is final or
+        suspended and every event up to its last was yielded (see :mod:`._follow`)."""
+        return follow_log(
+            self._followers,
+            run_id,
+            after_seq,
+            read=lambda run, after, limit: self.read_events(run, after, limit=limit),
+            head=self._head_now,
+            recheck=self.follow_recheck,
+            listening=self._listening,
+            through_suspension=through_suspension,
+            await_creation=await_creation,
         )
 
     def _forget(self, run_id: str) -> None:
@@ -173,10 +217,21 @@ class StorageBase:
                             "write a checkpoint",
                         )
                         _settle([one], lost, None)
+                        self._woken([one[0]] if not lost else [])
                     except Exception as single:
                         _settle([one], set(), single)
                 continue
             _settle(batch, lost, None)
+            self._woken([c for i, (c, _) in enumerate(batch) if i not in lost])
+
+    def _woken(self, written: Sequence[Checkpoint | Claim]) -> None:
+        """Wake the followers in this process of the runs whose checkpoints were committed."""
+        if self._followers:
+            for item in written:
+                if isinstance(item, Checkpoint):
+                    self._followers.wake(item.run_id, item.status, item.last_seq)
+                elif item.create is not None:  # a run begins: those awaiting it read it
+                    self._followers.wake(item.run_id, "running", -1)
 
     async def _retrying(self, work: Callable[[], Awaitable[T]], what: str) -> T:
         # The first attempt runs bare: building tenacity's retrying machinery costs more than the

@@ -7,6 +7,15 @@ a constant number of statements whatever the batch: ``unnest`` of arrays); claim
 psycopg connection belongs to the event loop that opened it, so the pool is made lazily in the
 running loop and made again when a call comes from another loop (``asyncio.run()`` twice).
 
+**Across processes.** Each grouped commit notifies the ``stepstream_events`` channel with
+``"<status> <last seq> <run id>"`` for each run it wrote, and one listening connection per
+storage instance (:mod:`._listener`) wakes the followers of those runs in this process
+(:meth:`PostgresStorage.follow`), who then read the new events from the log. Control messages
+(cancel, resume, send-event) reach a run's owner through a table and two more channels
+(:mod:`._control`), and starts that an instance has no room for wait in a queue that instances
+with room take from with ``SKIP LOCKED`` (:mod:`._queue`). Channel names carry the
+``schema``, so stores in different schemas of one database do not hear each other.
+
 Values are stored as ``json`` (kept as written: Mastra's key order survives, which ``jsonb``
 would not keep); the run encodes them as strict JSON first (no ``NaN``, no lone surrogates), so
 both backends accept and refuse the same values.
@@ -15,7 +24,7 @@ both backends accept and refuse the same values.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import psycopg
@@ -27,12 +36,16 @@ from . import FINAL_STATUSES, Checkpoint, Claim, RunSnapshot, RunSummary, Stored
 from ._base import (
     StorageBase,
     claim_refusal,
+    new_owner,
     now_ms,
     snapshot_of,
     stored_statuses,
     summaries,
 )
-from ._codec import from_v1, path_key, prefix_bounds
+from ._codec import encode, from_v1, path_key, prefix_bounds
+from ._control import CONTROL_SCHEMA, ControlDesk, ControlHandler
+from ._listener import Listener
+from ._queue import QUEUE_SCHEMA, Queued, RunQueue
 
 __all__ = ["SCHEMA_VERSION", "PostgresStorage"]
 
@@ -82,7 +95,10 @@ CREATE TABLE IF NOT EXISTS {events} (
 # processes creating the schema at once take turns on this advisory lock.
 _DDL_LOCK = "SELECT pg_advisory_xact_lock(hashtext('stepstream.storage.postgres'))"
 
+# The checkpoint's own statement also notifies (delivered at COMMIT, with the events it stores):
+# one round trip less per group commit than a NOTIFY of its own.
 _CHECKPOINT = """
+WITH written AS (
 UPDATE {runs} AS r SET status = v.status, last_seq = v.last_seq, result = v.result::json,
     error = v.error, suspended = v.suspended::json,
     runtime_context = COALESCE(v.ctx::json, r.runtime_context),
@@ -93,7 +109,9 @@ FROM unnest(%s::text[], %s::text[], %s::text[], %s::bigint[], %s::text[], %s::te
             %s::text[], %s::text[], %s::text[], %s::bool[], %s::bigint[])
     AS v(run_id, owner, status, last_seq, result, error, suspended, ctx, meta, release, lease)
 WHERE r.run_id = v.run_id AND r.owner = v.owner
-RETURNING r.run_id
+RETURNING r.run_id, r.status, r.last_seq
+)
+SELECT run_id, pg_notify(%s, status || ' ' || last_seq || ' ' || run_id) FROM written
 """
 _CREATE = """
 INSERT INTO {runs}
@@ -117,6 +135,8 @@ SELECT run_id, seq, type, wire::json
 FROM unnest(%s::text[], %s::bigint[], %s::text[], %s::text[]) AS v(run_id, seq, type, wire)
 ON CONFLICT (run_id, seq) DO NOTHING
 """
+_NOTIFY = "SELECT pg_notify(%s, p) FROM unnest(%s::text[]) AS p"
+
 _HEAD = (
     "SELECT workflow_id, status, input::text, runtime_context::text, meta::text, result::text,"
     " error, suspended::text, last_seq, owner, lease_until, created_at, updated_at"
@@ -152,7 +172,7 @@ class PostgresStorage(StorageBase):
         self.dsn = dsn
         self.schema = schema
         self.pool_size = pool_size
-        names = ("runs", "records", "events", "version")
+        names = ("runs", "records", "events", "version", "control", "queue")
         self._t = {n: _table(schema, f"stepstream_{n}" if n != "version" else "stepstream_schema")
                    for n in names}  # fmt: skip
         self._sql = {
@@ -165,6 +185,23 @@ class PostgresStorage(StorageBase):
                 "head": _HEAD,
             }.items()
         }
+        self.channels = {
+            kind: _channel(schema, kind) for kind in ("events", "control", "answers", "queue")
+        }
+        self._queue_of_runs = RunQueue(self, self.channels["queue"])
+        self._on_queued: Callable[[], None] | None = None
+        self._taker = new_owner()
+        self._controls = ControlDesk(self, self.channels["control"], self.channels["answers"])
+        self._listener = Listener(
+            dsn,
+            {
+                self.channels["events"]: self._heard_commit,
+                self.channels["control"]: self._controls.heard,
+                self.channels["answers"]: self._controls.answered,
+                self.channels["queue"]: self._heard_queued,
+            },
+            self._reconnected,
+        )
         self._pool: AsyncConnectionPool | None = None
         self._pool_loop: asyncio.AbstractEventLoop | None = None
         self._opening: asyncio.Lock | None = None
@@ -229,6 +266,8 @@ class PostgresStorage(StorageBase):
                     sql.SQL("ALTER TABLE {} RENAME TO stepstream_runs_v1").format(runs)
                 )
             await conn.execute(sql.SQL(_SCHEMA).format(**self._t))
+            await conn.execute(sql.SQL(CONTROL_SCHEMA).format(control=self._t["control"]))
+            await conn.execute(sql.SQL(QUEUE_SCHEMA).format(queue=self._t["queue"]))
             if v1:
                 old = _table(self.schema, "stepstream_runs_v1")
                 cur = await conn.execute(sql.SQL("SELECT snapshot FROM {}").format(old))
@@ -327,7 +366,9 @@ class PostgresStorage(StorageBase):
                     created = {row[0] for row in await cur.fetchall()}
                 written: set[str] = set()
                 if checkpoints:
-                    cur = await conn.execute(self._sql["checkpoint"], (now, *heads))
+                    cur = await conn.execute(
+                        self._sql["checkpoint"], (now, *heads, self.channels["events"])
+                    )
                     written = {row[0] for row in await cur.fetchall()}
                 kept = [cp for cp in checkpoints if cp.run_id in written]
                 for cp in kept:
@@ -349,6 +390,9 @@ class PostgresStorage(StorageBase):
                     await conn.execute(self._sql["records"], _columns(records, 5))
                 if events:
                     await conn.execute(self._sql["events"], _columns(events, 4))
+                if created:  # a run begins: heard by other processes once committed
+                    notes = [f"running -1 {run_id}" for run_id in created]
+                    await conn.execute(_NOTIFY, (self.channels["events"], notes))
                 self._crash_around(bool(claims), bool(checkpoints), "before")
             self._crash_around(bool(claims), bool(checkpoints), "after")
         return {
@@ -369,6 +413,7 @@ class PostgresStorage(StorageBase):
                 ).format(self._t["runs"]),
                 (lease_until, [h[0] for h in held], [h[1] for h in held]),
             )
+        await self._controls.catch_up()  # messages sent while the listener was deaf
 
     async def _release_now(self, run_id: str, owner: str, now: int) -> None:
         pool = await self._get_pool()
@@ -382,7 +427,94 @@ class PostgresStorage(StorageBase):
             )
             self._crash("release.before-commit")
 
+    # -- across processes ----------------------------------------------------------------------
+
+    async def _listening(self) -> None:
+        await self._listener.ready()
+
+    def _heard_commit(self, payload: str) -> None:
+        status, last_seq, run_id = payload.split(" ", 2)
+        self._followers.wake(run_id, status, int(last_seq))
+
+    def _reconnected(self) -> None:
+        self._followers.wake_all()
+        if self._controls.handler is not None and self._held:
+            task = asyncio.get_running_loop().create_task(self._controls.catch_up())
+            self._controls._tasks.add(task)
+            task.add_done_callback(self._controls._tasks.discard)
+
+    def on_control(self, handler: ControlHandler | None) -> None:
+        """Answer the control messages sent to the runs this instance holds with ``handler``
+        (``handler(run_id, kind, body) -> answer``; a server registers one); listening starts
+        with the next claim."""
+        self._controls.handler = handler
+
+    async def send_control(
+        self, run_id: str, kind: str, body: dict[str, Any], *, within: float = 10.0
+    ) -> dict[str, Any] | None:
+        """Send a control message to the process executing ``run_id`` and return its answer,
+        or ``None`` when no process executes the run any more (act on the stored run then).
+
+        :raises StorageError: if no answer came within ``within`` seconds.
+        """
+        return await self._controls.send(run_id, kind, body, within)
+
+    # -- queued runs (see ._queue) -------------------------------------------------------------
+
+    async def enqueue(
+        self, run_id: str, workflow_id: str, input_data: Any, runtime_context: dict[str, Any]
+    ) -> None:
+        """Queue the start of a new run for any instance with room to take.
+
+        :raises RunClaimedError: if the run exists or is queued already.
+        :raises StorageError: if the input or the context cannot be stored as JSON.
+        """
+        await self._queue_of_runs.put(
+            run_id,
+            workflow_id,
+            encode(input_data, f"run {run_id}: the input", run_id=run_id),
+            encode(runtime_context, f"run {run_id}: the runtime context", run_id=run_id),
+        )
+
+    async def take_queued(self, workflow_ids: Sequence[str], limit: int) -> list[Queued]:
+        """Take at most ``limit`` queued runs of ``workflow_ids`` (oldest first) to start here;
+        call :meth:`queued_done` once each is started (claimed)."""
+        return await self._queue_of_runs.take(list(workflow_ids), self._taker, limit)
+
+    async def queued_done(self, run_id: str) -> None:
+        """A taken run is started (or could not be): drop it from the queue."""
+        await self._queue_of_runs.done(run_id)
+
+    async def is_queued(self, run_id: str) -> bool:
+        """Whether ``run_id`` waits in the queue (or is being started from it)."""
+        return await self._queue_of_runs.holds(run_id)
+
+    def on_queued(self, callback: Callable[[], None] | None) -> None:
+        """Call ``callback()`` when any process queues a run (once listening)."""
+        self._on_queued = callback
+
+    def _heard_queued(self, payload: str) -> None:
+        if self._on_queued is not None:
+            self._on_queued()
+
+    async def claim(self, claim: Claim) -> None:
+        await super().claim(claim)
+        if self._controls.handler is not None:  # messages for this run must reach us
+            await self._listener.ready()
+
     # -- reads -------------------------------------------------------------------------------
+
+    async def _head_now(self, run_id: str) -> tuple[str, int] | None:
+        pool = await self._get_pool()
+        async with pool.connection() as conn:
+            cur = await conn.execute(
+                sql.SQL("SELECT status, last_seq FROM {} WHERE run_id = %s").format(
+                    self._t["runs"]
+                ),
+                (run_id,),
+            )
+            row = await cur.fetchone()
+        return None if row is None else (row[0], row[1])
 
     async def load_run(self, run_id: str) -> RunSnapshot | None:
         """The run as stored, or ``None`` if the run is unknown."""
@@ -475,6 +607,8 @@ class PostgresStorage(StorageBase):
     async def close(self) -> None:
         """Release the claims still held, then close the pool; a later call opens a new one."""
         await self._stop_background()
+        await self._controls.close()
+        await self._listener.close()
         await self._drop_pool()
 
 
@@ -493,6 +627,13 @@ def _creates(claims: Sequence[Claim]) -> list[list[Any]]:
 def _columns(rows: Sequence[tuple[Any, ...]], width: int) -> list[list[Any]]:
     """Rows as ``width`` column lists (the arrays ``unnest`` takes)."""
     return [list(column) for column in zip(*rows, strict=True)] if rows else [[]] * width
+
+
+def _channel(schema: str | None, kind: str) -> str:
+    """A NOTIFY channel's name: ``stepstream_<kind>``, then the schema (at most 63 bytes, the
+    longest identifier PostgreSQL keeps)."""
+    name = f"stepstream_{kind}" + ("" if schema is None else f".{schema}")
+    return name.encode()[:63].decode(errors="ignore")
 
 
 def _table(schema: str | None, name: str) -> sql.Identifier:

@@ -7,6 +7,10 @@ share the file: SQLite's own locking serialises them (``busy_timeout``; a lock h
 retried a few times, then the write fails with :class:`~stepstream.errors.StorageError`), and
 claims are compare-and-set transactions (``BEGIN IMMEDIATE``), so a run executes in one
 process at a time.
+
+**Following** (:meth:`~stepstream.storage.Storage.follow`) is single-host: the commits of this
+storage instance wake its followers at once; those of other processes sharing the file are
+found by reading the run's head every :attr:`SQLiteStorage.follow_recheck` seconds (0.1 s).
 """
 
 from __future__ import annotations
@@ -106,6 +110,8 @@ class SQLiteStorage(StorageBase):
         is shown an event only once it is committed.
     :param busy_timeout: Seconds to wait for another process's write lock, per attempt.
     """
+
+    follow_recheck = 0.1  # other processes' commits are polled for (see the module docstring)
 
     def __init__(
         self,
@@ -258,6 +264,15 @@ class SQLiteStorage(StorageBase):
 
         found = await self._on("r", read)
         return None if found is None else snapshot_of(run_id, *found)
+
+    async def _head_now(self, run_id: str) -> tuple[str, int] | None:
+        def read(conn: sqlite3.Connection) -> tuple[str, int] | None:
+            row = conn.execute(
+                "SELECT status, last_seq FROM stepstream_runs WHERE run_id = ?", (run_id,)
+            ).fetchone()
+            return None if row is None else (row[0], row[1])
+
+        return await self._on("r", read)
 
     async def read_events(
         self, run_id: str, after_seq: int = -1, *, limit: int | None = None

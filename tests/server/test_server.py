@@ -158,6 +158,8 @@ async def test_sse_reconnect_with_last_event_id_has_no_gap_and_no_duplicate(
                     buffer += text
                     *done, buffer = buffer.split("\n\n")
                     for frame in done:
+                        if frame.startswith(":"):  # a ping (an SSE comment) on a quiet stream
+                            continue
                         fields = dict(line.split(": ", 1) for line in frame.splitlines())
                         frames.append(
                             (int(fields["id"]), fields["event"], json.loads(fields["data"]))

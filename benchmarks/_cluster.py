@@ -1,0 +1,228 @@
+"""The cluster workloads: stepstream across processes on one PostgreSQL database.
+
+- ``cluster-latency``: a durable run executing in one process writes timestamped custom
+  events at :data:`RATE` events/s; a subscriber in another process follows the run through
+  the stored log (``Storage.follow``, woken by ``LISTEN/NOTIFY``) and takes, per event, the
+  time from its write to its arrival (both processes read the same wall clock). Reported: p50,
+  p99 and max in ms (target: p99 within 20 ms at 5,000 events/s).
+- ``cluster-runs``: 1, 2 and 3 real ``stepstream serve`` processes on one database; a client
+  sends :data:`SHORT_RUNS` ``start-async`` requests of a three-step workflow, spread over the
+  instances, :data:`IN_FLIGHT` at a time. Reported: runs/s per instance count.
+
+``python -m benchmarks --only cluster`` (it starts its own throwaway PostgreSQL server).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+
+from stepstream import StepContext, Workflow, get_plugin_manager, step
+from stepstream.storage.postgres import PostgresStorage
+from stepstream.testing import ThrowawayPostgres
+
+from ._suite import Row
+
+__all__ = ["cluster_workloads", "short"]
+
+ROOT = Path(__file__).resolve().parents[1]
+RATE = int(os.environ.get("BENCH_RATE", "5000"))
+"""Events per second the latency run writes (``BENCH_RATE=500`` to see the floor of the
+latency at a lower rate)."""
+EVENTS = RATE * 2
+"""Events of the latency run (two seconds at :data:`RATE`)."""
+SHORT_RUNS = 600
+IN_FLIGHT = 48
+LATENCY_TARGET_MS = 20.0
+
+
+@step(id="one")
+async def _one(ctx: StepContext[Any]) -> Any:
+    return {"n": 1}
+
+
+@step(id="two")
+async def _two(ctx: StepContext[Any]) -> Any:
+    return {"n": 2}
+
+
+@step(id="three")
+async def _three(ctx: StepContext[Any]) -> Any:
+    return {"n": 3}
+
+
+short = Workflow(id="short").then(_one).then(_two).then(_three).commit()
+"""The short run of ``cluster-runs`` (served by ``stepstream serve benchmarks._cluster``)."""
+
+
+# -- latency -----------------------------------------------------------------------------------
+
+
+async def _write_events(dsn: str, run_id: str) -> None:
+    """The emitting process: one durable run writing ``EVENTS`` stamped events at ``RATE``."""
+
+    @step(id="emit")
+    async def emit(ctx: StepContext[Any]) -> Any:
+        start = time.monotonic()
+        for i in range(EVENTS):
+            due = start + i / RATE
+            if (ahead := due - time.monotonic()) > 0.0005:
+                await asyncio.sleep(ahead)
+            await ctx.write({"i": i, "t": time.time_ns()})
+        return {"written": EVENTS}
+
+    wf = Workflow(id="emitter").then(emit).commit()
+    storage = PostgresStorage(dsn)
+    try:
+        pm = get_plugin_manager(load_entrypoints=False)
+        run = await wf.create_run(run_id, storage=storage, plugin_manager=pm)
+        result = await run.start({})
+        assert result.status == "success", result
+    finally:
+        await storage.close()
+
+
+async def _follow_events(dsn: str, run_id: str) -> list[float]:
+    """The subscribing process: follow the run from another storage instance."""
+    storage = PostgresStorage(dsn)
+    delays: list[float] = []
+    try:
+        # The emitter is another process: nothing here can tell us when it has claimed the run.
+        while await storage.load_run(run_id) is None:  # noqa: ASYNC110
+            await asyncio.sleep(0.005)
+        async for event in storage.follow(run_id):
+            stamp = event.wire.get("payload", {}).get("output", {})
+            if isinstance(stamp, dict) and "t" in stamp:
+                delays.append((time.time_ns() - stamp["t"]) / 1e6)
+    finally:
+        await storage.close()
+    return delays
+
+
+def _child(role: str, dsn: str, run_id: str) -> None:
+    if role == "emit":
+        asyncio.run(_write_events(dsn, run_id))
+        return
+    print(json.dumps(asyncio.run(_follow_events(dsn, run_id))), flush=True)
+
+
+def latency(dsn: str) -> list[Row]:
+    run_id = f"latency-{uuid.uuid4().hex[:8]}"
+    me = [sys.executable, "-m", "benchmarks._cluster"]
+    follower = subprocess.Popen([*me, "follow", dsn, run_id], cwd=ROOT, stdout=subprocess.PIPE)
+    emitter = subprocess.run([*me, "emit", dsn, run_id], cwd=ROOT, check=False)
+    out, _ = follower.communicate(timeout=120)
+    if emitter.returncode != 0 or follower.returncode != 0:
+        return [Row("cluster-latency", "stepstream+postgres", "ms p99", float("nan"))]
+    delays = sorted(json.loads(out))
+    if len(delays) < EVENTS:
+        note = f"only {len(delays)} of {EVENTS} events arrived"
+        return [Row("cluster-latency", "stepstream+postgres", "ms p99", float("nan"), note=note)]
+    p99 = delays[int(len(delays) * 0.99) - 1]
+    met = "met" if p99 <= LATENCY_TARGET_MS else "NOT met"
+    note = f"{RATE:,} events/s, {len(delays):,} events; target p99 <= 20 ms: {met}"
+    return [
+        Row("cluster-latency", "stepstream+postgres", "ms p50", statistics.median(delays)),
+        Row("cluster-latency", "stepstream+postgres", "ms p99", p99, note=note),
+        Row("cluster-latency", "stepstream+postgres", "ms max", delays[-1]),
+    ]
+
+
+# -- short runs per second ---------------------------------------------------------------------
+
+
+def _serve(db: str) -> tuple[subprocess.Popen[bytes], str]:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "STEPSTREAM_DISABLE_PLUGIN_AUTOLOAD": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "stepstream.cli", "serve", "benchmarks._cluster:short",
+         "--db", db, "--port", str(port)],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                return proc, url
+        except httpx.TransportError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError("a benchmark server did not start")
+        time.sleep(0.05)
+
+
+async def _short_runs(urls: list[str]) -> float:
+    async with httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=IN_FLIGHT)) as c:
+        queue = iter(range(SHORT_RUNS))
+        failures: list[str] = []
+
+        async def worker() -> None:
+            for i in queue:
+                url = urls[i % len(urls)]
+                answer = await c.post(f"{url}/api/workflows/short/start-async", json={})
+                if answer.status_code != 200 or answer.json().get("status") != "success":
+                    failures.append(answer.text)
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(IN_FLIGHT)))
+        took = time.perf_counter() - t0
+    if failures:
+        raise RuntimeError(f"{len(failures)} short runs failed: {failures[0]}")
+    return SHORT_RUNS / took
+
+
+def short_runs(dsn: str) -> list[Row]:
+    rows, first = [], None
+    for n in (1, 2, 3):
+        schema = f"runs_{n}_{uuid.uuid4().hex[:6]}"
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute(f'CREATE SCHEMA "{schema}"')
+        db = f"{dsn}?options=-csearch_path%3D{schema}"
+        servers = [_serve(db) for _ in range(n)]
+        try:
+            asyncio.run(_short_runs([u for _, u in servers]))  # warm-up
+            rate = asyncio.run(_short_runs([u for _, u in servers]))
+        except RuntimeError as exc:
+            rows.append(Row("cluster-runs", f"{n} instance(s)", "runs/s", float("nan"),
+                            note=str(exc)))  # fmt: skip
+            continue
+        finally:
+            for proc, _ in servers:
+                proc.send_signal(signal.SIGTERM)
+            for proc, _ in servers:
+                proc.wait(timeout=60)
+        first = first or rate
+        rows.append(
+            Row("cluster-runs", f"{n} instance(s)", "runs/s", rate, speedup=rate / first,
+                speedup_label=f"vs 1 instance, {os.cpu_count()} cores")
+        )  # fmt: skip
+    return rows
+
+
+def cluster_workloads(log: Any) -> list[Row]:
+    """Both cluster workloads on one throwaway PostgreSQL server."""
+    with ThrowawayPostgres(database="stepstream_cluster") as dsn:
+        log("  cluster: latency across processes ...")
+        rows = latency(dsn)
+        log("  cluster: short runs on 1, 2, 3 instances ...")
+        return rows + short_runs(dsn)
+
+
+if __name__ == "__main__":
+    _child(sys.argv[1], sys.argv[2], sys.argv[3])
