@@ -217,6 +217,10 @@ class AsyncWorkflow:
                         body = await source.response.aread()
                         raise error_of(source.response, body)
                     async for sse in source.aiter_sse():
+                        if not sse.data:
+                            # A ping (an SSE comment): httpx-sse reports the blank line that
+                            # ends it as an event, with the last event's id and no data.
+                            continue
                         event = sse_event(run_id, sse.id, sse.data)
                         last, failures = event.seq, 0
                         yield event
