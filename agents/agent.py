@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import json
 import re
 from collections.abc import (
     AsyncGenerator,
@@ -15,7 +14,6 @@ from collections.abc import (
     Iterator,
     Mapping,
 )
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -29,11 +27,14 @@ from stepstream.usage import Usage
 
 from ._deadline import Deadline, DeadlineExceeded
 from ._sse import DONE, SSEData
+from .answers import AgentEvent, AgentResult, ToolResult
 from .redaction import redact
 from .retry import RetryPolicy
-from .tools import Tool, result_text
+from .tools import Tool, _json_or_text, result_text
 
 if TYPE_CHECKING:
+    import pluggy
+
     from stepstream.plugin_manager import PluginManager
     from stepstream.steps import Step
 
@@ -48,31 +49,6 @@ try:  # the SDK's own transport error classes (openai 3.x speaks httpx2), as its
     _REQUEST_ERRORS: tuple[type[BaseException], ...] = request_exceptions()
 except ImportError:  # openai 2.x: httpx
     _TIMEOUTS, _REQUEST_ERRORS = (httpx.TimeoutException,), (httpx.RequestError,)
-
-
-@dataclass(frozen=True, slots=True)
-class ToolResult:
-    """A tool the model called has returned (or failed: ``result`` is ``{"error": ...}``)."""
-
-    id: str
-    name: str
-    args: Any
-    result: Any
-
-
-AgentEvent = AgentChunk | ToolResult
-"""What ``Agent.stream()`` yields: text deltas, tool calls and their results, finishes."""
-
-
-@dataclass(frozen=True)
-class AgentResult:
-    """The outcome of ``Agent.generate()``; ``usage`` sums every response of the tool loop."""
-
-    text: str
-    tool_calls: list[ToolCallRequest] = field(default_factory=list)
-    tool_results: list[ToolResult] = field(default_factory=list)
-    finish_reason: str | None = None
-    usage: Usage = field(default_factory=Usage)
 
 
 class Agent:
@@ -148,7 +124,7 @@ class Agent:
         self,
         prompt: str,
         *,
-        plugin_manager: PluginManager | None = None,
+        plugin_manager: pluggy.PluginManager | None = None,
         sleep: Sleep = asyncio.sleep,
     ) -> AsyncGenerator[AgentEvent, None]:
         """Stream the answer to ``prompt``: text deltas as they arrive, tool calls and results.
@@ -249,7 +225,7 @@ class Agent:
     # -- the tool loop ----------------------------------------------------------------------------
 
     async def _answer(
-        self, prompt: str, pm: PluginManager, sleep: Sleep
+        self, prompt: str, pm: pluggy.PluginManager, sleep: Sleep
     ) -> AsyncGenerator[AgentEvent, None]:
         messages: list[dict[str, Any]] = [
             {"role": "system", "content": self.instructions},
@@ -542,13 +518,6 @@ def _assistant_message(text: str, calls: list[ToolCallRequest]) -> dict[str, Any
             for c in calls
         ],
     }
-
-
-def _json_or_text(text: str) -> Any:
-    try:
-        return json.loads(text) if text else {}
-    except json.JSONDecodeError:
-        return text
 
 
 def _camel(name: str) -> str:

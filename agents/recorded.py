@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 from stepstream.adapter import Finish, TextDelta, ToolCallRequest
 from stepstream.errors import ModelError, ReplayError
 
-from .agent import AgentEvent, ToolResult
+from .answers import AgentEvent, ToolResult
 
 if TYPE_CHECKING:
     from stepstream.storage import Storage

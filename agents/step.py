@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncGenerator
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import BaseModel
 
@@ -21,13 +22,45 @@ from stepstream.result import now_ms
 from stepstream.steps import Step
 from stepstream.usage import Usage
 
-from .agent import ToolResult, _json_or_text
+from .answers import AgentEvent, ToolResult
 from .recorded import current_recording
+from .tools import _json_or_text
 
 if TYPE_CHECKING:
-    from .agent import Agent
+    import pluggy
 
-__all__ = ["AgentInput", "AgentOutput", "AgentStep"]
+__all__ = ["AgentInput", "AgentOutput", "AgentStep", "StepAgent"]
+
+
+class StepAgent(Protocol):
+    """What an agent step needs of its agent (an :class:`~stepstream.agents.Agent`, which
+    makes its steps with ``as_step()``, so is built on this module)."""
+
+    @property
+    def name(self) -> str:
+        """The agent's name: the step's id."""
+        ...
+
+    @property
+    def id(self) -> str:
+        """The ``toolCallId`` of the step's events."""
+        ...
+
+    @property
+    def model(self) -> str:
+        """The model name."""
+        ...
+
+    @property
+    def provider(self) -> str:
+        """The provider name, for ``make_stream_adapter``."""
+        ...
+
+    def stream(
+        self, prompt: str, *, plugin_manager: pluggy.PluginManager | None = None
+    ) -> AsyncGenerator[AgentEvent, None]:
+        """Stream the answer to ``prompt``."""
+        ...
 
 
 class AgentInput(BaseModel):
@@ -56,7 +89,7 @@ class AgentStep(Step[AgentInput, AgentOutput]):
     stream.
     """
 
-    def __init__(self, agent: Agent, *, executor: str | None = None) -> None:
+    def __init__(self, agent: StepAgent, *, executor: str | None = None) -> None:
         super().__init__(
             id=agent.name,
             input_schema=AgentInput,

@@ -135,3 +135,11 @@ def tool(
 def result_text(result: Any) -> str:
     """A tool result as the ``content`` of a ``tool`` message."""
     return result if isinstance(result, str) else json.dumps(result)
+
+
+def _json_or_text(text: str) -> Any:
+    # A tool call's arguments as the model sent them: JSON, or its text when it is not JSON.
+    try:
+        return json.loads(text) if text else {}
+    except json.JSONDecodeError:
+        return text

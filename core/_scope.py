@@ -7,21 +7,22 @@ import asyncio
 import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import BaseModel
 
 from .errors import RunStateError, describe_error
 from .events import StepOutputEvent, StepUsageEvent
-from .graph import node_steps
+from .graph import WorkflowGraph, node_steps
 from .result import RunState, StepRecord
 from .status import StepOutcome
 from .steps import Step, unwrap
 
 if TYPE_CHECKING:
-    from ._execution import Execution
+    from ._dispatch import Dispatcher
+    from ._ledger import Ledger
     from .plugin_manager import PluginManager
-    from .workflow import Workflow
+    from .step_like import StepLike
 
 OutcomeStatus = StepOutcome
 StepRef = str | Step[Any, Any] | Sequence[str | Step[Any, Any]]
@@ -59,6 +60,25 @@ class Outcome:
     """A step called ``ctx.bail()``: its workflow ends here with this output."""
 
 
+class Engine(Protocol):
+    """What a scope needs of the execution it belongs to (the engine's
+    :class:`~stepstream._execution.Execution`, which is built on this module)."""
+
+    @property
+    def d(self) -> Dispatcher:
+        """The run's dispatcher (events, hooks, persistence)."""
+        ...
+
+    @property
+    def ledger(self) -> Ledger:
+        """The run's usage ledger (prices and budget)."""
+        ...
+
+    def is_canceled(self) -> bool:
+        """Whether the run has been canceled."""
+        ...
+
+
 @dataclass
 class Scope:
     """One (possibly nested) workflow being executed: its state and its place in the stream.
@@ -66,9 +86,9 @@ class Scope:
     It is also the :class:`~stepstream.context.StepServices` behind its steps' contexts.
     """
 
-    workflow: Workflow
+    workflow: WorkflowGraph
     state: RunState
-    execution: Execution
+    execution: Engine
     prefix: str = ""
     path: tuple[str, ...] = ()
 
@@ -92,12 +112,12 @@ class Scope:
                     return s
         return None
 
-    def lookup(self, ref: str | Step[Any, Any]) -> Any:
+    def lookup(self, ref: str | StepLike[Any]) -> Any:
         step_id = ref if isinstance(ref, str) else ref.id
         record = self.state.steps.get(step_id)
         if record is None or record.status != "success":
             return None
-        found = ref if isinstance(ref, Step) else self.find_step(ref)
+        found = self.find_step(ref) if isinstance(ref, str) else ref
         return found.parse_output(record.output) if found is not None else record.output
 
     def results(self) -> dict[str, Any]:

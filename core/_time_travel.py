@@ -27,7 +27,7 @@ from ._scope import ResumeRequest
 from .context import RuntimeContext
 from .errors import TimeTravelError
 from .events import StartEvent
-from .graph import BranchNode, MapStep, Node, ParallelNode, as_workflow, node_steps
+from .graph import BranchNode, MapStep, Node, ParallelNode, WorkflowGraph, as_workflow, node_steps
 from .result import RunState, StepRecord, now_ms
 from .steps import Step, to_jsonable
 
@@ -127,7 +127,7 @@ def fork_state(
 
 
 def _fork(
-    workflow: Workflow,
+    workflow: WorkflowGraph,
     source: RunState,
     path: tuple[str, ...],
     depth: int,

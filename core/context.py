@@ -9,8 +9,11 @@ from .events import STEP_EMITTABLE, StepUsageEvent
 from .result import now_ms
 
 if TYPE_CHECKING:
-    from .plugin_manager import PluginManager
-    from .steps import Step
+    # pluggy's manager and StepLike, not stepstream's PluginManager and Step: the hook specs
+    # behind that manager and the steps themselves are built on this module.
+    from pluggy import PluginManager
+
+    from .step_like import StepLike
     from .usage import Usage
 
 __all__ = ["Bail", "RuntimeContext", "StepContext", "StepServices", "Suspend"]
@@ -105,7 +108,7 @@ class Bail(BaseException):
 class StepServices(Protocol):
     """What the engine provides behind a :class:`StepContext` (one object per workflow scope)."""
 
-    def lookup(self, step: str | Step[Any, Any]) -> Any:
+    def lookup(self, step: str | StepLike[Any]) -> Any:
         """The output of an earlier step of the same workflow, or ``None``."""
         ...
 
@@ -184,12 +187,12 @@ class StepContext(Generic[InputT]):
         self._services = services
 
     @overload
-    def get_step_result(self, step: Step[Any, OutputT]) -> OutputT | None: ...
+    def get_step_result(self, step: StepLike[OutputT]) -> OutputT | None: ...
 
     @overload
     def get_step_result(self, step: str) -> Any: ...
 
-    def get_step_result(self, step: str | Step[Any, Any]) -> Any:
+    def get_step_result(self, step: str | StepLike[Any]) -> Any:
         """Return the output of an earlier step (by object or id) of the same workflow.
 
         The output is an instance of that step's output schema when it has one; ``None`` if

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import inspect
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
+
+from pydantic import BaseModel
 
 from .context import StepContext
 from .errors import (
@@ -19,7 +21,7 @@ from .errors import (
 from .steps import Step, to_jsonable
 
 if TYPE_CHECKING:
-    from .workflow import Workflow
+    from .usage import Budget, PriceTable
 
 __all__ = [
     "BranchNode",
@@ -32,6 +34,7 @@ __all__ = [
     "ParallelNode",
     "SleepStep",
     "StepNode",
+    "WorkflowGraph",
     "as_workflow",
     "describe_node",
     "generated_id",
@@ -344,7 +347,44 @@ def describe_node(node: Node) -> str:
     return f"{kind}({ids})"
 
 
-def as_workflow(step: Step[Any, Any]) -> Workflow | None:
+class WorkflowGraph(Protocol):
+    """What the engine needs of a committed workflow (a :class:`~stepstream.Workflow`, which
+    is built on this module): its id, its nodes, its input schema, what a run may spend."""
+
+    @property
+    def id(self) -> str:
+        """The workflow's id (a nested workflow's step id)."""
+        ...
+
+    @property
+    def nodes(self) -> Sequence[Node]:
+        """The graph, node by node in order."""
+        ...
+
+    @property
+    def input_schema(self) -> type[BaseModel] | None:
+        """The model the workflow's input is validated against."""
+        ...
+
+    @property
+    def prices(self) -> PriceTable | None:
+        """The price table of the run's usage (a top-level workflow's applies)."""
+        ...
+
+    @property
+    def budget(self) -> Budget | None:
+        """What one run may spend at most (a top-level workflow's applies)."""
+        ...
+
+    def parse_input(self, data: Any) -> Any:
+        """Validate the JSON-form input into the input schema.
+
+        :raises InputValidationError: if it does not match.
+        """
+        ...
+
+
+def as_workflow(step: Step[Any, Any]) -> WorkflowGraph | None:
     """``step`` as a nested workflow, or ``None`` if it is a plain step."""
-    # Told by the class flag, not by importing Workflow: the workflow module imports this one.
-    return cast("Workflow", step) if step.is_workflow else None
+    # Told by the class flag: every step whose flag is set is a Workflow.
+    return cast("WorkflowGraph", step) if step.is_workflow else None

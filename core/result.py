@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from .status import RunStatus, StepStatus
 
 if TYPE_CHECKING:
-    from .steps import Step
+    from .step_like import StepLike
 
 OutputT = TypeVar("OutputT")
 
@@ -126,7 +126,7 @@ class WorkflowResult:
     plugin_errors: list[PluginErrorInfo] = field(default_factory=list)
     usage: dict[str, Any] | None = None
 
-    def output_of(self, step: Step[Any, OutputT]) -> OutputT | None:
+    def output_of(self, step: StepLike[OutputT]) -> OutputT | None:
         """The output of one of the run's top-level steps, typed as the step declares it (an
         instance of its output schema when it has one), or ``None`` if it has not succeeded.
 

@@ -27,7 +27,9 @@ from .storage import RunSnapshot, Storage
 from .watching import EventWatcher, StateWatcher, WatchCallback, WatchType
 
 if TYPE_CHECKING:
-    from .workflow import Workflow
+    # The workflow by what the engine needs of it: the Workflow class makes its runs, so is
+    # built on this module.
+    from .graph import WorkflowGraph
 
 log = logging.getLogger("stepstream")
 
@@ -44,7 +46,7 @@ class Run:
 
     def __init__(
         self,
-        workflow: Workflow,
+        workflow: WorkflowGraph,
         *,
         run_id: str | None = None,
         plugin_manager: PluginManager,
@@ -317,7 +319,7 @@ class Run:
         """
         watcher: Listener
         if type == "watch":
-            watcher = StateWatcher(self, callback)
+            watcher = StateWatcher(self.current_state, callback)
         elif type == "watch-v2":
             watcher = EventWatcher(callback)
         else:

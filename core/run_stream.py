@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncGenerator, Iterator
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from ._loop import thread_runner
 from .context import RuntimeContext
@@ -15,9 +15,9 @@ from .result import WorkflowResult
 if TYPE_CHECKING:
     from .channel import EventChannel
     from .hub import Subscription
-    from .run import Run
+    from .status import RunStatus
 
-__all__ = ["DEFAULT_BUFFER_SIZE", "RunStream", "SyncRunStream", "iterate_sync"]
+__all__ = ["DEFAULT_BUFFER_SIZE", "RunStream", "StreamedRun", "SyncRunStream", "iterate_sync"]
 
 T = TypeVar("T")
 
@@ -39,6 +39,38 @@ DEFAULT_BUFFER_SIZE = 256
 """Events a stream holds before its run waits for the consumer."""
 
 
+class StreamedRun(Protocol):
+    """What a stream needs of its run (a :class:`~stepstream.run.Run`, which makes its
+    streams, so is built on this module)."""
+
+    @property
+    def run_id(self) -> str:
+        """The run's id."""
+        ...
+
+    @property
+    def status(self) -> RunStatus:
+        """The run's status now."""
+        ...
+
+    @property
+    def usage(self) -> dict[str, Any] | None:
+        """The run's model usage so far."""
+        ...
+
+    def _begin(self, input_data: Any, runtime_context: RuntimeContext | None) -> object:
+        """Start the run's execution (a stream starts it when first iterated or entered)."""
+        ...
+
+    async def cancel(self) -> WorkflowResult | None:
+        """Cancel the run."""
+        ...
+
+    async def wait(self) -> WorkflowResult:
+        """Wait for the current execution's end (or suspension) and return its result."""
+        ...
+
+
 class RunStream:
     """A stream of one run's events: an async iterator and async context manager over a
     subscription of the run's hub (:mod:`stepstream.hub`).
@@ -50,7 +82,7 @@ class RunStream:
 
     def __init__(
         self,
-        run: Run,
+        run: StreamedRun,
         subscription: Subscription,
         start: tuple[Any, RuntimeContext | None] | None,
     ) -> None:

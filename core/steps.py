@@ -173,11 +173,16 @@ class Step(Generic[InputT, OutputT]):
             return to_jsonable(model.root)
         return model.model_dump(mode="json", by_alias=True)
 
-    def parse_output(self, data: Any) -> Any:
+    def parse_output(self, data: Any) -> OutputT:
         """Turn stored JSON-form output back into an output-schema instance, when there is one."""
-        if self.output_schema is None or data is None:
-            return data
-        return unwrap(self.output_schema.model_validate(data))
+        # The schema was built from the step's declared output type, so what it validates is
+        # an OutputT (a plain annotation's RootModel is unwrapped to its value).
+        parsed: OutputT = (
+            data
+            if self.output_schema is None or data is None
+            else unwrap(self.output_schema.model_validate(data))
+        )
+        return parsed
 
     def dump_suspend(self, payload: Any) -> Any:
         """Validate a suspend payload against the suspend schema; return its JSON form."""

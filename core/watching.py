@@ -22,13 +22,10 @@ from __future__ import annotations
 import asyncio
 import inspect
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, Literal, TypeAlias
+from typing import Any, Literal, TypeAlias
 
 from .events import Event
 from .result import WorkflowResult, now_ms
-
-if TYPE_CHECKING:
-    from .run import Run
 
 __all__ = ["EventWatcher", "StateWatcher", "WatchCallback", "WatchType"]
 
@@ -56,8 +53,11 @@ class EventWatcher:
 class StateWatcher:
     """``watch``: a record of the run's state at each step's start and end and at the end."""
 
-    def __init__(self, run: Run, callback: WatchCallback) -> None:
-        self.run = run
+    def __init__(
+        self, current_state: Callable[[], dict[str, Any]], callback: WatchCallback
+    ) -> None:
+        # The run's ``current_state`` (the run is built on this module, so it hands that in).
+        self.current_state = current_state
         self.callback = callback
         self._starts: dict[str, dict[str, Any]] = {}
         self._nested: dict[str, dict[str, Any]] = {}  # steps of nested workflows, by full id
@@ -82,7 +82,7 @@ class StateWatcher:
         record = {k: v for k, v in current.items() if k != "id"}
         if "." in step_id:  # a nested workflow's step: only watchers keep it in `steps`
             self._nested[step_id] = record
-        steps = {**self.run.current_state()["steps"], **self._nested}
+        steps = {**self.current_state()["steps"], **self._nested}
         if (
             kind in ("step-start", "step-waiting") or step_id not in steps
         ):  # else the engine's record is newer
@@ -102,7 +102,7 @@ class StateWatcher:
             task.add_done_callback(self._pending.discard)
 
     def _final(self) -> Awaitable[None] | None:
-        state = self.run.current_state()
+        state = self.current_state()
         steps = {**state["steps"], **self._nested}
         return self._deliver({"workflowState": {**state, "steps": steps}})
 

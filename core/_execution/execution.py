@@ -13,7 +13,7 @@ import asyncio
 import inspect
 import time
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import BaseModel
 
@@ -57,6 +57,7 @@ from ..graph import (
     ParallelNode,
     SleepStep,
     StepNode,
+    WorkflowGraph,
     as_workflow,
 )
 from ..plugin_manager import current_error_collector
@@ -66,9 +67,6 @@ from .calling import StepCaller
 from .decision import decide_step
 from .ending import end_run
 from .waiting import EventWaiters
-
-if TYPE_CHECKING:
-    from ..workflow import Workflow
 
 CANCELED = "RunCanceledError: the run was canceled"
 """The error of a canceled run and of the steps it canceled."""
@@ -80,7 +78,7 @@ class Execution:
     def __init__(
         self,
         *,
-        workflow: Workflow,
+        workflow: WorkflowGraph,
         state: RunState,
         dispatcher: Dispatcher,
         runtime_context: RuntimeContext,
@@ -610,7 +608,7 @@ class Execution:
     async def _nested(
         self,
         scope: Scope,
-        wf: Workflow,
+        wf: WorkflowGraph,
         sid: str,
         path: tuple[str, ...],
         input_data: Any,
@@ -674,7 +672,7 @@ class Execution:
         return Outcome("success", results)
 
     async def _nested_item(
-        self, scope: Scope, wf: Workflow, sid: str, index: int, item: Any
+        self, scope: Scope, wf: WorkflowGraph, sid: str, index: int, item: Any
     ) -> Any:
         """Run the nested workflow of a foreach on one item (its steps stream as
         ``<foreach id>.<step id>``); return its output.

@@ -21,28 +21,34 @@ from typing import TYPE_CHECKING, Any
 from ..context import RuntimeContext
 from ..errors import RunClaimedError
 from ..run import Run
+from ._seam import Registry
 
 if TYPE_CHECKING:
     from ..result import WorkflowResult
-    from ._registry import Runs
 
 __all__ = ["Claimer", "queue_start"]
 
 log = logging.getLogger("stepstream.server")
 
 
-def full(runs: Runs) -> bool:
+def full(runs: Registry) -> bool:
     """Whether this instance executes as many runs as it may (and may queue the others)."""
     limit = runs.max_runs
     return bool(limit) and hasattr(runs.storage, "enqueue") and executing(runs) >= limit
 
 
-def executing(runs: Runs) -> int:
+def executing(runs: Registry) -> int:
     return sum(1 for entry in runs.entries.values() if entry.run.executing)
 
 
 async def queue_start(
-    runs: Runs, key: str, run: Run, input_data: Any, context: RuntimeContext | None, *, wait: bool
+    runs: Registry,
+    key: str,
+    run: Run,
+    input_data: Any,
+    context: RuntimeContext | None,
+    *,
+    wait: bool,
 ) -> WorkflowResult | None:
     """Queue ``run``'s start for an instance with room; wait until it has started (or, with
     ``wait``, ended) and return its result then (``None`` without ``wait``)."""
@@ -57,14 +63,14 @@ async def queue_start(
         async for _ in events:
             if not wait:
                 return None
-    loaded = await run.workflow.load_run(run.run_id, storage=runs.storage)
+    loaded = await runs.workflow(key).load_run(run.run_id, storage=runs.storage)
     return loaded.result
 
 
 class Claimer:
     """Takes queued runs while this instance has room (see the module docstring)."""
 
-    def __init__(self, runs: Runs) -> None:
+    def __init__(self, runs: Registry) -> None:
         self.runs = runs
         self.woken = asyncio.Event()
 

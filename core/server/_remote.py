@@ -25,11 +25,11 @@ from ..errors import RunClaimedError, RunStateError, StorageError
 from ..events import Event, event_from_wire
 from ..result import RunState, WorkflowResult, steps_wire
 from ..storage import FINAL_STATUSES, RunSnapshot, Storage, StoredEvent
+from ._seam import Registry
 
 if TYPE_CHECKING:
     from ..run import Run
     from ..workflow import Workflow
-    from ._registry import Runs
 
 __all__ = [
     "CONTROL_WITHIN", "RemoteRun", "RemoteSubscription", "answer_controls",
@@ -225,7 +225,9 @@ class RemoteRun:
         return answer
 
 
-def answer_controls(runs: Runs) -> Callable[[str, str, dict[str, Any]], Awaitable[dict[str, Any]]]:
+def answer_controls(
+    runs: Registry,
+) -> Callable[[str, str, dict[str, Any]], Awaitable[dict[str, Any]]]:
     """The owner's handler of control messages for the runs executing in ``runs``."""
 
     async def handle(run_id: str, kind: str, body: dict[str, Any]) -> dict[str, Any]:

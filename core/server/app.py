@@ -27,6 +27,7 @@ from ..errors import (
     TimeTravelError,
 )
 from ..events import Event
+from ..graph import WorkflowGraph
 from ..plugin_manager import PluginManager, get_plugin_manager
 from ..result import WorkflowResult
 from ..run import Run
@@ -443,7 +444,7 @@ def create_app(
     return app
 
 
-def _check_input(wf: Workflow, data: Any) -> None:
+def _check_input(wf: WorkflowGraph, data: Any) -> None:
     try:
         wf.parse_input(data)
     except StepstreamError as exc:

@@ -23,15 +23,13 @@ import contextlib
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from psycopg import sql
 
 from ..errors import StorageError
 from ._base import effective_status, now_ms
-
-if TYPE_CHECKING:
-    from .postgres import PostgresStorage
+from ._pg_seam import PostgresLike
 
 __all__ = ["CONTROL_SCHEMA", "ControlDesk", "ControlHandler"]
 
@@ -57,7 +55,7 @@ CREATE INDEX IF NOT EXISTS stepstream_control_run ON {control} (run_id) WHERE an
 class ControlDesk:
     """Sends control messages for one storage instance and answers those for its runs."""
 
-    def __init__(self, storage: PostgresStorage, control: str, answers: str) -> None:
+    def __init__(self, storage: PostgresLike, control: str, answers: str) -> None:
         self.storage = storage
         self.channel = control
         self.answers_channel = answers

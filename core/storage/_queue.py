@@ -13,15 +13,13 @@ exists is refused by its claim, so a run starts once.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from psycopg import sql
 
 from ..errors import RunClaimedError
 from ._base import now_ms
-
-if TYPE_CHECKING:
-    from .postgres import PostgresStorage
+from ._pg_seam import PostgresLike
 
 __all__ = ["QUEUE_SCHEMA", "Queued", "RunQueue"]
 
@@ -52,7 +50,7 @@ class Queued:
 class RunQueue:
     """The queue statements of one PostgreSQL storage instance."""
 
-    def __init__(self, storage: PostgresStorage, channel: str) -> None:
+    def __init__(self, storage: PostgresLike, channel: str) -> None:
         self.storage = storage
         self.channel = channel
         table, runs = storage._t["queue"], storage._t["runs"]
