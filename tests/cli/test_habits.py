@@ -13,6 +13,7 @@ from importlib.metadata import version
 from pathlib import Path
 
 import stepstream
+from stepstream.testing import ModelServer, StallReply
 
 from .child import ROOT, SAMPLES, LiveOutput, child_env, cli
 
@@ -65,13 +66,16 @@ def test_the_weather_example_ends_quietly_on_a_closed_pipe() -> None:
 
 
 def test_the_weather_example_ends_quietly_on_ctrl_c() -> None:
-    with subprocess.Popen(
-        [sys.executable, "examples/weather.py"], cwd=ROOT, env=child_env(),
+    # The model streams a first chunk and then holds the answer open, so Ctrl-C surely lands
+    # while the agent is answering (a whole answer takes a moment and could end first).
+    with ModelServer(lambda request: StallReply(chunks=["Plan:\n"])) as stalling, subprocess.Popen(
+        [sys.executable, "examples/weather.py"], cwd=ROOT,
+        env=child_env(OPENAI_API_KEY="test-key", OPENAI_BASE_URL=stalling.base_url),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     ) as child:  # fmt: skip
         assert child.stdout is not None and child.stderr is not None
         output = LiveOutput(child.stdout.readline)
-        output.wait_for("is answering")  # the agent is streaming: the run is in full swing
+        output.wait_for("Plan:")  # the agent is streaming its (stalled) answer
         child.send_signal(signal.SIGINT)
         stderr = child.stderr.read()
         assert child.wait(timeout=30) == 130
