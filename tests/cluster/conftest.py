@@ -3,21 +3,16 @@ PostgreSQL database (the testing kit's ``postgres_dsn``, a schema per test)."""
 
 from __future__ import annotations
 
-import os
 import signal
-import socket
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import psycopg
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from ..serving import ServeProcess
+
 TARGET = "tests.cluster.workflows"
 LEASE = 3.0
 """The instances' lease, in seconds. A killed instance's runs are taken over at the next
@@ -25,38 +20,17 @@ recovery round (every third of it): on one host its dead pid gives it away befor
 expires; short anyway, and long enough that a loaded machine does not miss a renewal."""
 
 
-class Instance:
-    """A ``stepstream serve`` child process on a free port of 127.0.0.1."""
+class Instance(ServeProcess):
+    """A ``stepstream serve`` instance of the cluster's workflows on a free port."""
 
     def __init__(self, db: str, marks: Path, *extra: str) -> None:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")}
-        env.update(SAMPLE_MARKS=str(marks), STEPSTREAM_DISABLE_PLUGIN_AUTOLOAD="1")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "stepstream.cli", "serve", TARGET, "--db", db,
-             "--port", str(self.port), "--lease", str(LEASE), *extra],
-            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-        )  # fmt: skip
+        super().__init__(TARGET, db, marks, "--lease", str(LEASE), *extra)
 
-    def wait_ready(self) -> None:
-        deadline = time.monotonic() + 60
-        while True:  # waits for the server to listen (a condition, with a deadline)
-            try:
-                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            assert self.proc.poll() is None, self.proc.communicate()[1]
-            assert time.monotonic() < deadline, "the server did not start"
-            time.sleep(0.05)
+    def wait_ready(self, within: float = 60) -> None:
+        super().wait_ready(within)
 
-    def stop(self, sig: int = signal.SIGTERM) -> str:
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-        return self.proc.communicate(timeout=60)[1]
+    def stop(self, sig: int = signal.SIGTERM, *, within: float = 60) -> str:
+        return super().stop(sig, within=within)
 
 
 @pytest.fixture

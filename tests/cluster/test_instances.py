@@ -12,7 +12,8 @@ from pathlib import Path
 
 import httpx
 
-from .conftest import ROOT, TARGET
+from ..serving import ROOT
+from .conftest import TARGET
 
 
 def test_instances_serve_one_port_and_stop_together(db: str, tmp_path: Path) -> None:

@@ -6,11 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import os
 import signal
-import socket
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -23,7 +19,8 @@ from stepstream.storage import Storage
 from stepstream.storage.postgres import PostgresStorage
 from stepstream.storage.sqlite import SQLiteStorage
 
-ROOT = Path(__file__).resolve().parents[2]
+from ..serving import ServeProcess
+
 TARGET = "tests.server.durable_workflows"
 
 
@@ -46,36 +43,12 @@ def storage_of(db: str) -> Storage:
     return PostgresStorage(db) if db.startswith("postgresql://") else SQLiteStorage(db)
 
 
-class Server:
-    """A ``stepstream serve`` child process on a free port of 127.0.0.1."""
+class Server(ServeProcess):
+    """A ``stepstream serve`` child process of the durable workflows, started and ready."""
 
     def __init__(self, db: str, marks: Path) -> None:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")}
-        env.update(SAMPLE_MARKS=str(marks), STEPSTREAM_DISABLE_PLUGIN_AUTOLOAD="1")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "stepstream.cli", "serve", TARGET, "--db", db,
-             "--port", str(self.port)],
-            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-        )  # fmt: skip
-        deadline = time.monotonic() + 30
-        while True:  # waits for the server to listen (a condition, with a deadline)
-            try:
-                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            assert self.proc.poll() is None, self.proc.communicate()[1]
-            assert time.monotonic() < deadline, "the server did not start"
-            time.sleep(0.05)
-
-    def stop(self, sig: int = signal.SIGTERM) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-        self.proc.communicate(timeout=30)
+        super().__init__(TARGET, db, marks)
+        self.wait_ready(30)
 
 
 def done(marks: Path) -> list[str]:
