@@ -164,3 +164,32 @@ def test_a_sleeps_step_result_and_a_waited_step_start_have_mastras_layouts() -> 
         "resumePayload",
         "resumedAt",
     ]
+
+
+@pytest.mark.parametrize("event", SAMPLES, ids=lambda e: f"{e.type}-{e.seq}")
+def test_the_engines_constructor_builds_what_the_validating_one_does(
+    event: ev._EventBase,
+) -> None:
+    # The fields the sample was given, by name, exactly as the engine passes them.
+    given = {name: getattr(event, name) for name in event.model_fields_set}
+    built = type(event)._build(**given)
+    assert built == event
+    assert list(built.__dict__.items()) == list(event.__dict__.items())  # the same order
+    assert built.model_fields_set == event.model_fields_set
+    assert built.to_wire() == event.to_wire()
+    assert built.model_dump_json() == event.model_dump_json()
+    with pytest.raises(pydantic.ValidationError):
+        built.seq = 99  # type: ignore[misc]  # still frozen
+
+
+def test_events_from_steps_and_models_are_still_validated_on_the_engines_path() -> None:
+    for cls in ev.STEP_EMITTABLE:
+        assert cls._build is cls
+    with pytest.raises(pydantic.ValidationError):
+        ev.ToolCallEvent._build(run_id="r", seq=1, tool_call_id=None, tool_name="t", args={})
+    trusted = {cls for cls in ALL if cls._build is not cls}
+    assert trusted == set(ALL) - ev.STEP_EMITTABLE
+    # A default made by a factory is fresh for each event, as pydantic makes it.
+    one = ev.StepFinishEvent._build(run_id="r", seq=1, step_id="s")
+    two = ev.StepFinishEvent._build(run_id="r", seq=2, step_id="s")
+    assert one.metadata == {} and one.metadata is not two.metadata
