@@ -60,7 +60,7 @@ class Dispatcher:
         """
         if self.local is not None or self.pending_errors:
             return await self._emit_fully(cls, fields)
-        event = cls._build(run_id=self.run_id, seq=self.seq, **fields)
+        event: EventT = cls._build(run_id=self.run_id, seq=self.seq, **fields)
         if self.persist is not None:
             self.persist.record(event)  # raises (before any hook sees it) if it cannot be stored
         self.seq += 1
@@ -87,7 +87,7 @@ class Dispatcher:
         # ``start`` is always first: errors of hooks called before it are reported after it.
         early = self.pending_errors and cls is not StartEvent
         waiters = self._flush_errors() if early else []
-        event = cls._build(run_id=self.run_id, seq=self.seq, **fields)
+        event: EventT = cls._build(run_id=self.run_id, seq=self.seq, **fields)
         if self.persist is not None:
             self.persist.record(event)
         self.seq += 1
