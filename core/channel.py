@@ -15,7 +15,9 @@ class EventChannel(Protocol):
     """One run's events on their way to one consumer, as returned by ``open_event_stream``.
 
     The channel receives events through the ``on_event`` hook of the plugin that opened it; it
-    ends by itself after the run's ``finish`` event.
+    ends by itself after the run's ``finish`` event. A channel may also offer
+    ``receive_nowait() -> Event | None`` (the next buffered event, ``None`` when none is
+    buffered, never waiting): the hub then takes buffered events without an ``await``.
     """
 
     async def receive(self) -> Event:

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Literal, Protocol, TypeAlias
 
 from .events import Event, event_from_wire
@@ -297,7 +297,9 @@ class Subscription:
         # and what comes later from its channel.
         self._live_after = hub.head
         hub.subscribers += 1
-        self._iterator: AsyncGenerator[Event, None] | None = None
+        self._pending: deque[Event] = deque()  # a page read from storage, being handed over
+        # A channel may hand over what it holds without an await (the built-in one does).
+        self._take: Callable[[], Event | None] | None = getattr(channel, "receive_nowait", None)
 
     @property
     def ended(self) -> bool:
@@ -308,9 +310,31 @@ class Subscription:
         return self
 
     async def __anext__(self) -> Event:
-        if self._iterator is None:
-            self._iterator = self._events()
-        return await anext(self._iterator)
+        # A plain method rather than an async generator: most events are already waiting
+        # (in the channel or the window) when asked for, and are handed over with no await.
+        pending = self._pending
+        while self.end_reason is None:
+            if pending:
+                event = pending.popleft()
+            else:
+                ready = self._ready()
+                if ready is None:
+                    pending.extend(await self._batch())
+                    continue
+                event = ready
+            if event.seq <= self.last:  # read from the log or the window already
+                continue
+            persist = self.hub.persist
+            if persist is not None and event.seq > persist.committed_seq:
+                await persist.committed(event.seq)
+                if persist.abandoned and event.seq > persist.committed_seq:
+                    self._end("interrupted")  # never stored: the process stopped the run
+                    break
+            self.last = event.seq
+            if event.type == "finish":
+                self._end("finished")
+            return event
+        raise StopAsyncIteration
 
     async def __aenter__(self) -> Subscription:
         return self
@@ -322,8 +346,7 @@ class Subscription:
         """Leave: nothing more is kept for this subscriber; the run goes on."""
         if self.end_reason is None:
             self._end("closed")
-        if self._iterator is not None:
-            await self._iterator.aclose()
+        self._pending.clear()
 
     def _end(self, reason: EndReason) -> None:
         if self.end_reason is None:
@@ -338,24 +361,20 @@ class Subscription:
             if self.hub.primary is self:
                 self.hub.primary = None
 
-    async def _events(self) -> AsyncGenerator[Event, None]:
-        persist = self.hub.persist
-        while self.end_reason is None:
-            for event in await self._batch():
-                if event.seq <= self.last:  # read from the log or the window already
-                    continue
-                if persist is not None and event.seq > persist.committed_seq:
-                    await persist.committed(event.seq)
-                    if persist.abandoned and event.seq > persist.committed_seq:
-                        self._end("interrupted")  # never stored: the process stopped the run
-                        return
-                self.last = event.seq
-                yield event
-                if event.type == "finish":
-                    self._end("finished")
-                    return
-                if self.end_reason is not None:
-                    return
+    def _ready(self) -> Event | None:
+        """The next event if it is at hand (the channel's buffer, the window), else None."""
+        hub, last = self.hub, self.last
+        if self.channel is not None and last >= self._live_after:
+            return self._take() if self._take is not None else None
+        if last < hub.head:
+            event = hub.held(last)
+            if event is not None and (
+                self.channel is not None
+                or hub.storage is not None
+                or hub.head - last <= self.buffer
+            ):
+                return event
+        return None
 
     async def _batch(self) -> list[Event]:
         """The next events to deliver, in order; empty after waiting for the hub or ending

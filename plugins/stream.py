@@ -85,6 +85,14 @@ class BoundedChannel:
                 await self._getter
             finally:
                 self._getter = None
+        event = self.receive_nowait()
+        assert event is not None
+        return event
+
+    def receive_nowait(self) -> Event | None:
+        """Return the next buffered event, or ``None`` if none is buffered (never waits)."""
+        if not self._buffer:
+            return None
         event = self._buffer.popleft()
         if self._putters and len(self._buffer) < self.maxsize:
             self._wake_putters()
