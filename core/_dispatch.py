@@ -125,11 +125,13 @@ class Dispatcher:
 
     def decides(self, hook: str) -> bool:
         """Whether any manager of the run implements the decision hook ``hook``."""
-        return any(hook in pm.implemented for pm in self._managers)
+        # Asked for every step: two lookups, not a generator over the managers.
+        local = self.local
+        return hook in self.pm.implemented or (local is not None and hook in local.implemented)
 
     def wraps_steps(self) -> bool:
         """Whether any plugin implements ``wrap_step_run``."""
-        return any("wrap_step_run" in pm.implemented for pm in self._managers)
+        return self.decides("wrap_step_run")
 
     @contextlib.contextmanager
     def wrap_step(self, step_id: str, input_data: Any) -> Iterator[None]:
