@@ -24,6 +24,7 @@ from rich.table import Table
 
 from stepstream.context import RuntimeContext
 from stepstream.errors import PluginError, RunStateError
+from stepstream.graph import EventStep, WorkflowGraph, as_workflow, node_steps
 from stepstream.plugin_manager import OPTIONAL_PLUGINS, PluginManager, get_plugin_manager
 from stepstream.result import WorkflowResult
 from stepstream.run import Run
@@ -100,6 +101,31 @@ def _resume_hint(
     )
 
 
+def _event_waits(graph: WorkflowGraph, prefix: str = "") -> dict[str, str]:
+    """The steps of ``graph`` (nested ones too, by their stream id) that wait for an event,
+    and the event each waits for."""
+    found: dict[str, str] = {}
+    for node in graph.nodes:
+        for step in node_steps(node):
+            if isinstance(step, EventStep):
+                found[prefix + step.id] = step.event
+            nested = as_workflow(step)
+            if nested is not None:
+                found.update(_event_waits(nested, f"{prefix}{step.id}."))
+    return found
+
+
+def _nobody_can_send(target: str, step_id: str, event: str) -> str:
+    # A run kept in memory waits in place, as Mastra's does, and this command is the only
+    # process holding it: without this line the view would sit at the step with no hint.
+    return (
+        f"step {step_id!r} waits for event {event!r}: this run is kept in memory, so nothing "
+        f"can send it; run it with --db PATH (it then suspends at the step, and "
+        f"`stepstream resume {target} RUN_ID --step {step_id} --data JSON --db PATH` goes on), "
+        "or stop it with Ctrl-C"
+    )
+
+
 async def run(args: argparse.Namespace) -> int:
     """``stepstream run``: start a run of a workflow and show it live."""
     input_data = parse_json(args.input, "--input") if args.input is not None else None
@@ -122,10 +148,15 @@ async def run(args: argparse.Namespace) -> int:
                 renderer.note(f"run id: {live.run_id} (stored in the workflow's storage)")
             started = time.perf_counter()
             stream = live.stream(input_data, context, close_on_suspend=True)
+            in_memory = storage is None and workflow.storage is None
+            waits = _event_waits(workflow) if in_memory else {}
             with _Interruption(live) as stop:
                 try:
                     async for event in stream:
                         renderer.show(event)
+                        if event.type == "step-waiting" and event.step_id in waits:
+                            event_name = waits[event.step_id]
+                            renderer.note(_nobody_can_send(args.target, event.step_id, event_name))
                 except RunStateError:
                     if not stop.requested:
                         raise

@@ -121,4 +121,10 @@ stored_approval = (
     .then(approve)
     .commit()
 )
+event_wait = (
+    Workflow(id="event-wait", input_schema=Number)
+    .then(add_one)
+    .wait_for_event("go", double)
+    .commit()
+)
 held = Workflow(id="held", input_schema=Waiting).then(first).then(hold).then(second).commit()

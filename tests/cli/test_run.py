@@ -7,6 +7,7 @@ import fcntl
 import json
 import os
 import pty
+import signal
 import struct
 import subprocess
 import sys
@@ -140,6 +141,32 @@ def test_the_view_is_live_on_a_terminal(tmp_path: Path) -> None:
         proc.kill()
         proc.wait()
         os.close(master)
+
+
+def test_a_wait_for_an_event_nothing_can_send_says_so_and_how_to_go_on(tmp_path: Path) -> None:
+    # In memory the run waits in place, as Mastra's does; this command alone holds it.
+    args = cli_command("run", f"{SAMPLES}:event_wait", "--input", '{"n": 1}')
+    proc = subprocess.Popen(args, cwd=ROOT, env=child_env(), text=True, stdout=subprocess.PIPE)
+    assert proc.stdout is not None
+    try:
+        out = LiveOutput(proc.stdout.readline)
+        out.wait_for("● double (waiting) …")
+        note = out.wait_for("or stop it with Ctrl-C")
+        assert "step 'double' waits for event 'go': this run is kept in memory" in note
+        assert f"stepstream resume {SAMPLES}:event_wait RUN_ID --step double" in note
+        assert proc.poll() is None  # still waiting, as told
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=15) == 130
+    finally:
+        proc.kill()
+        proc.communicate()
+    # Durable, the run suspends at the step instead, and the hint says how to resume it.
+    done = cli(
+        "run", f"{SAMPLES}:event_wait", "--input", '{"n": 1}', "--db", str(tmp_path / "r.db")
+    )
+    assert done.returncode == 0, done.stderr
+    assert "waits for event" not in done.stdout
+    assert "⏸ double suspended" in done.stdout and "--step double --data JSON" in done.stdout
 
 
 def test_without_rich_the_cli_says_what_to_install() -> None:
