@@ -20,7 +20,7 @@ from starlette.responses import Response
 from ..errors import StepstreamError
 from ..events import Event
 from ..run import Run
-from ._following import Frames, Streamed, coalesce, follow, watch_records
+from ._following import Streamed, coalesce, follow, watch_records
 from ._models import StartBody, read_body
 from ._registry import Runs
 from ._remote import RemoteRun, remote_watch
@@ -45,35 +45,53 @@ async def stream(request: Request) -> Response:
         events = run.stream(body.input_data, body.context())
     except StepstreamError as exc:
         raise Problem(409, str(exc)) from None
-    records = _streamed(runs, key(request), run, events)
+    records = _held(runs, key(request), run, _records(events))
     return Streamed(coalesce(records), media_type="text/plain; charset=UTF-8")
-
-
-async def _streamed(
-    runs: Runs, key: str, run: Run | RemoteRun, events: AsyncIterable[Event]
-) -> AsyncIterator[bytes]:
-    async with runs.holding(key, run):
-        async for event in events:
-            yield (dumps(event.to_wire()) + RS).encode()
 
 
 async def watch(request: Request) -> Response:
     """``GET .../watch``: Mastra's watch records of a run, from now to its end or suspension."""
     runs = served(request).runs
     run = await runs.get(key(request), str(query_run_id(request, required=True)))
-    records = _watched(runs, key(request), run)
-    return Streamed(records, media_type="text/plain; charset=UTF-8")
-
-
-async def _watched(runs: Runs, key: str, run: Run | RemoteRun) -> AsyncIterator[bytes]:
     record = functools.partial(_watch_record, run)
     if isinstance(run, RemoteRun):  # executing in another process (issue 16's seam)
-        async for chunk in remote_watch(run, record):
-            yield chunk
-        return
+        records = remote_watch(run, record)
+    else:
+        records = watch_records(run, record)
+    return Streamed(_held(runs, key(request), run, records), media_type="text/plain; charset=UTF-8")
+
+
+async def sse(request: Request) -> Response:
+    """``GET .../runs/{runId}/events``: follow a run as Server-Sent Events from after
+    ``Last-Event-ID`` (or ``?after=``), pinged while it is quiet, until its end; a run
+    executing in another process is followed through its stored log."""
+    app = served(request)
+    run_id = path_run_id(request)
+    header = request.headers.get("last-event-id")
+    raw = header or request.query_params.get("after") or "-1"
+    after = seq_param(raw, "Last-Event-ID" if header else "after")
+    run = await app.runs.get(key(request), run_id)
+    frames = _held(app.runs, key(request), run, follow(run, after, app.keepalive, app.frames))
+    return Streamed(
+        coalesce(frames),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+async def _held(
+    runs: Runs, key: str, run: Run | RemoteRun, chunks: AsyncIterator[bytes]
+) -> AsyncIterator[bytes]:
+    """``chunks``, with ``run`` kept in memory while they stream (a run executing in another
+    process is not kept: storage holds it)."""
     async with runs.holding(key, run):
-        async for chunk in watch_records(run, record):
+        async for chunk in chunks:
             yield chunk
+
+
+async def _records(events: AsyncIterable[Event]) -> AsyncIterator[bytes]:
+    async for event in events:
+        yield (dumps(event.to_wire()) + RS).encode()
 
 
 def _watch_record(run: Run | RemoteRun, event: Event | None) -> bytes:
@@ -96,31 +114,3 @@ def _watch_record(run: Run | RemoteRun, event: Event | None) -> bytes:
     }
     # Mastra's watch sends each record as a JSON string holding JSON.
     return (dumps(dumps(body)) + RS).encode()
-
-
-async def sse(request: Request) -> Response:
-    """``GET .../runs/{runId}/events``: follow a run as Server-Sent Events from after
-    ``Last-Event-ID`` (or ``?after=``), pinged while it is quiet, until its end."""
-    app = served(request)
-    run_id = path_run_id(request)
-    header = request.headers.get("last-event-id")
-    raw = header or request.query_params.get("after") or "-1"
-    after = seq_param(raw, "Last-Event-ID" if header else "after")
-    run = await app.runs.get(key(request), run_id)
-    return Streamed(
-        coalesce(_frames(app.runs, key(request), run, after, app.keepalive, app.frames)),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-    )
-
-
-async def _frames(
-    runs: Runs, key: str, run: Run | RemoteRun, after: int, keepalive: float, frames: Frames
-) -> AsyncIterator[bytes]:
-    if isinstance(run, RemoteRun):  # executing in another process: its stored log
-        async for chunk in follow(run, after, keepalive, frames):
-            yield chunk
-        return
-    async with runs.holding(key, run):
-        async for chunk in follow(run, after, keepalive, frames):
-            yield chunk
