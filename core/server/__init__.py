@@ -14,7 +14,10 @@ Where each guarantee lives: ``_guards`` (bearer token on every route, body limit
 (strict JSON in, valid JSON out, run ids and numbers checked), ``_models`` (request bodies,
 ``/openapi.json``), ``_following`` (coalesced stream writes, SSE followers that never slow a
 run, watchers), ``_registry`` (the bounded set of live runs, shutdown), ``_stored`` (stored
-runs' shapes). Also ``GET /health`` and ``GET /metrics`` (the ``metrics`` plugin's Prometheus
+runs' shapes). The routes are module-level functions in ``_reading``, ``_control`` and
+``_streams`` (``_request`` holds what they read from a request and share through
+``app.state``); ``app`` assembles them with the middleware, the error answers and the
+lifespan. Also ``GET /health`` and ``GET /metrics`` (the ``metrics`` plugin's Prometheus
 text, 404 when it is off).
 """
 

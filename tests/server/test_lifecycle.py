@@ -102,6 +102,32 @@ def test_shutdown_drains_background_runs_then_closes_the_storage(tmp_path: Path)
     assert snapshot is not None and snapshot.status == "success"  # it was let finish
 
 
+def test_a_host_app_that_mounts_the_app_runs_its_routes_and_its_lifespan(tmp_path: Path) -> None:
+    # The recipe of create_app's docstring: the host passes itself to the lifespan, and the
+    # routes see the mounted app, so both must reach the mounted app's own runs.
+    from starlette.applications import Starlette
+    from starlette.routing import Mount
+
+    storage = SQLiteStorage(tmp_path / "runs.db")
+    inner = create_app(
+        {"slowWf": Workflow(id="slow-wf").then(slow).commit()},
+        storage=storage,
+        plugin_manager=get_plugin_manager(load_entrypoints=False),
+    )
+    host = Starlette(routes=[Mount("/wf", inner)], lifespan=inner.router.lifespan_context)
+    with serve_in_thread(host) as url:
+        run_id = httpx.post(f"{url}/wf/api/workflows/slowWf/create-run").json()["runId"]
+        started = httpx.post(
+            f"{url}/wf/api/workflows/slowWf/start?runId={run_id}",
+            json={"inputData": {"seconds": 0.2}},
+        )
+        assert started.json() == {"message": "Workflow run started"}
+        assert httpx.get(f"{url}/wf/health").json()["status"] == "ok"
+    assert storage._conns == {}  # closed by the mounted app's lifespan, run by the host
+    snapshot = asyncio.run(_load(tmp_path / "runs.db", run_id))
+    assert snapshot is not None and snapshot.status == "success"  # let finish first
+
+
 def test_runs_still_at_work_after_the_grace_are_not_stored_as_canceled(tmp_path: Path) -> None:
     db = tmp_path / "runs.db"
     workflows = {"slowWf": Workflow(id="slow-wf").then(slow).commit()}
