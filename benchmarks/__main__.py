@@ -3,7 +3,8 @@
     .venv/bin/python -m benchmarks [--quick] [--only NAME[,NAME]] [--repeat N]
                                    [--profile WORKLOAD] [--markdown]
 
-Workloads: seq, fanout, plugins, tokens, concurrent-1k, concurrent-10k, durable, ray, cluster.
+Workloads: seq, fanout, plugins, tokens, concurrent-1k, concurrent-10k, durable, ray, cluster,
+server (the HTTP server in its own process), studio (the Studio in headless Chromium).
 Systems: stepstream, langgraph, llama-index-workflows, mastra (Node), openai (tokens only),
 floor, and the durable ones (stepstream and LangGraph on SQLite and PostgreSQL); see
 benchmarks/README.md.
@@ -41,6 +42,8 @@ PACKAGES = (
     "httpx",
 )
 MEMORY_SYSTEMS = ("stepstream", "langgraph", "llama-index-workflows", "floor")
+PROFILED = tuple(w for w in WORKLOADS if w not in ("cluster", "server", "studio"))
+"""The workloads ``--profile`` knows (the others' work is in other processes)."""
 
 
 def log(message: str) -> None:
@@ -184,6 +187,16 @@ def run_all(report: Report, selected: list[str], sizes: Sizes, pm: Any) -> None:
 
             report.rows += cluster_workloads(log)
             continue
+        if name == "server":  # the HTTP server in its own process (benchmarks/_server.py)
+            from ._server import server_workloads
+
+            server_workloads(report, sizes, pm, log)
+            continue
+        if name == "studio":  # the Studio in headless Chromium (benchmarks/_studio.py)
+            from ._studio import studio_workloads
+
+            studio_workloads(report, sizes, log)
+            continue
         in_process(report, name, sizes, pm)
         if name.startswith("concurrent"):
             memory(report, name, sizes)
@@ -198,7 +211,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--repeat", type=int, default=None, help="timed repeats (5; 3 quick)")
     parser.add_argument(
         "--profile",
-        choices=WORKLOADS,
+        choices=PROFILED,
         metavar="WORKLOAD",
         default=None,
         help="cProfile stepstream's side of one workload (top 25 by tottime)",

@@ -20,6 +20,13 @@ RAY_EVENTS_PER_S = 1000.0
 LINEAR = 1.3
 DURABLE_VS_MEMORY = 3.0
 DURABLE_RUNS_PER_S = {"sqlite": 3000.0, "postgres": 1500.0}
+FOLLOWERS_RATIO = 1.2  # a run's duration with 1,000 SSE followers / alone
+FOLLOWERS_MIB = 50.0  # the server's RSS growth while they follow
+TTFT_MS = 5.0  # time to first token over HTTP minus in process
+STUDIO_TOKEN_MS = 50.0  # every token from the model's send to the screen
+STUDIO_TASK_MS = 100.0  # the page's longest task while it takes a long run
+STUDIO_KB = 300.0  # the Studio's files, gzipped
+STUDIO_PAINT_MS = 500.0  # first contentful paint of /
 
 
 @dataclass
@@ -113,6 +120,10 @@ def targets(report: Report) -> list[str]:
         )
     if "durable" in report.selected:
         lines += durable_targets(report)
+    if "server" in report.selected:
+        lines += server_targets(report)
+    if "studio" in report.selected:
+        lines += studio_targets(report)
     if "ray" in report.selected:
         lines.append(
             _target(
@@ -175,6 +186,68 @@ def durable_targets(report: Report) -> list[str]:
     return lines
 
 
+def server_targets(report: Report) -> list[str]:
+    """Issue 15's server targets: SSE followers that do not slow a run nor swell the server,
+    the first token over HTTP close behind the one in process."""
+    t, n = report.rows, report.sizes.server_followers
+    scaled = "" if n == 1000 else f" (measured with {n:,}: --quick)"
+    followed = find(t, "server-followers", f"{n:,} followers", "ms/run")
+    growth = find(t, "server-followers", f"{n:,} followers", "MiB")
+    local = _measured(find(t, "server-ttft", "in-process", "ms"))
+    http = _measured(find(t, "server-ttft", "http", "ms"))
+    return [
+        _target(
+            f"1,000 SSE followers: the run within {FOLLOWERS_RATIO}x of alone{scaled}",
+            _measured(followed, "vs_floor"),
+            "{:.2f}x",
+            lambda v: v <= FOLLOWERS_RATIO,
+        ),
+        _target(
+            f"1,000 SSE followers: server RSS growth under {FOLLOWERS_MIB:.0f} MiB{scaled}",
+            _measured(growth),
+            "{:.1f} MiB",
+            lambda v: v < FOLLOWERS_MIB,
+        ),
+        _target(
+            f"time to first token over HTTP within {TTFT_MS:g} ms of in process",
+            None if local is None or http is None else http - local,
+            "{:+.2f} ms",
+            lambda v: v <= TTFT_MS,
+        ),
+    ]
+
+
+def studio_targets(report: Report) -> list[str]:
+    """The Studio's targets: tokens on screen, long tasks, assets, first paint."""
+    t = report.rows
+    return [
+        _target(
+            f"Studio: every token on screen under {STUDIO_TOKEN_MS:g} ms",
+            _measured(find(t, "studio-tokens", "studio", "ms max")),
+            "{:.1f} ms at most",
+            lambda v: v < STUDIO_TOKEN_MS,
+        ),
+        _target(
+            f"Studio: no task over {STUDIO_TASK_MS:g} ms under a long run",
+            _measured(find(t, "studio-long", "studio", "ms longest")),
+            "{:.0f} ms longest",
+            lambda v: v <= STUDIO_TASK_MS,
+        ),
+        _target(
+            f"Studio: files under {STUDIO_KB:g} KB gzipped",
+            _measured(find(t, "studio-assets", "studio", "KB")),
+            "{:.1f} KB",
+            lambda v: v < STUDIO_KB,
+        ),
+        _target(
+            f"Studio: first paint under {STUDIO_PAINT_MS:g} ms",
+            _measured(find(t, "studio-assets", "studio", "ms first paint")),
+            "{:.0f} ms",
+            lambda v: v < STUDIO_PAINT_MS,
+        ),
+    ]
+
+
 def notes(report: Report) -> list[str]:
     """Failures, the memory children's raw numbers, the Ray overhead per step."""
     lines = [f"FAILED {r.workload} / {r.system}: {r.note}" for r in report.rows if r.note]
@@ -228,6 +301,9 @@ def legend(sizes: Sizes) -> list[str]:
         f"durable-seq-N {', '.join(map(str, sizes.durable_steps))} steps x "
         f"{', '.join(map(str, sizes.durable_runs))} runs per block, durable-concurrent "
         f"{sizes.durable_concurrent:,} runs x {sizes.concurrent_steps} steps; "
+        f"server {sizes.server_writes:,} events per run, {sizes.server_followers:,} followers "
+        f"of {sizes.server_chatty:,} writes, ttft over {sizes.server_tokens} tokens; studio "
+        f"{sizes.studio_tokens:,} tokens, {sizes.studio_events:,} events; "
         f"{sizes.repeat} repeats.",
     ]
 

@@ -1,5 +1,5 @@
-"""The benchmark's HTTP server, in a process of its own: ``python benchmarks/_served.py PORT
-MODEL_URL WRITES CHATTY``.
+"""The ``server`` workloads' HTTP server, in a process of its own: ``python
+benchmarks/_served.py PORT MODEL_URL WRITES CHATTY`` (``_server`` starts it).
 
 Serves ``writesWf`` (one step, ``WRITES`` x ``ctx.write({"i": i})``), ``chattyWf`` (``CHATTY``
 writes of 200 bytes: the run that 1,000 followers watch) and ``agentWf`` (one agent step
@@ -21,21 +21,23 @@ from stepstream.server import create_app
 from stepstream.testing import MODEL
 
 
-def _writer(n: int, pad: str) -> Workflow:
-    async def writer(ctx: StepContext[Any]) -> Any:
+def writer(n: int, pad: str) -> Workflow:
+    """One step writing ``{"i": i}`` (with ``pad``, when given) for ``i`` in ``range(n)``."""
+
+    async def write(ctx: StepContext[Any]) -> Any:
         for i in range(n):
             await ctx.write({"i": i, "pad": pad} if pad else {"i": i})
         return {"written": n}
 
-    return Workflow(id=f"writes-{len(pad)}").then(Step(id="writer", execute=writer)).commit()
+    return Workflow(id=f"writes-{len(pad)}").then(Step(id="writer", execute=write)).commit()
 
 
 def main() -> None:
     port, model_url, writes, chatty = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
     agent = Agent("Relay", "x", MODEL, base_url=model_url, api_key="x")
     workflows = {
-        "writesWf": _writer(writes, ""),
-        "chattyWf": _writer(chatty, "x" * 200),
+        "writesWf": writer(writes, ""),
+        "chattyWf": writer(chatty, "x" * 200),
         "agentWf": Workflow(id="agent").then(step.from_agent(agent)).commit(),
     }
     app = create_app(workflows, plugin_manager=get_plugin_manager(load_entrypoints=False))

@@ -28,6 +28,8 @@ WORKLOADS = (
     "durable",
     "ray",
     "cluster",
+    "server",
+    "studio",
 )
 GC_TUNED = "stepstream+gc-freeze"
 MASTRA = _mastra.MASTRA
@@ -52,6 +54,12 @@ class Sizes:
     durable_steps: tuple[int, ...] = (10, 100, 1000)  # durable: the sequences' lengths
     durable_runs: tuple[int, ...] = (30, 5, 1)  # durable: runs per block, for each length
     durable_concurrent: int = 1000  # durable: runs at once (3 steps each)
+    server_writes: int = 20_000  # server-events: ctx.write calls of the streamed run
+    server_chatty: int = 2_000  # server-followers: 200-byte writes of the followed run
+    server_followers: int = 1_000  # server-followers: SSE clients of that run
+    server_tokens: int = 200  # server-ttft: tokens of the answer
+    studio_tokens: int = 5_000  # studio-tokens: tokens, one every 2 ms
+    studio_events: int = 100_000  # studio-long: events of the stored run the page takes
     repeat: int = 5  # timed repeats (median reported)
 
     def concurrent(self, name: str) -> int:
@@ -70,6 +78,10 @@ QUICK = Sizes(
     durable_steps=(10, 100),
     durable_runs=(5, 1),
     durable_concurrent=100,
+    server_writes=5_000,
+    server_followers=200,
+    studio_tokens=1_000,
+    studio_events=10_000,
     repeat=3,
 )
 

@@ -55,3 +55,37 @@ def test_quick_suite_runs_every_system_without_a_failure() -> None:
     assert any(line.split()[:3] == ["tokens", "openai", "tok/s"] for line in table.splitlines())
     assert "KiB/run (RSS)" in table
     assert "targets:" in table
+
+
+@pytest.mark.timeout(300)
+def test_quick_server_and_studio_workloads_run_without_a_failure() -> None:
+    # What benchmarks/server.py and studio.py measured, as suite workloads: the server in its
+    # own process (with @mastra/client-js from the set-up's node_modules), the Studio in Chromium.
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--quick", "--repeat", "1", "--only", "server,studio"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    table = done.stdout
+    assert "FAILED" not in table, table
+    lines = [line.split() for line in table.splitlines()]
+    for workload, system in (
+        ("server-events", "in-process"),
+        ("server-events", "in-process+sqlite"),
+        ("server-events", "http"),
+        ("server-followers", "alone"),
+        ("server-followers", "200"),  # "200 followers" (--quick)
+        ("server-ttft", "http"),
+        ("studio-assets", "studio"),
+        ("studio-tokens", "studio"),
+        ("studio-long", "studio"),
+    ):
+        assert any(line[:2] == [workload, system] for line in lines), f"no {workload}/{system}"
+    assert any(line[:3] == ["server-events", "http", "(@mastra/client-js)"] for line in lines)
+    assert "CPU us per event" in table
+    for target in ("SSE followers", "first token over HTTP", "Studio: every token"):
+        assert target in table, f"no target line for {target}"

@@ -1,37 +1,34 @@
-"""The Studio's targets: tokens on screen, a responsive page under a long run, asset size.
+"""The ``studio`` workloads: tokens on screen, a responsive page under a long run, asset size.
 
-Run by hand (never collected by pytest)::
+``python -m benchmarks --only studio``: ``stepstream serve examples/weather.py`` runs in a child
+process, with the weather agent on a local :class:`~stepstream.testing.ModelServer`; Debian's
+Chromium (headless, driven by Playwright, the flags of ``tests/studio``) opens the Studio's
+page of the run. One pass each (a browser's figures are distributions already).
 
-    .venv/bin/python benchmarks/studio.py [--quick] [--tokens N] [--events N]
+``studio-tokens``  the model streams ``studio_tokens`` tokens (5,000), one every 2 ms. The
+                   model server notes the wall-clock time it sends each one; the page notes
+                   (``Date.now()``, the same clock) when each token's text is in the answer box,
+                   at the frame that paints it. Reported: the median, 99th percentile and worst
+                   of send-to-screen latency, and its two halves at the 99th percentile: until
+                   the bytes reach the page (the engine, storage and SSE: a copy of the page's
+                   event stream notes their arrival) and from there to the screen (the Studio's
+                   own rendering path). Target: every token under 50 ms.
+``studio-long``    a run of ``studio_events`` events (100,000: as many tokens, streamed as fast
+                   as the socket takes them) followed by the page from its start; a
+                   ``PerformanceObserver`` counts long tasks (over 50 ms, Chromium's definition)
+                   while the page takes them. Reported: the longest task and the time until the
+                   last event is shown. Target: no task over 100 ms.
+``studio-assets``  the Studio's files, each gzipped (what a compressing proxy would send),
+                   summed; target under 300 KB. ``first paint``: Chromium's
+                   first-contentful-paint of ``/``; target under 500 ms.
 
-What is measured
-----------------
-``stepstream serve examples/weather.py`` runs in a child process, with the weather agent on a
-local :class:`~stepstream.testing.ModelServer`; Debian's Chromium (headless, driven by
-Playwright, the flags of ``tests/studio``) opens the Studio's page of the run.
-
-``tokens``  the model streams ``--tokens`` tokens (5,000), one every 2 ms. The model server
-            notes the wall-clock time it sends each one; the page notes (``Date.now()``, the
-            same clock) when each token's text is in the answer box, at the frame that paints
-            it. Reported: the median, 99th percentile and worst of send-to-screen latency,
-            and its two halves at the 99th percentile: until the bytes reach the page (the
-            engine, storage and SSE: a copy of the page's event stream notes their arrival)
-            and from there to the screen (the Studio's own rendering path). Target: every
-            token under 50 ms.
-``long``    a run of ``--events`` events (100,000: as many tokens, streamed as fast as the
-            socket takes them) followed by the page from its start; a ``PerformanceObserver``
-            counts long tasks (over 50 ms, Chromium's definition) while the page takes them.
-            Reported: the longest task and the time until the last event is shown. Target: no
-            task over 100 ms.
-``assets``  the Studio's files, each gzipped (what a compressing proxy would send), summed;
-            target under 300 KB. ``first paint``: Chromium's first-contentful-paint of ``/``;
-            target under 500 ms.
+Without Playwright or Chromium (``/usr/bin/chromium``) the rows are ``FAILED``, saying which.
 """
 
 from __future__ import annotations
 
-import argparse
 import gzip
+import math
 import os
 import socket
 import statistics
@@ -39,13 +36,17 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 from stepstream.testing import ModelServer, TextReply, tokens
+
+from ._report import Report
+from ._suite import Row
+from ._workloads import Sizes
 
 ROOT = Path(__file__).resolve().parents[1]
 STUDIO = ROOT / "core" / "server" / "studio"
@@ -186,7 +187,8 @@ def bench_tokens(session: Any, n: int) -> dict[str, float]:
     for i, sent in enumerate(model.sent):
         while j < len(seen) and seen[j][1] < ends[i + 1]:
             j += 1
-        assert j < len(seen), f"token {i} never reached the screen"
+        if j >= len(seen):
+            raise RuntimeError(f"token {i} never reached the screen")
         latencies.append(seen[j][0] - sent)
     to_page = [at - sent for at, sent in zip(arrived, model.sent, strict=True)]
     in_page = [total - part for total, part in zip(latencies, to_page, strict=True)]
@@ -214,7 +216,8 @@ def bench_long(session: Any, n: int) -> dict[str, float]:
                 json={"inputData": {"city": "Oslo"}},
                 timeout=600,
             )
-            assert done.json()["status"] == "success", done.text
+            if done.json()["status"] != "success":
+                raise RuntimeError(f"the long run did not succeed: {done.text[:300]}")
             run_id = httpx.get(f"{url}/api/workflows/weatherWorkflow/runs").json()["runs"][0]
             with tempfile.TemporaryDirectory() as profile:
                 context = _browser(session, profile)
@@ -264,26 +267,52 @@ def bench_assets(session: Any) -> dict[str, float]:
     return {"gzip_kb": size / 1024, "first_paint_ms": paint}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="1,000 tokens and 10,000 events")
-    parser.add_argument("--tokens", type=int, default=5000)
-    parser.add_argument("--events", type=int, default=100_000)
-    args = parser.parse_args()
-    n_tokens, n_events = (1000, 10_000) if args.quick else (args.tokens, args.events)
-    from playwright.sync_api import sync_playwright
+def _failed(workload: str, metric: str, exc: BaseException) -> list[Row]:
+    return [Row(workload, "studio", metric, math.nan, note=f"{type(exc).__name__}: {exc}"[:300])]
 
+
+def studio_workloads(report: Report, sizes: Sizes, log: Callable[[str], None]) -> None:
+    """The three ``studio-*`` workloads into ``report`` (rows, their notes)."""
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError as exc:
+        report.rows += _failed("studio-assets", "KB gzip", exc)
+        return
+    if not Path(CHROMIUM).exists():
+        report.rows += _failed("studio-assets", "KB gzip", RuntimeError(f"no {CHROMIUM}"))
+        return
     with sync_playwright() as session:
-        for name, result in (
-            ("assets", bench_assets(session)),
-            ("tokens", bench_tokens(session, n_tokens)),
-            ("long", bench_long(session, n_events)),
-        ):
-            shown = ", ".join(
-                f"{k} {v:.1f}" if isinstance(v, float) else f"{k} {v}" for k, v in result.items()
+        log("  studio: assets and first paint ...")
+        try:
+            a = bench_assets(session)
+            report.rows += [
+                Row("studio-assets", "studio", "KB gzip", a["gzip_kb"]),
+                Row("studio-assets", "studio", "ms first paint", a["first_paint_ms"]),
+            ]
+        except Exception as exc:
+            report.rows += _failed("studio-assets", "KB gzip", exc)
+        log(f"  studio: {sizes.studio_tokens:,} tokens on screen ...")
+        try:
+            t = bench_tokens(session, sizes.studio_tokens)
+            report.rows += [
+                Row("studio-tokens", "studio", "ms p50", t["median_ms"]),
+                Row("studio-tokens", "studio", "ms p99", t["p99_ms"]),
+                Row("studio-tokens", "studio", "ms max", t["max_ms"]),
+                Row("studio-tokens", "to the page", "ms p99", t["to_page_p99_ms"]),
+                Row("studio-tokens", "in the page", "ms p99", t["in_page_p99_ms"]),
+            ]
+        except Exception as exc:
+            report.rows += _failed("studio-tokens", "ms max", exc)
+        log(f"  studio: a stored run of {sizes.studio_events:,} events ...")
+        try:
+            g = bench_long(session, sizes.studio_events)
+            report.rows += [
+                Row("studio-long", "studio", "ms longest task", g["longest_ms"]),
+                Row("studio-long", "studio", "s until shown", g["shown_s"]),
+            ]
+            report.extra_notes.append(
+                f"studio-long: {g['long_tasks']} tasks over 50 ms while the page took "
+                f"{g['events']:,} events"
             )
-            print(f"{name:7} {shown}", flush=True)
-
-
-if __name__ == "__main__":
-    main()
+        except Exception as exc:
+            report.rows += _failed("studio-long", "ms longest task", exc)
