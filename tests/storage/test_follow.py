@@ -312,5 +312,29 @@ async def test_a_subscriber_following_the_log_leaves_without_a_trace(
     assert (await asyncio.wait_for(resumed, LIMIT)).status == "suspended"
 
 
+async def _following(storage: Storage) -> None:
+    """Return once some subscriber follows the storage's log (polled: nothing announces it)."""
+    while not storage._followers:  # noqa: ASYNC110
+        await asyncio.sleep(0.001)
+
+
 async def _events(subscription: Subscription) -> list[Event]:
     return [e async for e in subscription]
+
+
+@pytest.mark.asyncio
+async def test_a_subscriber_following_the_log_hands_over_to_the_hub_when_the_run_resumes_here(
+    storage: Storage,
+) -> None:
+    pm = get_plugin_manager(load_entrypoints=False)
+    here = await twice.create_run(storage=storage, plugin_manager=pm)
+    await here.start({})
+    subscription = here.subscribe()
+    watching = asyncio.ensure_future(_events(subscription))
+    for ask, value in (("ask-1", 1), ("ask-2", 2)):  # this very copy executes it again
+        await asyncio.wait_for(_following(storage), LIMIT)  # at the suspension: on the log
+        await here.resume(step=ask, resume_data=value)
+    seen = await asyncio.wait_for(watching, LIMIT)
+    log = await storage.read_events(here.run_id)
+    assert [(e.seq, e.to_wire()) for e in seen] == [(e.seq, e.wire) for e in log]
+    assert subscription.end_reason == "finished" and not storage._followers
