@@ -18,6 +18,12 @@ The rule for a subscriber that falls behind (it never slows the run):
   the run (or out of the window) ends, with ``end_reason == "lagged"``: nothing else holds
   the events it missed.
 
+A durable run's subscriber that goes on through its suspensions (not ``close_on_suspend``)
+follows the stored log (:meth:`Storage.follow <stepstream.storage.Storage.follow>`) from its
+position while the run is suspended here: whatever executes the run next, this process or
+another one on the same storage, its events reach the subscriber, with no gap and no
+duplicate, and once this process executes the run again its hub takes over.
+
 A subscription ends (``end_reason``) when it delivered ``finish`` (``"finished"``), when the
 run suspended and it was opened with ``close_on_suspend`` (``"suspended"``), when its consumer
 left (``"closed"``), when it lagged (``"lagged"``), when the process stopped executing the run
@@ -32,8 +38,8 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Literal, Protocol, TypeAlias
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeAlias
 
 from .events import Event, event_from_wire
 from .status import is_final
@@ -42,7 +48,7 @@ if TYPE_CHECKING:
     from ._persist import Persistence
     from .channel import EventChannel
     from .result import WorkflowResult
-    from .storage import Storage
+    from .storage import Storage, StoredEvent
 
 __all__ = ["PAGE", "WINDOW", "EndReason", "Hub", "Listener", "Subscription"]
 
@@ -297,9 +303,17 @@ class Subscription:
         # and what comes later from its channel.
         self._live_after = hub.head
         hub.subscribers += 1
-        self._pending: deque[Event] = deque()  # a page read from storage, being handed over
+        self._pending: deque[Event] = (
+            deque()
+        )  # a batch (a page read from storage) being handed over
+        self._pending_stored = False  # whether it came from the followed log (see `_follow`)
         # A channel may hand over what it holds without an await (the built-in one does).
         self._take: Callable[[], Event | None] | None = getattr(channel, "receive_nowait", None)
+        # While the run is suspended here: the stored log followed from `last`, its pending read
+        # and whether the batch just taken came from it (stored already: no commit to wait for).
+        self._log: AsyncIterator[StoredEvent] | None = None
+        self._reading: asyncio.Future[StoredEvent] | None = None
+        self._from_log = False
 
     @property
     def ended(self) -> bool:
@@ -314,18 +328,20 @@ class Subscription:
         # (in the channel or the window) when asked for, and are handed over with no await.
         pending = self._pending
         while self.end_reason is None:
+            stored = False
             if pending:
-                event = pending.popleft()
+                event, stored = pending.popleft(), self._pending_stored
             else:
                 ready = self._ready()
                 if ready is None:
                     pending.extend(await self._batch())
+                    self._pending_stored, self._from_log = self._from_log, False
                     continue
                 event = ready
             if event.seq <= self.last:  # read from the log or the window already
                 continue
             persist = self.hub.persist
-            if persist is not None and event.seq > persist.committed_seq:
+            if not stored and persist is not None and event.seq > persist.committed_seq:
                 await persist.committed(event.seq)
                 if persist.abandoned and event.seq > persist.committed_seq:
                     self._end("interrupted")  # never stored: the process stopped the run
@@ -347,6 +363,7 @@ class Subscription:
         if self.end_reason is None:
             self._end("closed")
         self._pending.clear()
+        await self._unfollow()
 
     def _end(self, reason: EndReason) -> None:
         if self.end_reason is None:
@@ -366,13 +383,12 @@ class Subscription:
         hub, last = self.hub, self.last
         if self.channel is not None and last >= self._live_after:
             return self._take() if self._take is not None else None
+        if self._log is not None:  # following the log: the slow path decides when to stop
+            return None
         if last < hub.head:
             event = hub.held(last)
-            if event is not None and (
-                self.channel is not None
-                or hub.storage is not None
-                or hub.head - last <= self.buffer
-            ):
+            kept = self.channel is not None or hub.storage is not None
+            if event is not None and (kept or hub.head - last <= self.buffer):
                 return event
         return None
 
@@ -387,6 +403,8 @@ class Subscription:
                 # The channel ended with the run's finish, its suspension or its failure.
                 self._end(self._settled_reason() or "finished")
                 return []
+        if self._log is not None and not hub.suspended:
+            await self._unfollow()  # executed here again: the hub has what comes next
         if last < hub.head:
             event = hub.held(last)
             if event is not None:
@@ -404,9 +422,43 @@ class Subscription:
         if reason is not None:
             self._end(reason)
             return []
+        if hub.suspended and hub.storage is not None and not self.close_on_suspend:
+            return await self._follow(hub.storage)
         # asyncio.wait: a subscriber canceled while waiting must not cancel the shared future.
         await asyncio.wait([hub.changed()])
         return []
+
+    async def _follow(self, storage: Storage) -> list[Event]:
+        """The next stored event of a run suspended here, whoever executes it next (see the
+        module docstring); empty when the hub changed first (the caller loops)."""
+        if self._log is None:
+            self._log = storage.follow(self.hub.run_id, self.last, through_suspension=True)
+        if self._reading is None:
+            self._reading = asyncio.ensure_future(anext(self._log))
+        reading = self._reading
+        waits: list[asyncio.Future[Any]] = [reading, self.hub.changed()]
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        if not reading.done():
+            return []  # the read goes on: the next batch takes it, or `_unfollow` drops it
+        self._reading = None
+        try:
+            stored = reading.result()
+        except StopAsyncIteration:  # the run is final and its log read to the end
+            self._end("finished")
+            return []
+        self._from_log = True
+        return [event_from_wire(stored.wire, run_id=self.hub.run_id, seq=stored.seq)]
+
+    async def _unfollow(self) -> None:
+        reading, log = self._reading, self._log
+        self._reading = self._log = None
+        if reading is not None:
+            reading.cancel()
+            await asyncio.wait([reading])  # a read left behind fails alone (a dropped storage)
+            if not reading.cancelled():
+                reading.exception()
+        if log is not None:
+            await log.aclose()  # type: ignore[attr-defined]
 
     def _settled_reason(self) -> EndReason | None:
         hub = self.hub

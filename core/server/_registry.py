@@ -256,10 +256,11 @@ class Runs:
 
 
 def _current(entry: _Live) -> bool:
-    """Whether a kept run is up to date as it is: it executes here, is streamed from here,
-    has ended, or was never stored (anything else may have moved on in another process)."""
+    """Whether a kept run is up to date as it is: it executes here, has ended, or was never
+    stored (anything else may have moved on in another process, even while a response
+    follows it from here: its hub follows the stored log then, see :mod:`stepstream.hub`)."""
     run = entry.run
-    return entry.holders > 0 or run.executing or run.status == "pending" or is_final(run.status)
+    return run.executing or run.status == "pending" or is_final(run.status)
 
 
 def _same(kept: Run, loaded: Run) -> bool:

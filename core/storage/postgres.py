@@ -24,6 +24,7 @@ both backends accept and refuse the same values.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -204,6 +205,7 @@ class PostgresStorage(StorageBase):
         )
         self._pool: AsyncConnectionPool | None = None
         self._pool_loop: asyncio.AbstractEventLoop | None = None
+        self._pool_guard: asyncio.Task[None] | None = None
         self._opening: asyncio.Lock | None = None
         self._schema_ready = False
 
@@ -231,21 +233,35 @@ class PostgresStorage(StorageBase):
                 )
                 await pool.open()
                 self._pool = pool
+                self._pool_guard = loop.create_task(
+                    _close_at_the_end(pool), name="stepstream-storage-pool"
+                )
         return self._pool
 
     async def _drop_pool(self) -> None:
         pool, self._pool = self._pool, None
+        guard, self._pool_guard = self._pool_guard, None
         if pool is None:
             return
         if self._pool_loop is asyncio.get_running_loop():
+            if guard is not None and not guard.done():
+                guard.cancel()  # it closes the pool
+                await asyncio.wait([guard])
             await pool.close()
             return
-        # The pool's loop has ended (its worker tasks with it): close its idle connections
-        # from here, at the libpq level (no event loop involved).
+        # The pool's loop has ended without its tasks being canceled (``asyncio.run()``
+        # cancels them, and the guard closes the pool then): close its idle connections from
+        # here, at the libpq level (no event loop involved), and its tasks' coroutines, which
+        # would otherwise fail when collected (their loop is closed).
         idle = list(getattr(pool, "_pool", ()))
         pool._closed = True
         for conn in idle:
             conn.pgconn.finish()
+        tasks = [*getattr(pool, "_workers", ()), getattr(pool, "_sched_runner", None), guard]
+        for task in tasks:
+            if task is not None and not task.done():
+                with contextlib.suppress(RuntimeError):  # "Event loop is closed"
+                    task.get_coro().close()
 
     async def _create_schema(self, conn: psycopg.AsyncConnection[Any]) -> None:
         async with conn.transaction():
@@ -610,6 +626,17 @@ class PostgresStorage(StorageBase):
         await self._controls.close()
         await self._listener.close()
         await self._drop_pool()
+
+
+async def _close_at_the_end(pool: AsyncConnectionPool) -> None:
+    """Wait until canceled, then close ``pool``: at the end of ``asyncio.run()``, which
+    cancels every task of its loop, the pool's own included. Left to that, under load a pool
+    worker outlived the cancellation (seen after an ``error connecting`` warning): the end of
+    the loop hung, or, once the loop was closed, the worker's coroutine failed when collected.
+    The workers the pool itself stops (``close()`` queues a stop for each) end at once."""
+    with contextlib.suppress(asyncio.CancelledError):
+        await asyncio.get_running_loop().create_future()
+    await pool.close()
 
 
 def _creates(claims: Sequence[Claim]) -> list[list[Any]]:

@@ -13,7 +13,10 @@ import psycopg
 import pytest
 import pytest_asyncio
 
+from stepstream import StepContext, Workflow, get_plugin_manager, step
 from stepstream.errors import StorageError
+from stepstream.events import Event
+from stepstream.hub import Subscription
 from stepstream.storage import Storage, StoredEvent
 from stepstream.storage._follow import PAGE
 from stepstream.storage.postgres import PostgresStorage
@@ -248,3 +251,90 @@ async def test_a_follower_may_await_a_run_s_creation_and_follow_it_through_a_sus
     assert (await asyncio.wait_for(pending, LIMIT)).seq == 2
     with pytest.raises(StopAsyncIteration):
         await asyncio.wait_for(anext(follower), LIMIT)
+
+
+# -- a run's hub follows the log while another instance executes the run ----------------------
+
+
+@step(id="ask-1")
+async def ask_1(ctx: StepContext[Any]) -> Any:
+    if ctx.resume_data is None:
+        ctx.suspend({"ask": 1})
+    return ctx.resume_data
+
+
+@step(id="ask-2")
+async def ask_2(ctx: StepContext[Any]) -> Any:
+    if ctx.resume_data is None:
+        ctx.suspend({"ask": 2})
+    return ctx.resume_data
+
+
+twice = Workflow(id="twice").then(ask_1).then(ask_2).commit()
+
+
+@pytest.mark.asyncio
+async def test_a_subscriber_through_suspensions_sees_the_run_executed_elsewhere_then_here(
+    storage: Storage, other: Storage
+) -> None:
+    pm = get_plugin_manager(load_entrypoints=False)
+    here = await twice.create_run(storage=storage, plugin_manager=pm)
+    assert (await here.start({})).status == "suspended"
+    late = here.subscribe(here.last_seq - 2)  # behind: reads the end of this execution first
+    watching = [asyncio.ensure_future(_events(s)) for s in (here.subscribe(), late)]
+    there = await twice.load_run(here.run_id, storage=other, plugin_manager=pm)
+    assert (await there.resume(step="ask-1", resume_data=1)).status == "suspended"
+    again = await twice.load_run(here.run_id, storage=storage, plugin_manager=pm)
+    assert (await again.resume(step="ask-2", resume_data=2)).status == "success"
+    seen, tail = await asyncio.wait_for(asyncio.gather(*watching), LIMIT)
+    log = await storage.read_events(here.run_id)
+    assert [e.type for e in log].count("step-suspended") == 2
+    assert [(e.seq, e.to_wire()) for e in seen] == [(e.seq, e.wire) for e in log]
+    assert tail == seen[len(seen) - len(tail) :] and tail[0].seq == here.last_seq - 1
+
+
+@pytest.mark.asyncio
+async def test_a_subscriber_following_the_log_leaves_without_a_trace(
+    storage: Storage, other: Storage
+) -> None:
+    pm = get_plugin_manager(load_entrypoints=False)
+    here = await twice.create_run(storage=storage, plugin_manager=pm)
+    await here.start({})
+    subscription = here.subscribe(here.last_seq)
+    waiting = asyncio.ensure_future(anext(subscription))
+    there = await twice.load_run(here.run_id, storage=other, plugin_manager=pm)
+    resumed = asyncio.ensure_future(there.resume(step="ask-1", resume_data=1))
+    first = await asyncio.wait_for(waiting, LIMIT)
+    assert first.seq == here.last_seq + 1  # the other instance's first event
+    await subscription.aclose()
+    assert subscription.end_reason == "closed"
+    assert not storage._followers  # its follower of the log is gone
+    assert (await asyncio.wait_for(resumed, LIMIT)).status == "suspended"
+
+
+async def _following(storage: Storage) -> None:
+    """Return once some subscriber follows the storage's log (polled: nothing announces it)."""
+    while not storage._followers:  # noqa: ASYNC110
+        await asyncio.sleep(0.001)
+
+
+async def _events(subscription: Subscription) -> list[Event]:
+    return [e async for e in subscription]
+
+
+@pytest.mark.asyncio
+async def test_a_subscriber_following_the_log_hands_over_to_the_hub_when_the_run_resumes_here(
+    storage: Storage,
+) -> None:
+    pm = get_plugin_manager(load_entrypoints=False)
+    here = await twice.create_run(storage=storage, plugin_manager=pm)
+    await here.start({})
+    subscription = here.subscribe()
+    watching = asyncio.ensure_future(_events(subscription))
+    for ask, value in (("ask-1", 1), ("ask-2", 2)):  # this very copy executes it again
+        await asyncio.wait_for(_following(storage), LIMIT)  # at the suspension: on the log
+        await here.resume(step=ask, resume_data=value)
+    seen = await asyncio.wait_for(watching, LIMIT)
+    log = await storage.read_events(here.run_id)
+    assert [(e.seq, e.to_wire()) for e in seen] == [(e.seq, e.wire) for e in log]
+    assert subscription.end_reason == "finished" and not storage._followers
