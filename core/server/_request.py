@@ -1,12 +1,18 @@
 """What every route reads from its request: the app's shared state, the workflow key, run ids.
 
 The routes are plain module-level functions (``Request -> Response``, as Starlette calls
-them), not closures inside ``create_app`` nor methods of a class: each takes what it shares with
-the other routes of its app from ``request.app.state`` (:class:`Served`: the run registry, the
-SSE frame cache, the settings), where ``create_app`` puts it. So a route reads alone, the route
-modules import each other in one direction only, and two apps in one process (tests, a host app
-mounting two) never share a registry. Starlette sets ``request.app`` to the innermost app, so
-this holds when the app is mounted under another (``Mount("/wf", app)``).
+them), neither closures inside ``create_app`` nor methods of a class over the registry: each
+takes what it shares with the other routes of its app from ``request.app.state``
+(:class:`Served`: the run registry, the SSE frame cache, the settings), where ``create_app``
+puts it. Why functions rather than a class: split by responsibility, the routes would need one
+class per module, each holding the same registry and settings (or one class of twenty methods
+again, the closure under another name); as functions, each module holds only its routes, a
+route's inputs are its request and the one :class:`Served` it asks for, and the modules import
+each other in one direction only. Two apps in one process (tests, a host app mounting two)
+still never share a registry, since each has its own state. Starlette sets ``request.app`` to
+the innermost app, so this holds when the app is mounted under another
+(``Mount("/wf", app)``); only the lifespan is called with the host app, so ``create_app``
+binds it to its :class:`Served` instead.
 """
 
 from __future__ import annotations

@@ -171,6 +171,15 @@ def test_openapi_describes_every_route_and_body() -> None:
     assert document["components"]["schemas"]["SendEventBody"]["required"] == ["event"]
 
 
+def test_every_route_is_a_documented_endpoint_and_every_endpoint_is_routed() -> None:
+    from stepstream.server.app import HANDLERS
+
+    assert set(HANDLERS) == {endpoint.path for endpoint in ENDPOINTS}
+    routed = {(r.path, m) for r in _app().routes if hasattr(r, "methods") for m in r.methods}
+    for endpoint in ENDPOINTS:
+        assert (endpoint.path, endpoint.method) in routed
+
+
 class BreakableStorage(SQLiteStorage):
     """An SQLite store that fails every listing once ``broken`` is set."""
 
