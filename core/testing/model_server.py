@@ -86,6 +86,9 @@ class _HTTPServer(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Each SSE frame is its own small write: without TCP_NODELAY, Nagle's algorithm holds the
+    # first frame after the headers until the client's delayed ACK (about 40 ms on Linux).
+    disable_nagle_algorithm = True
     server: _HTTPServer
 
     def log_message(self, format: str, *args: Any) -> None:

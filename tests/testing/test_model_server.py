@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -463,3 +464,20 @@ def test_stop_cuts_a_slow_stream_short_and_closes_the_port(
     with pytest.raises(RuntimeError):
         _ = server.port
     assert capfd.readouterr().err == ""
+
+
+def test_each_frame_goes_out_at_once_with_no_nagle_delay(model_server: Any) -> None:
+    # Small SSE frames written one by one must not wait for the client's delayed ACK: the
+    # server's side of the connection has TCP_NODELAY (checked while the stream is held open).
+    model_server.responder = lambda body: lm.StallReply(["a"])
+    client = openai.OpenAI(
+        base_url=model_server.base_url, api_key="test", max_retries=0, timeout=0.5
+    )
+    with client, pytest.raises((openai.APITimeoutError, httpx.ReadTimeout)):
+        stream = client.chat.completions.create(model="m", messages=ask("x"), stream=True)
+        for chunk in stream:
+            if chunk.choices[0].delta.content == "a":  # the connection is open and held
+                connections = list(model_server._httpd._connections)
+                assert connections
+                for sock in connections:
+                    assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
