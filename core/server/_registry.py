@@ -4,10 +4,14 @@ A run stays in memory while it may act or be followed: while it runs, and while 
 streams it or background work uses it. Otherwise (never started, ended, suspended,
 interrupted) it leaves memory once it has been idle for ``idle_timeout`` seconds, checked at
 each request; storage keeps everything that was ever stored, and a suspended or ended run is
-loaded again when asked for. A run created by ``create-run`` and never started was never
-stored: after the idle time it is forgotten, as if it had not been created. At most
-``max_live`` runs are kept: past that, the longest idle of those that may leave do so at once,
-and when none may, ``create-run`` answers 503.
+loaded again when asked for. A run created by ``create-run`` is stored ``pending`` at once
+(``Workflow.create_run``), so any instance may start it: one that leaves memory before it
+starts is loaded again, still pending, by the next request for it, and storage lists it as
+``pending`` until it starts (``Storage.prune(statuses=("pending",))`` removes those left
+unstarted). Of two instances asked to start it at once, one does and the other answers 409,
+as a second start in one process does. At most ``max_live`` runs are kept: past that, the
+longest idle of those that may leave do so at once, and when none may, ``create-run``
+answers 503.
 
 A run that another process executes on the same storage is handed out as a
 :class:`~stepstream.server._remote.RemoteRun` (followed through the stored log, controlled by
@@ -124,7 +128,7 @@ class Runs:
         try:
             run = await wf.load_run(run_id, storage=self.storage, plugin_manager=self.pm)
         except RunStateError:
-            return entry.run if entry is not None else None  # created here, not stored yet
+            return None  # unknown to storage (pruned, or deleted by hand)
         if run.status == "running":  # a fresh copy that runs: it executes in another process
             snapshot = await self.storage.load_run(run_id)
             if snapshot is not None and snapshot.status == "running":
@@ -163,7 +167,9 @@ class Runs:
         self._swept = now
         for (key, run_id), entry in list(self.entries.items()):
             idle = now - entry.touched >= self.idle_timeout
-            if entry.holders == 0 and entry.run.status != "running" and (force or idle):
+            # Not executing here: a run that failed to claim its start (another process
+            # took it) leaves too, though it reads "running".
+            if entry.holders == 0 and not entry.run.executing and (force or idle):
                 self._forget(key, run_id)
 
     def forget(self, key: str, run: Run | RemoteRun) -> None:
@@ -257,9 +263,9 @@ class Runs:
 
 def _current(entry: _Live) -> bool:
     """Whether a kept run is up to date as it is: it executes here, is streamed from here,
-    has ended, or was never stored (anything else may have moved on in another process)."""
+    or has ended (anything else, a pending run too, may have moved on in another process)."""
     run = entry.run
-    return entry.holders > 0 or run.executing or run.status == "pending" or is_final(run.status)
+    return entry.holders > 0 or run.executing or is_final(run.status)
 
 
 def _same(kept: Run, loaded: Run) -> bool:

@@ -100,6 +100,10 @@ class StorageBase:
     async def _claim_now(self, claim: Claim, now: int) -> None:
         raise NotImplementedError
 
+    async def _pending_now(self, run_id: str, workflow_id: str, now: int) -> None:
+        """Insert the run as ``pending`` unless it exists (see ``Storage.create_pending``)."""
+        raise NotImplementedError
+
     async def _write_batch(self, batch: Sequence[Checkpoint | Claim], now: int) -> set[int]:
         """Write the checkpoints and create the new runs (claims with ``create``) in one
         transaction; return the positions in ``batch`` that were refused (a checkpoint whose
@@ -141,6 +145,11 @@ class StorageBase:
             )
         self._held[claim.run_id] = claim.owner
         self._keep_leases()
+
+    async def create_pending(self, run_id: str, workflow_id: str) -> None:
+        await self._retrying(
+            lambda: self._pending_now(run_id, workflow_id, now_ms()), f"create run {run_id}"
+        )
 
     async def save_checkpoint(self, checkpoint: Checkpoint) -> None:
         await self._grouped(checkpoint)
@@ -385,7 +394,7 @@ def claim_refusal(
     last_seq)`` is ``row`` (``None``: unknown), or ``None`` when it may."""
     run = f"run {claim.run_id}"
     if claim.create is not None:
-        if row is not None:
+        if row is not None and row[0] != "pending":  # a pending run: created, not started
             return RunClaimedError(f"{run} already exists", run_id=claim.run_id, owner=row[1])
         return None
     if row is None:

@@ -113,14 +113,29 @@ RETURNING r.run_id, r.status, r.last_seq
 )
 SELECT run_id, pg_notify(%s, status || ' ' || last_seq || ' ' || run_id) FROM written
 """
-_CREATE = """
-INSERT INTO {runs}
+# A new run, or a pending one (created, never started): of concurrent starts, the row lock
+# lets one through and the others find it running (ON CONFLICT re-reads the row it waited for).
+_TAKE_PENDING = """
+ON CONFLICT (run_id) DO UPDATE SET status = 'running', input = EXCLUDED.input,
+    runtime_context = EXCLUDED.runtime_context, owner = EXCLUDED.owner,
+    lease_until = EXCLUDED.lease_until, updated_at = EXCLUDED.updated_at
+    WHERE r.status = 'pending'
+RETURNING r.run_id
+"""
+_CREATE = (
+    """
+INSERT INTO {runs} AS r
 SELECT v.run_id, v.workflow_id, 'running', v.input::json, v.ctx::json, '{{}}', 'null', NULL,
     '[]', -1, v.owner, v.lease, %s, %s
 FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::bigint[])
     AS v(run_id, workflow_id, input, ctx, owner, lease)
+"""
+    + _TAKE_PENDING
+)
+_PENDING = """
+INSERT INTO {runs} VALUES (%s, %s, 'pending', 'null', '{{}}', '{{}}', 'null', NULL, '[]', -1,
+    NULL, 0, %s, %s)
 ON CONFLICT (run_id) DO NOTHING
-RETURNING run_id
 """
 _RECORDS = """
 INSERT INTO {records} (run_id, kind, key, ord, data)
@@ -180,6 +195,7 @@ class PostgresStorage(StorageBase):
             for name, text in {
                 "checkpoint": _CHECKPOINT,
                 "create": _CREATE,
+                "pending": _PENDING,
                 "records": _RECORDS,
                 "events": _EVENTS,
                 "head": _HEAD,
@@ -324,9 +340,8 @@ class PostgresStorage(StorageBase):
                     workflow_id, input_json, context_json = claim.create
                     cur = await conn.execute(
                         sql.SQL(
-                            "INSERT INTO {} VALUES (%s, %s, 'running', %s::json, %s::json,"
-                            " '{{}}', 'null', NULL, '[]', -1, %s, %s, %s, %s)"
-                            " ON CONFLICT (run_id) DO NOTHING RETURNING run_id"
+                            "INSERT INTO {} AS r VALUES (%s, %s, 'running', %s::json, %s::json,"
+                            " '{{}}', 'null', NULL, '[]', -1, %s, %s, %s, %s)" + _TAKE_PENDING
                         ).format(runs),
                         (claim.run_id, workflow_id, input_json, context_json, claim.owner,
                          claim.lease_until, now, now),
@@ -343,6 +358,11 @@ class PostgresStorage(StorageBase):
                     )
                 self._crash("claim.before-commit")
             self._crash("claim.after-commit")
+
+    async def _pending_now(self, run_id: str, workflow_id: str, now: int) -> None:
+        pool = await self._get_pool()
+        async with pool.connection() as conn:
+            await conn.execute(self._sql["pending"], (run_id, workflow_id, now, now))
 
     async def _write_batch(self, batch: Sequence[Checkpoint | Claim], now: int) -> set[int]:
         lease = now + int(self.lease_seconds * 1000)

@@ -94,6 +94,14 @@ _RECORD = (
 _CREATE = (
     "INSERT INTO stepstream_runs VALUES"
     " (?, ?, 'running', ?, ?, '{}', 'null', NULL, '[]', -1, ?, ?, ?, ?)"
+    " ON CONFLICT (run_id) DO UPDATE SET status = 'running', input = excluded.input,"
+    " runtime_context = excluded.runtime_context, owner = excluded.owner,"
+    " lease_until = excluded.lease_until, updated_at = excluded.updated_at"
+    " WHERE stepstream_runs.status = 'pending'"
+)  # a new run, or a pending one (created, never started): either way one start takes it
+_PENDING = (
+    "INSERT INTO stepstream_runs VALUES"
+    " (?, ?, 'pending', 'null', '{}', '{}', 'null', NULL, '[]', -1, NULL, 0, ?, ?)"
     " ON CONFLICT (run_id) DO NOTHING"
 )
 _EVENT = "INSERT OR IGNORE INTO stepstream_events (run_id, seq, type, wire) VALUES (?, ?, ?, ?)"
@@ -182,6 +190,13 @@ class SQLiteStorage(StorageBase):
                     )
                 self._crash("claim.before-commit")
             self._crash("claim.after-commit")
+
+        await self._on("w", write)
+
+    async def _pending_now(self, run_id: str, workflow_id: str, now: int) -> None:
+        def write(conn: sqlite3.Connection) -> None:
+            with _transaction(conn):
+                conn.execute(_PENDING, (run_id, workflow_id, now, now))
 
         await self._on("w", write)
 
