@@ -110,13 +110,23 @@ class Runs:
         run = await wf.create_run(run_id or None, plugin_manager=self.pm, storage=self.storage)
         return self._keep(key, run)
 
-    async def get(self, key: str, run_id: str) -> Run | RemoteRun:
-        """The run ``run_id``, live or stored; 404 if neither."""
+    async def get(self, key: str, run_id: str, *, follow: bool = False) -> Run | RemoteRun:
+        """The run ``run_id``, live or stored; 404 if neither.
+
+        :param follow: For a route that only follows the run (SSE, watch): a run that has not
+            started is followed through its stored log (a :class:`RemoteRun`), which goes on
+            once any instance starts it, instead of through a copy here that only sees a
+            start made here.
+        """
         wf = self.workflow(key)
         self.sweep()
         found = await self._find(key, wf, run_id)
         if found is None:
             raise Problem(404, "Workflow run not found")
+        if follow and isinstance(found, Run) and found.status == "pending":
+            snapshot = await self.storage.load_run(run_id)
+            if snapshot is not None and not found.executing:
+                return RemoteRun(wf, self.storage, snapshot, lambda: self.get(key, run_id))
         return found
 
     async def _find(self, key: str, wf: Workflow, run_id: str) -> Run | RemoteRun | None:

@@ -234,7 +234,7 @@ def create_app(
         return Streamed(coalesce(records()), media_type="text/plain; charset=UTF-8")
 
     async def watch(request: Request) -> Response:
-        run = await runs.get(key(request), str(query_run_id(request, required=True)))
+        run = await runs.get(key(request), str(query_run_id(request, required=True)), follow=True)
 
         def record(event: Event | None) -> bytes:
             state = run.current_state()
@@ -361,7 +361,7 @@ def create_app(
         header = request.headers.get("last-event-id")
         raw = header or request.query_params.get("after") or "-1"
         after = seq_param(raw, "Last-Event-ID" if header else "after")
-        run = await runs.get(key(request), run_id)
+        run = await runs.get(key(request), run_id, follow=True)
 
         async def frames() -> AsyncIterator[bytes]:
             if isinstance(run, RemoteRun):  # executing in another process: its stored log
