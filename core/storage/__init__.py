@@ -191,7 +191,7 @@ class Storage(Protocol):
         """Take the run for an execution (a compare-and-set), or create it (``claim.create``).
 
         :raises RunClaimedError: if the run is held by a live owner, is not in an expected
-            status, changed since ``claim.expect_seq``, or (creating) already exists.
+            status, changed since ``claim.expect_seq``, or (creating) exists and is not pending.
         """
         ...
 

@@ -75,7 +75,7 @@ class RunQueue:
         async with pool.connection() as conn, conn.transaction():
             cur = await conn.execute(self._sql["exists"], (run_id,))
             if await cur.fetchone() is not None:
-                raise RunClaimedError(f"run {run_id} already exists", run_id=run_id)
+                raise RunClaimedError(f"run {run_id} has already started", run_id=run_id)
             cur = await conn.execute(
                 self._sql["put"], (run_id, workflow_id, input_json, context_json, now_ms())
             )

@@ -34,7 +34,9 @@ from psycopg_pool import AsyncConnectionPool
 
 from . import FINAL_STATUSES, Checkpoint, Claim, RunSnapshot, RunSummary, StoredEvent
 from ._base import (
+    Pending,
     StorageBase,
+    Write,
     claim_refusal,
     new_owner,
     now_ms,
@@ -133,8 +135,10 @@ FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::bigi
     + _TAKE_PENDING
 )
 _PENDING = """
-INSERT INTO {runs} VALUES (%s, %s, 'pending', 'null', '{{}}', '{{}}', 'null', NULL, '[]', -1,
-    NULL, 0, %s, %s)
+INSERT INTO {runs}
+SELECT v.run_id, v.workflow_id, 'pending', 'null', '{{}}', '{{}}', 'null', NULL, '[]', -1, NULL,
+    0, %s, %s
+FROM unnest(%s::text[], %s::text[]) AS v(run_id, workflow_id)
 ON CONFLICT (run_id) DO NOTHING
 """
 _RECORDS = """
@@ -359,12 +363,7 @@ class PostgresStorage(StorageBase):
                 self._crash("claim.before-commit")
             self._crash("claim.after-commit")
 
-    async def _pending_now(self, run_id: str, workflow_id: str, now: int) -> None:
-        pool = await self._get_pool()
-        async with pool.connection() as conn:
-            await conn.execute(self._sql["pending"], (run_id, workflow_id, now, now))
-
-    async def _write_batch(self, batch: Sequence[Checkpoint | Claim], now: int) -> set[int]:
+    async def _write_batch(self, batch: Sequence[Write], now: int) -> set[int]:
         lease = now + int(self.lease_seconds * 1000)
         first = {c.run_id: i for i, c in reversed(list(enumerate(batch))) if isinstance(c, Claim)}
         claims = [c for i, c in enumerate(batch) if isinstance(c, Claim) and first[c.run_id] == i]
@@ -377,9 +376,15 @@ class PostgresStorage(StorageBase):
             ],
             11,
         )  # fmt: skip
+        pending = [p for p in batch if isinstance(p, Pending)]
         pool = await self._get_pool()
         async with pool.connection() as conn:
             async with conn.transaction():
+                if pending:
+                    await conn.execute(
+                        self._sql["pending"],
+                        (now, now, [p.run_id for p in pending], [p.workflow_id for p in pending]),
+                    )
                 created: set[str] = set()
                 if claims:
                     cur = await conn.execute(self._sql["create"], (now, now, *_creates(claims)))
@@ -418,8 +423,11 @@ class PostgresStorage(StorageBase):
         return {
             i
             for i, item in enumerate(batch)
-            if item.run_id not in (created if isinstance(item, Claim) else written)
-            or (isinstance(item, Claim) and first[item.run_id] != i)  # one new run, one creator
+            if not isinstance(item, Pending)  # left as it is if it exists: never refused
+            and (
+                item.run_id not in (created if isinstance(item, Claim) else written)
+                or (isinstance(item, Claim) and first[item.run_id] != i)  # one creator per run
+            )
         }
 
     async def _renew_now(self, held: Sequence[tuple[str, str]], lease_until: int) -> None:

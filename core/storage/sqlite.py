@@ -24,7 +24,9 @@ from typing import Any, TypeVar
 
 from . import FINAL_STATUSES, Checkpoint, Claim, RunSnapshot, RunSummary, StoredEvent
 from ._base import (
+    Pending,
     StorageBase,
+    Write,
     claim_refusal,
     now_ms,
     snapshot_of,
@@ -193,23 +195,22 @@ class SQLiteStorage(StorageBase):
 
         await self._on("w", write)
 
-    async def _pending_now(self, run_id: str, workflow_id: str, now: int) -> None:
-        def write(conn: sqlite3.Connection) -> None:
-            with _transaction(conn):
-                conn.execute(_PENDING, (run_id, workflow_id, now, now))
-
-        await self._on("w", write)
-
-    async def _write_batch(self, batch: Sequence[Checkpoint | Claim], now: int) -> set[int]:
+    async def _write_batch(self, batch: Sequence[Write], now: int) -> set[int]:
         lease = now + int(self.lease_seconds * 1000)
         claims = any(isinstance(item, Claim) for item in batch)
-        checkpoints = not all(isinstance(item, Claim) for item in batch)
+        checkpoints = any(isinstance(item, Checkpoint) for item in batch)
 
         def write(conn: sqlite3.Connection) -> set[int]:
             lost: set[int] = set()
             with _transaction(conn):
+                conn.executemany(
+                    _PENDING,
+                    [(p.run_id, p.workflow_id, now, now) for p in batch if isinstance(p, Pending)],
+                )
                 records, events = [], []
                 for i, cp in enumerate(batch):
+                    if isinstance(cp, Pending):
+                        continue
                     if isinstance(cp, Claim):
                         if not conn.execute(_CREATE, _created(cp, now)).rowcount:
                             lost.add(i)

@@ -127,3 +127,19 @@ async def test_recovery_and_pruning_leave_pending_runs_alone(
         assert await store.load_run(run.run_id) is None
     finally:
         await store.close()
+
+
+@pytest.mark.asyncio
+async def test_concurrent_creates_are_stored_together_once_each(
+    storage_opener: Callable[[], Storage],
+) -> None:
+    store = storage_opener()
+    try:
+        ids = [f"r-{i}" for i in range(20)]
+        # Queued at once, they share the writer's transactions; an id twice is stored once.
+        await asyncio.gather(*(store.create_pending(r, "wf") for r in [*ids, *ids[:5]]))
+        listed = await store.list_runs(status="pending", limit=100)
+        assert sorted(s.run_id for s in listed) == sorted(ids)
+        assert {s.workflow_id for s in listed} == {"wf"}
+    finally:
+        await store.close()
