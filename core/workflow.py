@@ -365,7 +365,8 @@ class Workflow(Step[Any, Any]):
     ) -> Run:
         """Take up a stored run of this workflow, e.g. in a new process after a restart.
 
-        The run comes back as it was stored: ``suspended`` (resume it with ``resume()``),
+        The run comes back as it was stored: ``pending`` (created by :meth:`create_run`, not
+        started: ``start()`` it), ``suspended`` (resume it with ``resume()``),
         finished, or ``interrupted`` when its process died mid-run (``resume()`` with no step
         continues after the last completed step). It is always a new :class:`Run` object,
         even when this process holds the run live (:meth:`create_run` gives that one).
