@@ -315,6 +315,13 @@ class Workflow(Step[Any, Any]):
 
     create_run_sync = sync_twin(create_run)
 
+    def _unstored_run(
+        self, run_id: str | None, *, plugin_manager: PluginManager, storage: Storage | None
+    ) -> Run:
+        """A new run kept live here and not stored ``pending``: for a caller that starts it
+        at once, whose start's claim stores it (a server's ``start-async``)."""
+        return self._keep(self._new_run(run_id, plugin_manager, (), storage))
+
     def _new_run(
         self,
         run_id: str | None,

@@ -95,8 +95,16 @@ class Runs:
             raise Problem(404, "Workflow not found")
         return found
 
-    async def create(self, key: str, run_id: str | None) -> Run | RemoteRun:
-        """The run ``run_id`` (live, or stored: never run twice), or a new one."""
+    async def create(
+        self, key: str, run_id: str | None, *, pending: bool = False
+    ) -> Run | RemoteRun:
+        """The run ``run_id`` (live, or stored: never run twice), or a new one.
+
+        :param pending: Store a new run ``pending`` (``create-run``: another request, on any
+            instance, starts it). Without it a new run is for a start that follows at once
+            (``start-async``, ``stream``, a queued start), whose claim stores it: a start
+            refused for its input stores nothing.
+        """
         wf = self.workflow(key)
         self.sweep()
         if run_id:
@@ -107,7 +115,15 @@ class Runs:
             self.sweep(force=True)
             if len(self.entries) >= self.max_live:
                 raise Problem(503, f"the server holds {self.max_live} live runs; try later")
-        run = await wf.create_run(run_id or None, plugin_manager=self.pm, storage=self.storage)
+        if pending:
+            run = await wf.create_run(run_id or None, plugin_manager=self.pm, storage=self.storage)
+        else:
+            stored = await self.storage.load_run(run_id) if run_id else None
+            if stored is not None and stored.workflow_id != wf.id:  # never overwritten
+                raise RunStateError(
+                    f"run {run_id} is of workflow {stored.workflow_id!r}", run_id=run_id
+                )
+            run = wf._unstored_run(run_id or None, plugin_manager=self.pm, storage=self.storage)
         return self._keep(key, run)
 
     async def get(self, key: str, run_id: str, *, follow: bool = False) -> Run | RemoteRun:
@@ -138,7 +154,8 @@ class Runs:
         try:
             run = await wf.load_run(run_id, storage=self.storage, plugin_manager=self.pm)
         except RunStateError:
-            return None  # unknown to storage (pruned, or deleted by hand)
+            # Unknown to storage: made here for a start not stored yet, or pruned.
+            return entry.run if entry is not None else None
         if run.status == "running":  # a fresh copy that runs: it executes in another process
             snapshot = await self.storage.load_run(run_id)
             if snapshot is not None and snapshot.status == "running":

@@ -177,7 +177,7 @@ def create_app(
         return JSON(workflow_info(runs.workflow(key(request))))
 
     async def create_run(request: Request) -> Response:
-        run = await runs.create(key(request), query_run_id(request, required=False))
+        run = await runs.create(key(request), query_run_id(request, required=False), pending=True)
         return JSON({"runId": run.run_id})
 
     def starting(run: Run | RemoteRun, body: StartBody) -> Awaitable[WorkflowResult]:
