@@ -92,8 +92,9 @@ class Claim:
     :ivar expect_seq: The run's last sequence number as the claimant knows it: a run that
         changed since (another process resumed it) is not claimed. ``None`` skips the check.
     :ivar create: For a new run: ``(workflow_id, input JSON, runtime context JSON)``; the run
-        is created ``running`` and must not exist yet, or exist ``pending`` (created and never
-        started, see :meth:`Storage.create_pending`): of two such claims, one takes it.
+        is created ``running`` and must not exist yet, or exist ``pending`` for the same
+        workflow (created and never started, see :meth:`Storage.create_pending`): of two such
+        claims, one takes it.
     """
 
     run_id: str

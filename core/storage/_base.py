@@ -5,11 +5,11 @@ A backend implements the transactions (:meth:`StorageBase._claim_now`,
 
 - **Group commit.** Checkpoints from every run of a storage queue up, and so do the claims that
   create new runs (an insert that must find no run, or a pending one) and the pending runs
-  that ``create_run`` stores; one writer task per event loop takes the
-  whole queue and writes it in one transaction, so 1,000 concurrent runs cost a few
-  transactions per step, not 1,000. Other claims (resume, recovery) are compare-and-sets of
-  their own. A batch that fails for a reason retrying cannot mend is
-  written again one checkpoint at a time, so one bad checkpoint fails only its own run.
+  that ``create_run`` stores; one writer task per event loop takes the whole queue and writes
+  it in one transaction, so 1,000 concurrent runs cost a few transactions per step, not 1,000.
+  Other claims (resume, recovery) are compare-and-sets of their own. A batch that fails for a
+  reason retrying cannot mend is written again one checkpoint at a time, so one bad
+  checkpoint fails only its own run.
 - **Retries.** Transient failures (a lock held past the busy timeout, a lost connection) are
   retried with backoff, a few times; then :class:`~stepstream.errors.StorageError`.
 - **Leases.** A claim holds for ``lease_seconds``; a task renews every claim this storage holds
@@ -407,7 +407,9 @@ def claim_refusal(
     run = f"run {claim.run_id}"
     if claim.create is not None:
         if row is not None and row[0] != "pending":  # a pending run: created, not started
-            return RunClaimedError(f"{run} already exists", run_id=claim.run_id, owner=row[1])
+            return RunClaimedError(
+                f"{run} already exists and has started", run_id=claim.run_id, owner=row[1]
+            )
         return None
     if row is None:
         return RunClaimedError(f"{run} is unknown to the storage", run_id=claim.run_id)

@@ -115,13 +115,14 @@ RETURNING r.run_id, r.status, r.last_seq
 )
 SELECT run_id, pg_notify(%s, status || ' ' || last_seq || ' ' || run_id) FROM written
 """
-# A new run, or a pending one (created, never started): of concurrent starts, the row lock
-# lets one through and the others find it running (ON CONFLICT re-reads the row it waited for).
+# A new run, or a pending one of the same workflow (created, never started): of concurrent
+# starts, the row lock lets one through and the others find it running (ON CONFLICT re-reads
+# the row it waited for).
 _TAKE_PENDING = """
 ON CONFLICT (run_id) DO UPDATE SET status = 'running', input = EXCLUDED.input,
     runtime_context = EXCLUDED.runtime_context, owner = EXCLUDED.owner,
     lease_until = EXCLUDED.lease_until, updated_at = EXCLUDED.updated_at
-    WHERE r.status = 'pending'
+    WHERE r.status = 'pending' AND r.workflow_id = EXCLUDED.workflow_id
 RETURNING r.run_id
 """
 _CREATE = (

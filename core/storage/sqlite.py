@@ -100,7 +100,8 @@ _CREATE = (
     " runtime_context = excluded.runtime_context, owner = excluded.owner,"
     " lease_until = excluded.lease_until, updated_at = excluded.updated_at"
     " WHERE stepstream_runs.status = 'pending'"
-)  # a new run, or a pending one (created, never started): either way one start takes it
+    " AND stepstream_runs.workflow_id = excluded.workflow_id"
+)  # a new run, or a pending one of its workflow (created, never started): one start takes it
 _PENDING = (
     "INSERT INTO stepstream_runs VALUES"
     " (?, ?, 'pending', 'null', '{}', '{}', 'null', NULL, '[]', -1, NULL, 0, ?, ?)"

@@ -14,7 +14,8 @@ import pytest_asyncio
 
 from stepstream import RunClaimedError, StepContext, Workflow, get_plugin_manager, step
 from stepstream.recovery import recover_interrupted
-from stepstream.storage import Storage
+from stepstream.storage import Claim, Storage
+from stepstream.storage._base import new_owner, now_ms
 
 
 def counting(calls: list[str]) -> Workflow:
@@ -128,3 +129,18 @@ async def test_concurrent_creates_are_stored_together_once_each(storage: Storage
     listed = await storage.list_runs(status="pending", limit=100)
     assert sorted(s.run_id for s in listed) == sorted(ids)
     assert {s.workflow_id for s in listed} == {"wf"}
+
+
+@pytest.mark.asyncio
+async def test_a_pending_run_is_started_only_as_its_own_workflow(storage: Storage) -> None:
+    await storage.create_pending("r-1", "wf")
+    foreign = Claim("r-1", new_owner(), now_ms() + 30_000, create=("other", "null", "{}"))
+    with pytest.raises(RunClaimedError, match="r-1"):
+        await storage.claim(foreign)
+    stored = await storage.load_run("r-1")
+    assert stored is not None and (stored.workflow_id, stored.status) == ("wf", "pending")
+    own = Claim("r-1", new_owner(), now_ms() + 30_000, create=("wf", '{"n": 1}', "{}"))
+    await storage.claim(own)
+    stored = await storage.load_run("r-1")
+    assert stored is not None and (stored.status, stored.state["input"]) == ("running", {"n": 1})
+    await storage.release("r-1", own.owner)
