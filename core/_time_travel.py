@@ -95,7 +95,8 @@ async def time_travel(
 
         recording = RecordedModel.from_events(e.wire for e in await store.read_events(run_id))
     # A new Run object, not stored pending (as create_run() would) nor kept live until its
-    # claim, which creates it with the forked state, succeeds: a taken new_run_id is refused.
+    # claim, which creates it with the forked state, succeeds: a new_run_id that has started
+    # is refused (a pending one of this workflow is started by the fork, as start() would).
     run = workflow._new_run(new_run_id, plugin_manager, plugins, store)
     context = RuntimeContext(stored._runtime_context.to_dict())
     run._state, run._runtime_context, run._started = forked, context, True
