@@ -94,18 +94,16 @@ async def time_travel(
         from stepstream.agents.recorded import RecordedModel
 
         recording = RecordedModel.from_events(e.wire for e in await store.read_events(run_id))
-    run = workflow.create_run_sync(
-        new_run_id, plugin_manager=plugin_manager, plugins=plugins, storage=store
-    )
+    # A new Run object, not stored pending (as create_run() would) nor kept live until its
+    # claim, which creates it with the forked state, succeeds: a new_run_id that has started
+    # is refused (a pending one of this workflow is started by the fork, as start() would).
+    run = workflow._new_run(new_run_id, plugin_manager, plugins, store)
     context = RuntimeContext(stored._runtime_context.to_dict())
     run._state, run._runtime_context, run._started = forked, context, True
     persist = run._dispatcher.persist
     assert persist is not None  # the run has a storage
-    try:
-        await persist.claim(create=(forked.input, context.to_dict()))
-    except BaseException:  # e.g. new_run_id is taken: this Run never existed
-        workflow._runs.pop(run.run_id, None)
-        raise
+    await persist.claim(create=(forked.input, context.to_dict()))
+    workflow._keep(run)
     _store_copies(persist, (), forked)
     persist.set_meta(forked.meta)
     await run._dispatcher.emit(StartEvent)

@@ -139,6 +139,8 @@ class Run:
 
     def _restore(self, snapshot: RunSnapshot) -> None:
         """Take up a run stored by another process (see ``Workflow.load_run``)."""
+        if snapshot.status == "pending":  # created, never started: nothing to take up
+            return
         self._state = RunState.from_json(snapshot.state)
         self._runtime_context = RuntimeContext(snapshot.runtime_context)
         self._dispatcher.seq = snapshot.last_seq + 1

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, RootModel
 
+from ._loop import sync_twin
 from .context import StepContext
 from .errors import WorkflowDefinitionError
 from .graph import (
@@ -288,10 +289,15 @@ class Workflow(Step[Any, Any]):
         With the ``run_id`` of a run that is live in this process (created here and not
         ended), that same :class:`Run` is returned: a watcher on it sees its events and
         ``resume()`` on it works. Otherwise, with a storage that holds ``run_id``, the stored
-        run is loaded (as :meth:`load_run` does). Otherwise a new run is made. The keyword
-        arguments only apply to a run made or loaded here.
+        run is loaded (as :meth:`load_run` does; a run created and not started yet comes back
+        ``pending``, to be started). Otherwise a new run is made, and with a storage it is
+        stored ``pending`` at once, as Mastra stores its snapshot: any process sharing the
+        storage may then start it (of several asked at once, one does, the others get
+        :class:`~stepstream.errors.RunClaimedError`). The keyword arguments only apply to a
+        run made or loaded here.
 
         :raises RunStateError: if the storage holds ``run_id`` for another workflow.
+        :raises WorkflowDefinitionError: if the workflow has no steps or is not committed.
         """
         live = self._live_run(run_id)
         if live is not None:
@@ -302,23 +308,19 @@ class Workflow(Step[Any, Any]):
             if snapshot is not None:
                 run = self._checked_load(run_id, snapshot, store, plugin_manager, plugins)
                 return self._keep(run)
-        return self.create_run_sync(
-            run_id, plugin_manager=plugin_manager, plugins=plugins, storage=storage
-        )
+        run = self._new_run(run_id, plugin_manager, plugins, storage)
+        if store is not None:
+            await store.create_pending(run.run_id, self.id)
+        return self._keep(run)
 
-    def create_run_sync(
-        self,
-        run_id: str | None = None,
-        *,
-        plugin_manager: PluginManager | None = None,
-        plugins: Iterable[object] = (),
-        storage: Storage | None = None,
+    create_run_sync = sync_twin(create_run)
+
+    def _unstored_run(
+        self, run_id: str | None, *, plugin_manager: PluginManager, storage: Storage | None
     ) -> Run:
-        """The sync twin of :meth:`create_run`; it takes up live runs, not stored ones."""
-        live = self._live_run(run_id)
-        if live is not None:
-            return live
-        return self._keep(self._new_run(run_id, plugin_manager, plugins, storage))
+        """A new run kept live here and not stored ``pending``: for a caller that starts it
+        at once, whose start's claim stores it (a server's ``start-async``)."""
+        return self._keep(self._new_run(run_id, plugin_manager, (), storage))
 
     def _new_run(
         self,
@@ -370,7 +372,8 @@ class Workflow(Step[Any, Any]):
     ) -> Run:
         """Take up a stored run of this workflow, e.g. in a new process after a restart.
 
-        The run comes back as it was stored: ``suspended`` (resume it with ``resume()``),
+        The run comes back as it was stored: ``pending`` (created by :meth:`create_run`, not
+        started: ``start()`` it), ``suspended`` (resume it with ``resume()``),
         finished, or ``interrupted`` when its process died mid-run (``resume()`` with no step
         continues after the last completed step). It is always a new :class:`Run` object,
         even when this process holds the run live (:meth:`create_run` gives that one).

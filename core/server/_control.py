@@ -39,7 +39,7 @@ __all__ = [
 async def create_run(request: Request) -> Response:
     """``POST .../create-run``: a new run (or the one ``runId`` names), not started."""
     runs = served(request).runs
-    run = await runs.create(key(request), query_run_id(request, required=False))
+    run = await runs.create(key(request), query_run_id(request, required=False), pending=True)
     return JSON({"runId": run.run_id})
 
 

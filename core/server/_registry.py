@@ -4,10 +4,14 @@ A run stays in memory while it may act or be followed: while it runs, and while 
 streams it or background work uses it. Otherwise (never started, ended, suspended,
 interrupted) it leaves memory once it has been idle for ``idle_timeout`` seconds, checked at
 each request; storage keeps everything that was ever stored, and a suspended or ended run is
-loaded again when asked for. A run created by ``create-run`` and never started was never
-stored: after the idle time it is forgotten, as if it had not been created. At most
-``max_live`` runs are kept: past that, the longest idle of those that may leave do so at once,
-and when none may, ``create-run`` answers 503.
+loaded again when asked for. A run created by ``create-run`` is stored ``pending`` at once
+(``Workflow.create_run``), so any instance may start it: one that leaves memory before it
+starts is loaded again, still pending, by the next request for it, and storage lists it as
+``pending`` until it starts (``Storage.prune(statuses=("pending",))`` removes those left
+unstarted). Of two instances asked to start it at once, one does and the other answers 409,
+as a second start in one process does. At most ``max_live`` runs are kept: past that, the
+longest idle of those that may leave do so at once, and when none may, ``create-run``
+answers 503.
 
 A run that another process executes on the same storage is handed out as a
 :class:`~stepstream.server._remote.RemoteRun` (followed through the stored log, controlled by
@@ -91,8 +95,16 @@ class Runs:
             raise Problem(404, "Workflow not found")
         return found
 
-    async def create(self, key: str, run_id: str | None) -> Run | RemoteRun:
-        """The run ``run_id`` (live, or stored: never run twice), or a new one."""
+    async def create(
+        self, key: str, run_id: str | None, *, pending: bool = False
+    ) -> Run | RemoteRun:
+        """The run ``run_id`` (live, or stored: never run twice), or a new one.
+
+        :param pending: Store a new run ``pending`` (``create-run``: another request, on any
+            instance, starts it). Without it a new run is for a start that follows at once
+            (``start-async``, ``stream``, a queued start), whose claim stores it: a start
+            refused for its input stores nothing.
+        """
         wf = self.workflow(key)
         self.sweep()
         if run_id:
@@ -103,16 +115,34 @@ class Runs:
             self.sweep(force=True)
             if len(self.entries) >= self.max_live:
                 raise Problem(503, f"the server holds {self.max_live} live runs; try later")
-        run = await wf.create_run(run_id or None, plugin_manager=self.pm, storage=self.storage)
+        if pending:
+            run = await wf.create_run(run_id or None, plugin_manager=self.pm, storage=self.storage)
+        else:
+            stored = await self.storage.load_run(run_id) if run_id else None
+            if stored is not None and stored.workflow_id != wf.id:  # never overwritten
+                raise RunStateError(
+                    f"run {run_id} is of workflow {stored.workflow_id!r}", run_id=run_id
+                )
+            run = wf._unstored_run(run_id or None, plugin_manager=self.pm, storage=self.storage)
         return self._keep(key, run)
 
-    async def get(self, key: str, run_id: str) -> Run | RemoteRun:
-        """The run ``run_id``, live or stored; 404 if neither."""
+    async def get(self, key: str, run_id: str, *, follow: bool = False) -> Run | RemoteRun:
+        """The run ``run_id``, live or stored; 404 if neither.
+
+        :param follow: For a route that only follows the run (SSE, watch): a run that has not
+            started is followed through its stored log (a :class:`RemoteRun`), which goes on
+            once any instance starts it, instead of through a copy here that only sees a
+            start made here.
+        """
         wf = self.workflow(key)
         self.sweep()
         found = await self._find(key, wf, run_id)
         if found is None:
             raise Problem(404, "Workflow run not found")
+        if follow and isinstance(found, Run) and found.status == "pending":
+            snapshot = await self.storage.load_run(run_id)
+            if snapshot is not None and not found.executing:
+                return RemoteRun(wf, self.storage, snapshot, lambda: self.get(key, run_id))
         return found
 
     async def _find(self, key: str, wf: Workflow, run_id: str) -> Run | RemoteRun | None:
@@ -124,7 +154,8 @@ class Runs:
         try:
             run = await wf.load_run(run_id, storage=self.storage, plugin_manager=self.pm)
         except RunStateError:
-            return entry.run if entry is not None else None  # created here, not stored yet
+            # Unknown to storage: made here for a start not stored yet, or pruned.
+            return entry.run if entry is not None else None
         if run.status == "running":  # a fresh copy that runs: it executes in another process
             snapshot = await self.storage.load_run(run_id)
             if snapshot is not None and snapshot.status == "running":
@@ -163,7 +194,9 @@ class Runs:
         self._swept = now
         for (key, run_id), entry in list(self.entries.items()):
             idle = now - entry.touched >= self.idle_timeout
-            if entry.holders == 0 and entry.run.status != "running" and (force or idle):
+            # Not executing here: a run that failed to claim its start (another process
+            # took it) leaves too, though it reads "running".
+            if entry.holders == 0 and not entry.run.executing and (force or idle):
                 self._forget(key, run_id)
 
     def forget(self, key: str, run: Run | RemoteRun) -> None:
@@ -256,11 +289,11 @@ class Runs:
 
 
 def _current(entry: _Live) -> bool:
-    """Whether a kept run is up to date as it is: it executes here, has ended, or was never
-    stored (anything else may have moved on in another process, even while a response
+    """Whether a kept run is up to date as it is: it executes here or has ended (anything
+    else, a pending run too, may have moved on in another process, even while a response
     follows it from here: its hub follows the stored log then, see :mod:`stepstream.hub`)."""
     run = entry.run
-    return run.executing or run.status == "pending" or is_final(run.status)
+    return run.executing or is_final(run.status)
 
 
 def _same(kept: Run, loaded: Run) -> bool:

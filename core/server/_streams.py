@@ -52,7 +52,7 @@ async def stream(request: Request) -> Response:
 async def watch(request: Request) -> Response:
     """``GET .../watch``: Mastra's watch records of a run, from now to its end or suspension."""
     runs = served(request).runs
-    run = await runs.get(key(request), str(query_run_id(request, required=True)))
+    run = await runs.get(key(request), str(query_run_id(request, required=True)), follow=True)
     record = functools.partial(_watch_record, run)
     if isinstance(run, RemoteRun):  # executing in another process (issue 16's seam)
         records = remote_watch(run, record)
@@ -70,7 +70,7 @@ async def sse(request: Request) -> Response:
     header = request.headers.get("last-event-id")
     raw = header or request.query_params.get("after") or "-1"
     after = seq_param(raw, "Last-Event-ID" if header else "after")
-    run = await app.runs.get(key(request), run_id)
+    run = await app.runs.get(key(request), run_id, follow=True)
     frames = _held(app.runs, key(request), run, follow(run, after, app.keepalive, app.frames))
     return Streamed(
         coalesce(frames),

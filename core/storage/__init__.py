@@ -11,7 +11,9 @@ many processes).
 a run first :meth:`~Storage.claim`\\ s it: a compare-and-set in the database that sets an
 owner and a lease, renewed while the run executes and released at its end. A second claimant
 gets :class:`~stepstream.errors.RunClaimedError`. A run whose owner's lease expired reads as
-``interrupted`` and may be claimed again (recovery).
+``interrupted`` and may be claimed again (recovery). A run created and not started yet
+(``Workflow.create_run``) is stored ``pending`` (:meth:`~Storage.create_pending`), with no
+owner: its start is a claim like any other, so it starts once whichever process starts it.
 
 **Checkpoints.** Everything an execution writes goes through :meth:`~Storage.save_checkpoint`:
 its new events, its changed step records and its head, in one transaction, accepted only from
@@ -90,7 +92,9 @@ class Claim:
     :ivar expect_seq: The run's last sequence number as the claimant knows it: a run that
         changed since (another process resumed it) is not claimed. ``None`` skips the check.
     :ivar create: For a new run: ``(workflow_id, input JSON, runtime context JSON)``; the run
-        is created ``running`` and must not exist yet.
+        is created ``running`` and must not exist yet, or exist ``pending`` for the same
+        workflow (created and never started, see :meth:`Storage.create_pending`): of two such
+        claims, one takes it.
     """
 
     run_id: str
@@ -188,7 +192,18 @@ class Storage(Protocol):
         """Take the run for an execution (a compare-and-set), or create it (``claim.create``).
 
         :raises RunClaimedError: if the run is held by a live owner, is not in an expected
-            status, changed since ``claim.expect_seq``, or (creating) already exists.
+            status, changed since ``claim.expect_seq``, or (creating) exists and is not pending.
+        """
+        ...
+
+    async def create_pending(self, run_id: str, workflow_id: str) -> None:
+        """Store a new run of ``workflow_id`` as ``pending``: created, not started (Mastra's
+        ``createRunAsync`` stores such a snapshot), so that any process sharing the storage
+        can start it. A run that exists already is left as it is.
+
+        A pending run has no owner and no lease, is listed (``status="pending"``), is never
+        recovered, and is pruned only when asked for (``prune(statuses=("pending",))``); the
+        first start's claim (``claim.create``) takes it, and any other start is refused.
         """
         ...
 

@@ -4,11 +4,12 @@ A backend implements the transactions (:meth:`StorageBase._claim_now`,
 :meth:`StorageBase._write_batch`, ...); this base decides when they run:
 
 - **Group commit.** Checkpoints from every run of a storage queue up, and so do the claims that
-  create new runs (an insert that must find no run); one writer task per event loop takes the
-  whole queue and writes it in one transaction, so 1,000 concurrent runs cost a few
-  transactions per step, not 1,000. Other claims (resume, recovery) are compare-and-sets of
-  their own. A batch that fails for a reason retrying cannot mend is
-  written again one checkpoint at a time, so one bad checkpoint fails only its own run.
+  create new runs (an insert that must find no run, or a pending one) and the pending runs
+  that ``create_run`` stores; one writer task per event loop takes the whole queue and writes
+  it in one transaction, so 1,000 concurrent runs cost a few transactions per step, not 1,000.
+  Other claims (resume, recovery) are compare-and-sets of their own. A batch that fails for a
+  reason retrying cannot mend is written again one checkpoint at a time, so one bad
+  checkpoint fails only its own run.
 - **Retries.** Transient failures (a lock held past the busy timeout, a lost connection) are
   retried with backoff, a few times; then :class:`~stepstream.errors.StorageError`.
 - **Leases.** A claim holds for ``lease_seconds``; a task renews every claim this storage holds
@@ -31,6 +32,7 @@ import socket
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import tenacity
@@ -40,7 +42,7 @@ from . import FINAL_STATUSES, Checkpoint, Claim, RunSnapshot, RunSummary, Stored
 from ._codec import decode, rebuild_state
 from ._follow import Followers, follow_log
 
-__all__ = ["CRASH_POINTS", "StorageBase", "new_owner", "now_ms"]
+__all__ = ["CRASH_POINTS", "Pending", "StorageBase", "Write", "new_owner", "now_ms"]
 
 T = TypeVar("T")
 _FIRST_WAIT = 0.05
@@ -56,6 +58,18 @@ CRASH_POINTS = (
     "recovery.after-claim",
 )
 """The named points where ``STEPSTREAM_CRASH_AT`` may kill the process."""
+
+
+@dataclass(frozen=True)
+class Pending:
+    """A run to store ``pending`` unless it exists (``Storage.create_pending``)."""
+
+    run_id: str
+    workflow_id: str
+
+
+Write = Checkpoint | Claim | Pending
+"""What the writer groups into one transaction."""
 
 
 def now_ms() -> int:
@@ -85,7 +99,7 @@ class StorageBase:
         self.lease_seconds = lease_seconds
         self.durability = durability
         self._held: dict[str, str] = {}  # run id -> owner, for the claims being executed here
-        self._queue: list[tuple[Checkpoint | Claim, asyncio.Future[None]]] = []
+        self._queue: list[tuple[Write, asyncio.Future[None]]] = []
         self._writer: asyncio.Task[None] | None = None
         self._renewer: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -100,11 +114,12 @@ class StorageBase:
     async def _claim_now(self, claim: Claim, now: int) -> None:
         raise NotImplementedError
 
-    async def _write_batch(self, batch: Sequence[Checkpoint | Claim], now: int) -> set[int]:
-        """Write the checkpoints and create the new runs (claims with ``create``) in one
-        transaction; return the positions in ``batch`` that were refused (a checkpoint whose
-        owner no longer holds its run, a run that already exists): those are not written, the
-        others are."""
+    async def _write_batch(self, batch: Sequence[Write], now: int) -> set[int]:
+        """Write the checkpoints, store the pending runs and create the new runs (claims with
+        ``create``) in one transaction, pending runs first; return the positions in ``batch``
+        that were refused (a checkpoint whose owner no longer holds its run, a run that has
+        started already): those are not written, the others are (a pending run that exists
+        is not refused: it is left as it is)."""
         raise NotImplementedError
 
     async def _renew_now(self, held: Sequence[tuple[str, str]], lease_until: int) -> None:
@@ -141,6 +156,9 @@ class StorageBase:
             )
         self._held[claim.run_id] = claim.owner
         self._keep_leases()
+
+    async def create_pending(self, run_id: str, workflow_id: str) -> None:
+        await self._grouped(Pending(run_id, workflow_id))
 
     async def save_checkpoint(self, checkpoint: Checkpoint) -> None:
         await self._grouped(checkpoint)
@@ -185,7 +203,7 @@ class StorageBase:
 
     # -- group commit ----------------------------------------------------------------------
 
-    async def _grouped(self, item: Checkpoint | Claim) -> None:
+    async def _grouped(self, item: Write) -> None:
         """Queue ``item`` for the writer's next transaction and wait until it is committed."""
         loop = asyncio.get_running_loop()
         self._adopt(loop)
@@ -224,13 +242,13 @@ class StorageBase:
             _settle(batch, lost, None)
             self._woken([c for i, (c, _) in enumerate(batch) if i not in lost])
 
-    def _woken(self, written: Sequence[Checkpoint | Claim]) -> None:
+    def _woken(self, written: Sequence[Write]) -> None:
         """Wake the followers in this process of the runs whose checkpoints were committed."""
         if self._followers:
             for item in written:
                 if isinstance(item, Checkpoint):
                     self._followers.wake(item.run_id, item.status, item.last_seq)
-                elif item.create is not None:  # a run begins: those awaiting it read it
+                elif isinstance(item, Claim) and item.create is not None:  # a run begins
                     self._followers.wake(item.run_id, "running", -1)
 
     async def _retrying(self, work: Callable[[], Awaitable[T]], what: str) -> T:
@@ -325,7 +343,7 @@ class StorageBase:
 
 
 def _settle(
-    batch: Sequence[tuple[Checkpoint | Claim, asyncio.Future[None]]],
+    batch: Sequence[tuple[Write, asyncio.Future[None]]],
     lost: set[int],
     error: BaseException | None,
 ) -> None:
@@ -336,9 +354,12 @@ def _settle(
             done.set_exception(error)
         elif i in lost and isinstance(checkpoint, Claim):
             done.set_exception(
-                RunClaimedError(f"run {checkpoint.run_id} already exists", run_id=checkpoint.run_id)
+                RunClaimedError(
+                    f"run {checkpoint.run_id} already exists and has started",
+                    run_id=checkpoint.run_id,
+                )
             )
-        elif i in lost:
+        elif i in lost and isinstance(checkpoint, Checkpoint):
             done.set_exception(
                 RunClaimedError(
                     f"run {checkpoint.run_id} is no longer held by this execution "
@@ -385,8 +406,10 @@ def claim_refusal(
     last_seq)`` is ``row`` (``None``: unknown), or ``None`` when it may."""
     run = f"run {claim.run_id}"
     if claim.create is not None:
-        if row is not None:
-            return RunClaimedError(f"{run} already exists", run_id=claim.run_id, owner=row[1])
+        if row is not None and row[0] != "pending":  # a pending run: created, not started
+            return RunClaimedError(
+                f"{run} already exists and has started", run_id=claim.run_id, owner=row[1]
+            )
         return None
     if row is None:
         return RunClaimedError(f"{run} is unknown to the storage", run_id=claim.run_id)

@@ -5,9 +5,10 @@ An instance asked to start a run while it executes as many as it may queues the 
 workflow, input and runtime context, and a notification on the *queue* channel. Instances with
 room take queued runs with ``FOR UPDATE SKIP LOCKED`` (concurrent takers never wait for one
 another, and never take the same row), marking each taken row with themselves and a lease; the
-taker creates and starts the run, then deletes the row. A taker that dies before deleting it
-lets its lease lapse, and another instance takes the row again: starting a run that already
-exists is refused by its claim, so a run starts once.
+taker creates (or takes up, when ``create-run`` stored it ``pending``) and starts the run,
+then deletes the row. A run that exists and is not pending cannot be queued. A taker that dies
+before deleting the row lets its lease lapse, and another instance takes the row again:
+starting a run that has started is refused by its claim, so a run starts once.
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ class RunQueue:
         self._sql = {
             name: sql.SQL(text).format(table=table, runs=runs)
             for name, text in {
-                "exists": "SELECT 1 FROM {runs} WHERE run_id = %s",
+                "exists": "SELECT 1 FROM {runs} WHERE run_id = %s AND status <> 'pending'",
                 "put": "INSERT INTO {table} VALUES (%s, %s, %s::json, %s::json, %s, NULL, 0)"
                 " ON CONFLICT (run_id) DO NOTHING RETURNING run_id",
                 "take": "UPDATE {table} SET taker = %s, taken_until = %s WHERE run_id IN ("
@@ -74,7 +75,7 @@ class RunQueue:
         async with pool.connection() as conn, conn.transaction():
             cur = await conn.execute(self._sql["exists"], (run_id,))
             if await cur.fetchone() is not None:
-                raise RunClaimedError(f"run {run_id} already exists", run_id=run_id)
+                raise RunClaimedError(f"run {run_id} has already started", run_id=run_id)
             cur = await conn.execute(
                 self._sql["put"], (run_id, workflow_id, input_json, context_json, now_ms())
             )

@@ -35,7 +35,9 @@ from psycopg_pool import AsyncConnectionPool
 
 from . import FINAL_STATUSES, Checkpoint, Claim, RunSnapshot, RunSummary, StoredEvent
 from ._base import (
+    Pending,
     StorageBase,
+    Write,
     claim_refusal,
     new_owner,
     now_ms,
@@ -114,14 +116,32 @@ RETURNING r.run_id, r.status, r.last_seq
 )
 SELECT run_id, pg_notify(%s, status || ' ' || last_seq || ' ' || run_id) FROM written
 """
-_CREATE = """
-INSERT INTO {runs}
+# A new run, or a pending one of the same workflow (created, never started): of concurrent
+# starts, the row lock lets one through and the others find it running (ON CONFLICT re-reads
+# the row it waited for).
+_TAKE_PENDING = """
+ON CONFLICT (run_id) DO UPDATE SET status = 'running', input = EXCLUDED.input,
+    runtime_context = EXCLUDED.runtime_context, owner = EXCLUDED.owner,
+    lease_until = EXCLUDED.lease_until, updated_at = EXCLUDED.updated_at
+    WHERE r.status = 'pending' AND r.workflow_id = EXCLUDED.workflow_id
+RETURNING r.run_id
+"""
+_CREATE = (
+    """
+INSERT INTO {runs} AS r
 SELECT v.run_id, v.workflow_id, 'running', v.input::json, v.ctx::json, '{{}}', 'null', NULL,
     '[]', -1, v.owner, v.lease, %s, %s
 FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::bigint[])
     AS v(run_id, workflow_id, input, ctx, owner, lease)
+"""
+    + _TAKE_PENDING
+)
+_PENDING = """
+INSERT INTO {runs}
+SELECT v.run_id, v.workflow_id, 'pending', 'null', '{{}}', '{{}}', 'null', NULL, '[]', -1, NULL,
+    0, %s, %s
+FROM unnest(%s::text[], %s::text[]) AS v(run_id, workflow_id)
 ON CONFLICT (run_id) DO NOTHING
-RETURNING run_id
 """
 _RECORDS = """
 INSERT INTO {records} (run_id, kind, key, ord, data)
@@ -181,6 +201,7 @@ class PostgresStorage(StorageBase):
             for name, text in {
                 "checkpoint": _CHECKPOINT,
                 "create": _CREATE,
+                "pending": _PENDING,
                 "records": _RECORDS,
                 "events": _EVENTS,
                 "head": _HEAD,
@@ -340,9 +361,8 @@ class PostgresStorage(StorageBase):
                     workflow_id, input_json, context_json = claim.create
                     cur = await conn.execute(
                         sql.SQL(
-                            "INSERT INTO {} VALUES (%s, %s, 'running', %s::json, %s::json,"
-                            " '{{}}', 'null', NULL, '[]', -1, %s, %s, %s, %s)"
-                            " ON CONFLICT (run_id) DO NOTHING RETURNING run_id"
+                            "INSERT INTO {} AS r VALUES (%s, %s, 'running', %s::json, %s::json,"
+                            " '{{}}', 'null', NULL, '[]', -1, %s, %s, %s, %s)" + _TAKE_PENDING
                         ).format(runs),
                         (claim.run_id, workflow_id, input_json, context_json, claim.owner,
                          claim.lease_until, now, now),
@@ -360,7 +380,7 @@ class PostgresStorage(StorageBase):
                 self._crash("claim.before-commit")
             self._crash("claim.after-commit")
 
-    async def _write_batch(self, batch: Sequence[Checkpoint | Claim], now: int) -> set[int]:
+    async def _write_batch(self, batch: Sequence[Write], now: int) -> set[int]:
         lease = now + int(self.lease_seconds * 1000)
         first = {c.run_id: i for i, c in reversed(list(enumerate(batch))) if isinstance(c, Claim)}
         claims = [c for i, c in enumerate(batch) if isinstance(c, Claim) and first[c.run_id] == i]
@@ -373,9 +393,15 @@ class PostgresStorage(StorageBase):
             ],
             11,
         )  # fmt: skip
+        pending = [p for p in batch if isinstance(p, Pending)]
         pool = await self._get_pool()
         async with pool.connection() as conn:
             async with conn.transaction():
+                if pending:
+                    await conn.execute(
+                        self._sql["pending"],
+                        (now, now, [p.run_id for p in pending], [p.workflow_id for p in pending]),
+                    )
                 created: set[str] = set()
                 if claims:
                     cur = await conn.execute(self._sql["create"], (now, now, *_creates(claims)))
@@ -414,8 +440,11 @@ class PostgresStorage(StorageBase):
         return {
             i
             for i, item in enumerate(batch)
-            if item.run_id not in (created if isinstance(item, Claim) else written)
-            or (isinstance(item, Claim) and first[item.run_id] != i)  # one new run, one creator
+            if not isinstance(item, Pending)  # left as it is if it exists: never refused
+            and (
+                item.run_id not in (created if isinstance(item, Claim) else written)
+                or (isinstance(item, Claim) and first[item.run_id] != i)  # one creator per run
+            )
         }
 
     async def _renew_now(self, held: Sequence[tuple[str, str]], lease_until: int) -> None:

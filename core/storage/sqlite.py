@@ -24,7 +24,9 @@ from typing import Any, TypeVar
 
 from . import FINAL_STATUSES, Checkpoint, Claim, RunSnapshot, RunSummary, StoredEvent
 from ._base import (
+    Pending,
     StorageBase,
+    Write,
     claim_refusal,
     now_ms,
     snapshot_of,
@@ -94,6 +96,15 @@ _RECORD = (
 _CREATE = (
     "INSERT INTO stepstream_runs VALUES"
     " (?, ?, 'running', ?, ?, '{}', 'null', NULL, '[]', -1, ?, ?, ?, ?)"
+    " ON CONFLICT (run_id) DO UPDATE SET status = 'running', input = excluded.input,"
+    " runtime_context = excluded.runtime_context, owner = excluded.owner,"
+    " lease_until = excluded.lease_until, updated_at = excluded.updated_at"
+    " WHERE stepstream_runs.status = 'pending'"
+    " AND stepstream_runs.workflow_id = excluded.workflow_id"
+)  # a new run, or a pending one of its workflow (created, never started): one start takes it
+_PENDING = (
+    "INSERT INTO stepstream_runs VALUES"
+    " (?, ?, 'pending', 'null', '{}', '{}', 'null', NULL, '[]', -1, NULL, 0, ?, ?)"
     " ON CONFLICT (run_id) DO NOTHING"
 )
 _EVENT = "INSERT OR IGNORE INTO stepstream_events (run_id, seq, type, wire) VALUES (?, ?, ?, ?)"
@@ -185,16 +196,22 @@ class SQLiteStorage(StorageBase):
 
         await self._on("w", write)
 
-    async def _write_batch(self, batch: Sequence[Checkpoint | Claim], now: int) -> set[int]:
+    async def _write_batch(self, batch: Sequence[Write], now: int) -> set[int]:
         lease = now + int(self.lease_seconds * 1000)
         claims = any(isinstance(item, Claim) for item in batch)
-        checkpoints = not all(isinstance(item, Claim) for item in batch)
+        checkpoints = any(isinstance(item, Checkpoint) for item in batch)
 
         def write(conn: sqlite3.Connection) -> set[int]:
             lost: set[int] = set()
             with _transaction(conn):
+                conn.executemany(
+                    _PENDING,
+                    [(p.run_id, p.workflow_id, now, now) for p in batch if isinstance(p, Pending)],
+                )
                 records, events = [], []
                 for i, cp in enumerate(batch):
+                    if isinstance(cp, Pending):
+                        continue
                     if isinstance(cp, Claim):
                         if not conn.execute(_CREATE, _created(cp, now)).rowcount:
                             lost.add(i)

@@ -1,8 +1,9 @@
 """Three real ``stepstream serve`` processes on one PostgreSQL database: clients (the Python
-client and ``@mastra/client-js``) create, start, stream, watch, cancel, resume and send events
-through different instances; every run ends right, every step runs once, every stream equals
-the run's stored log. Then one instance is SIGKILLed mid-run: its runs finish on the others,
-and the streams that followed them through a surviving instance end with no gap."""
+client and ``@mastra/client-js``) create each run through one instance and start, stream,
+watch, cancel, resume and send events to it through others (random, seeded); every run ends
+right, every step runs once, every stream equals the run's stored log. Then one instance is
+SIGKILLed mid-run: its runs finish on the others, and the streams that followed them through a
+surviving instance end with no gap."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from typing import Any
 import pytest
 
 from stepstream.client import AsyncClient
+from stepstream.errors import ClientError
 from stepstream.events import Event
 from stepstream.storage import StoredEvent
 from stepstream.storage.postgres import PostgresStorage
@@ -63,98 +65,180 @@ def open_gate(marks: Path, run_id: str) -> None:
     (marks / f"go-{run_id}").touch()
 
 
-async def started_on(url: str, key: str) -> str:
+async def created_on(url: str, key: str) -> str:
+    """A run created (stored pending) through ``url``, to be started through another."""
     async with AsyncClient(url) as client:
-        run_id = await client.workflow(key).create_run()
+        return await client.workflow(key).create_run()
+
+
+async def start_on(url: str, key: str, run_id: str) -> None:
+    async with AsyncClient(url) as client:
         await client.workflow(key).start(run_id, {})
-    return run_id
+
+
+async def streamed(url: str, key: str, run_id: str) -> list[Event]:
+    """The run started and streamed through ``url`` (``POST .../stream``) to its end."""
+    async with AsyncClient(url) as client:
+        return [event async for event in client.workflow(key).stream({}, run_id=run_id)]
+
+
+async def watched(url: str, key: str, run_id: str) -> list[dict[str, Any]]:
+    async with AsyncClient(url) as client:
+        return [record async for record in client.workflow(key).watch(run_id)]
+
+
+async def result_of(url: str, key: str, run_id: str) -> dict[str, Any]:
+    async with AsyncClient(url) as client:
+        return await client.workflow(key).execution_result(run_id)
 
 
 @pytest.mark.asyncio
 async def test_any_instance_serves_any_run(
     cluster: list[Instance], db: str, tmp_path: Path
 ) -> None:
+    """Each run is created through one instance and started, streamed, watched, canceled,
+    resumed and sent events through others, chosen at random (seeded)."""
     rng = random.Random(16)
     urls = [i.url for i in cluster]
 
-    # Started on one instance, followed live through the two others at once.
-    a, b, c = rng.sample(urls, 3)
-    run_id = await started_on(a, "gated")
+    def spread() -> list[str]:
+        return rng.sample(urls, 3)  # creator, starter (the owner), a third instance
+
+    # Followed and watched through two instances from before its start through a third.
+    a, b, c = spread()
+    run_id = await created_on(a, "gated")
     seen = [asyncio.Event(), asyncio.Event()]
     followers = [
         asyncio.ensure_future(follow(u, "gated", run_id, s))
-        for u, s in zip((b, c), seen, strict=True)
+        for u, s in zip((a, c), seen, strict=True)
     ]
+    watcher = asyncio.ensure_future(watched(c, "gated", run_id))
+    await start_on(b, "gated", run_id)
     await asyncio.wait_for(asyncio.gather(*(s.wait() for s in seen)), LIMIT)  # live: mid-gate
     open_gate(tmp_path, run_id)
     streams = await asyncio.wait_for(asyncio.gather(*followers), LIMIT)
     log = await stored_log(db, run_id)
     for stream in streams:
         same_as_log(stream, log)
-    async with AsyncClient(rng.choice(urls)) as client:
-        assert (await client.workflow("gated").execution_result(run_id))["status"] == "success"
+    records = await asyncio.wait_for(watcher, LIMIT)
+    assert records[-1]["payload"]["workflowState"]["status"] == "success"
+    assert (await result_of(rng.choice(urls), "gated", run_id))["status"] == "success"
 
-    # Canceled through another instance while in its gate; a third one's follower ends.
-    a, b, c = rng.sample(urls, 3)
-    canceled = await started_on(a, "gated")
+    # Streamed (started by POST .../stream) through another instance, followed through a third.
+    a, b, c = spread()
+    by_stream = await created_on(a, "gated")
+    seen_s = asyncio.Event()
+    follower = asyncio.ensure_future(follow(c, "gated", by_stream, seen_s))
+    streaming = asyncio.ensure_future(streamed(b, "gated", by_stream))
+    await asyncio.wait_for(seen_s.wait(), LIMIT)
+    open_gate(tmp_path, by_stream)
+    same_as_log(await asyncio.wait_for(streaming, LIMIT), await stored_log(db, by_stream))
+    same_as_log(await asyncio.wait_for(follower, LIMIT), await stored_log(db, by_stream))
+
+    # Asked to start through two instances at once: one starts it, the other answers 409.
+    a, b, c = spread()
+    raced = await created_on(a, "gated")
+    answers = await asyncio.gather(
+        start_on(b, "gated", raced), start_on(c, "gated", raced), return_exceptions=True
+    )
+    refused = [x for x in answers if isinstance(x, BaseException)]
+    assert len(refused) == 1 and isinstance(refused[0], ClientError), answers
+    assert refused[0].status == 409, refused[0]
+    seen_r = asyncio.Event()
+    follower = asyncio.ensure_future(follow(a, "gated", raced, seen_r))
+    await asyncio.wait_for(seen_r.wait(), LIMIT)
+    open_gate(tmp_path, raced)
+    same_as_log(await asyncio.wait_for(follower, LIMIT), await stored_log(db, raced))
+
+    # Canceled through the creator while in its gate on the starter; a third one's follower ends.
+    a, b, c = spread()
+    canceled = await created_on(a, "gated")
+    await start_on(b, "gated", canceled)
     seen_c = asyncio.Event()
     follower = asyncio.ensure_future(follow(c, "gated", canceled, seen_c))
     await asyncio.wait_for(seen_c.wait(), LIMIT)
-    async with AsyncClient(b) as client:
+    async with AsyncClient(a) as client:
         await client.workflow("gated").cancel(canceled)
         assert (await client.workflow("gated").execution_result(canceled))["status"] == "canceled"
     same_as_log(await asyncio.wait_for(follower, LIMIT), await stored_log(db, canceled))
 
-    # Suspended by start-async on one, resumed through another, read back through a third.
-    a, b, c = rng.sample(urls, 3)
-    async with AsyncClient(a) as client:
-        first = await client.workflow("approval").start_async({})
-    assert first.status == "suspended"
-    async with AsyncClient(b) as client:
-        resumed = await client.workflow("approval").resume_async(first.run_id, "approve", {"by": 7})
-    assert resumed.status == "success" and resumed.result == {"by": 7}
-    same_as_log(await follow(c, "approval", first.run_id), await stored_log(db, first.run_id))
+    # Suspended by start-async through one, resumed through another (resume-async, then
+    # resume, which answers at once), read back through a third.
+    resumed_ids = []
+    for wait in (True, False):
+        a, b, c = spread()
+        suspended = await created_on(a, "approval")
+        async with AsyncClient(b) as client:
+            first = await client.workflow("approval").start_async({}, run_id=suspended)
+        assert first.status == "suspended"
+        async with AsyncClient(c) as client:
+            if wait:
+                resumed = await client.workflow("approval").resume_async(
+                    suspended, "approve", {"by": 7}
+                )
+                assert resumed.status == "success" and resumed.result == {"by": 7}
+            else:
+                await client.workflow("approval").resume(suspended, "approve", {"by": 8})
+        same_as_log(await follow(a, "approval", suspended), await stored_log(db, suspended))
+        got = await result_of(rng.choice(urls), "approval", suspended)
+        assert (got["status"], got["result"]) == ("success", {"by": 7 if wait else 8})
+        resumed_ids.append(suspended)
 
-    # An event sent through another instance while the run is still in its gate.
-    a, b, c = rng.sample(urls, 3)
-    evented = await started_on(a, "evented")
+    # An event sent through the creator while the run is still in its gate on the starter.
+    a, b, c = spread()
+    evented = await created_on(a, "evented")
+    await start_on(b, "evented", evented)
     seen_e = asyncio.Event()
     follower = asyncio.ensure_future(follow(c, "evented", evented, seen_e))
     await asyncio.wait_for(seen_e.wait(), LIMIT)
-    async with AsyncClient(b) as client:
+    async with AsyncClient(a) as client:
         await client.workflow("evented").send_event(evented, "go", {"x": 2})
     open_gate(tmp_path, evented)
     same_as_log(await asyncio.wait_for(follower, LIMIT), await stored_log(db, evented))
-    async with AsyncClient(a) as client:
-        got = await client.workflow("evented").execution_result(evented)
+    got = await result_of(rng.choice(urls), "evented", evented)
     assert got["status"] == "success" and got["result"] == {"got": {"x": 2}}
 
-    # The same through @mastra/client-js, a client per instance.
-    report = mastra_client(urls, tmp_path)
-    watched = report["watched"]
-    assert watched["result"]["status"] == "success"
-    final = watched["records"][-1]["payload"]["workflowState"]
+    # The same through @mastra/client-js, a client per instance, roles drawn the same way.
+    plan = {name: rng.sample(range(3), 3) for name in MASTRA_CASES}
+    report = mastra_client(urls, plan, tmp_path)
+    watched_js = report["watched"]
+    assert watched_js["result"]["status"] == "success"
+    final = watched_js["records"][-1]["payload"]["workflowState"]
     assert final["status"] == "success" and final["result"] == {"n": 3}
     assert report["canceled"]["result"]["status"] == "canceled"
     assert report["evented"]["result"]["status"] == "success"
     assert report["evented"]["result"]["result"] == {"got": {"x": 1}}
+    assert report["resumed"]["suspended"]["status"] == "suspended"
+    assert report["resumed"]["result"]["status"] == "success"
+    assert report["resumed"]["result"]["result"] == {"by": 9}
+    streamed_js = report["streamed"]
+    assert streamed_js["chunks"] == [e.wire for e in await stored_log(db, streamed_js["runId"])]
+    assert streamed_js["chunks"][-1]["type"] == "finish"
 
     # Every step ran once per run; none of what was canceled went on.
     ran = Counter((r, s) for r, s, _ in done(tmp_path))
     assert all(n == 1 for n in ran.values()), ran
     expected = {
         run_id: {"first", "gate", "last"},
+        by_stream: {"first", "gate", "last"},
+        raced: {"first", "gate", "last"},
         canceled: {"first"},
-        first.run_id: {"approve"},
+        **{r: {"approve"} for r in resumed_ids},
         evented: {"first", "gate", "on-go"},
-        watched["runId"]: {"first", "gate", "last"},
+        watched_js["runId"]: {"first", "gate", "last"},
         report["canceled"]["runId"]: {"first"},
         report["evented"]["runId"]: {"first", "gate", "on-go"},
+        report["resumed"]["runId"]: {"approve"},
+        streamed_js["runId"]: {"first", "gate", "last"},
     }
     assert {r: {s for (rr, s) in ran if rr == r} for r in expected} == expected
 
 
-def mastra_client(urls: list[str], marks: Path) -> dict[str, Any]:
+MASTRA_CASES = ("watched", "canceled", "evented", "resumed", "streamed")
+"""The cases of ``mastra_cluster.mjs``; each gets its (creator, starter, third) instances."""
+
+
+def mastra_client(urls: list[str], plan: dict[str, list[int]], marks: Path) -> dict[str, Any]:
     node = shutil.which("node")
     if node is None or not (CLIENT_DIR / "node_modules" / "@mastra" / "client-js").is_dir():
         if os.environ.get("CI"):
@@ -162,7 +246,7 @@ def mastra_client(urls: list[str], marks: Path) -> dict[str, Any]:
         pytest.skip("node and tests/server/mastra_client/node_modules are needed")
     report = marks / "mastra.json"
     env = {**os.environ, "CLIENT_DIR": str(CLIENT_DIR), "URLS": json.dumps(urls),
-           "MARKS": str(marks), "REPORT": str(report)}  # fmt: skip
+           "PLAN": json.dumps(plan), "MARKS": str(marks), "REPORT": str(report)}  # fmt: skip
     finished = subprocess.run(
         [node, str(Path(__file__).with_name("mastra_cluster.mjs"))],
         env=env, capture_output=True, text=True, timeout=120,
@@ -176,8 +260,10 @@ def mastra_client(urls: list[str], marks: Path) -> dict[str, Any]:
 async def test_a_killed_instance_s_runs_finish_elsewhere_and_their_streams_have_no_gap(
     cluster: list[Instance], db: str, tmp_path: Path
 ) -> None:
-    doomed, survivor, _ = cluster
-    run_ids = [await started_on(doomed.url, "gated") for _ in range(3)]
+    doomed, survivor, third = cluster
+    run_ids = [await created_on(third.url, "gated") for _ in range(3)]
+    for run_id in run_ids:  # created through one instance, started on the one to be killed
+        await start_on(doomed.url, "gated", run_id)
     seen = [asyncio.Event() for _ in run_ids]
     followers = [
         asyncio.ensure_future(follow(survivor.url, "gated", r, s))

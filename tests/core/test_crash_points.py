@@ -128,14 +128,16 @@ async def test_a_crash_at_a_storage_write_then_recovery(
 
 
 @pytest.mark.asyncio
-async def test_a_crash_before_the_run_is_created_leaves_nothing(
+async def test_a_crash_before_the_run_starts_leaves_it_pending(
     where: tuple[str, str], tmp_path: Path
 ) -> None:
     run_id = str(uuid.uuid4())
     assert crashed(child("run", where, tmp_path, run_id, crash="claim.before-commit")) == []
     store = open_storage(*where, "sync")
     try:
-        assert await store.load_run(run_id) is None
+        stored = await store.load_run(run_id)  # as create_run() stored it, nothing more
+        assert stored is not None and (stored.status, stored.last_seq) == ("pending", -1)
+        assert await store.read_events(run_id) == []
         assert done(tmp_path) == []
     finally:
         await store.close()

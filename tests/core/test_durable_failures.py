@@ -102,7 +102,9 @@ async def test_a_runtime_context_json_cannot_hold_is_refused_clearly(store: Stor
     context = RuntimeContext({"when": datetime.date(2026, 1, 2), "user": "ada"})
     with pytest.raises(StorageError, match=r"runtime context cannot be stored.*\['when'\]"):
         await run.start({}, runtime_context=context)
-    assert await store.load_run(run.run_id) is None  # nothing half-stored
+    stored = await store.load_run(run.run_id)  # nothing half-stored: pending, as created
+    assert stored is not None and (stored.status, stored.state["input"]) == ("pending", None)
+    assert await store.read_events(run.run_id) == []
 
     @step(id="sets")
     async def sets(ctx: StepContext[Any]) -> Any:

@@ -158,7 +158,6 @@ async def test_create_run_with_the_id_of_a_live_run_gives_that_run(pm: PluginMan
     assert (await run.start({})).status == "suspended"
     again = await wf.create_run(run_id="r-1")
     assert again is run
-    assert wf.create_run_sync("r-1") is run
     records: list[Any] = []
     again.watch(records.append, "watch-v2")
     assert (await again.resume(step=approve, resume_data="yes")).result == {"approved": "yes"}

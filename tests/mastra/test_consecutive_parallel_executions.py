@@ -54,7 +54,7 @@ async def test_should_support_consecutive_parallel_calls_with_proper_type_infere
         )
         .commit()
     )
-    result = await wf.create_run_sync(plugin_manager=pm).start({"input": "test-data"})
+    result = await (await wf.create_run(plugin_manager=pm)).start({"input": "test-data"})
     assert seen == {
         "step1": {"input": "test-data"},
         "step2": {"input": "test-data"},

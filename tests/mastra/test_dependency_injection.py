@@ -21,7 +21,7 @@ async def test_should_inject_runtime_context_dependencies_into_steps_during_run(
         id="step1", execute=lambda ctx: {"injectedValue": ctx.runtime_context.get("testKey")}
     )
     wf = Workflow(id="test-workflow").then(step1).commit()
-    result = await wf.create_run_sync(plugin_manager=pm).start(
+    result = await (await wf.create_run(plugin_manager=pm)).start(
         {}, RuntimeContext({"testKey": TEST_VALUE})
     )
     assert result.to_wire()["steps"]["step1"]["output"]["injectedValue"] == TEST_VALUE
@@ -39,7 +39,7 @@ async def test_should_inject_runtime_context_dependencies_into_steps_during_resu
         return {"injectedValue": ctx.runtime_context.get("testKey")}
 
     step1 = Step(id="step1", execute=execute)
-    run = Workflow(id="test-workflow").then(step1).commit().create_run_sync(plugin_manager=pm)
+    run = await Workflow(id="test-workflow").then(step1).commit().create_run(plugin_manager=pm)
     await run.start({}, RuntimeContext({"testKey": TEST_VALUE}))
     result = await run.resume(
         step=step1,

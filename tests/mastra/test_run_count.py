@@ -24,7 +24,7 @@ async def test_run_count_property_should_increment_when_a_step_is_executed_multi
         .dountil(_counting("repeatingStep"), lambda ctx: ctx.input_data["count"] == 3)
         .commit()
     )
-    result = await wf.create_run_sync(plugin_manager=pm).start({})
+    result = await (await wf.create_run(plugin_manager=pm)).start({})
     assert result.status == "success"
     assert result.to_wire()["steps"]["repeatingStep"]["output"] == {"count": 3}
 
@@ -38,7 +38,7 @@ async def test_multiple_steps_should_have_different_run_counts(pm: PluginManager
         .dountil(_counting("step2"), lambda ctx: ctx.input_data["count"] == 10)
         .commit()
     )
-    result = await wf.create_run_sync(plugin_manager=pm).start({})
+    result = await (await wf.create_run(plugin_manager=pm)).start({})
     assert result.status == "success"
     wire = result.to_wire()["steps"]
     assert wire["step1"]["output"] == {"count": 3}
@@ -55,5 +55,5 @@ async def test_run_count_should_exist_and_equal_zero_for_the_first_run(pm: Plugi
         return {"count": ctx.run_count}
 
     wf = Workflow(id="test-workflow").then(Step(id="step", execute=execute)).commit()
-    await wf.create_run_sync(plugin_manager=pm).start({})
+    await (await wf.create_run(plugin_manager=pm)).start({})
     assert seen == [0]

@@ -51,6 +51,26 @@ def test_malformed_json_is_a_400(server_url: str, route: str, body: bytes, why: 
     assert httpx.get(f"{server_url}/api/workflows/seqWf/runs").json()["total"] == 0
 
 
+@pytest.mark.parametrize("route", [START, "/api/workflows/seqWf/stream"])
+def test_a_start_refused_for_its_input_stores_nothing(server_url: str, route: str) -> None:
+    answer = httpx.post(server_url + route, json={"inputData": {"value": "x"}})
+    assert answer.status_code == 400 and "inputData is invalid" in answer.json()["error"]
+    assert httpx.get(f"{server_url}/api/workflows/seqWf/runs").json()["total"] == 0
+
+
+def test_a_created_run_refused_at_its_start_stays_pending_for_a_good_start(
+    server_url: str,
+) -> None:
+    api = f"{server_url}/api/workflows/seqWf"
+    run_id = httpx.post(f"{api}/create-run").json()["runId"]
+    bad = httpx.post(f"{api}/start?runId={run_id}", json={"inputData": {"value": "x"}})
+    assert bad.status_code == 400 and "inputData is invalid" in bad.json()["error"]
+    listed = httpx.get(f"{api}/runs").json()["runs"]
+    assert [(r["runId"], r["snapshot"]["status"]) for r in listed] == [(run_id, "pending")]
+    good = httpx.post(f"{api}/start-async?runId={run_id}", json={"inputData": {"value": 1}})
+    assert good.status_code == 200 and good.json()["status"] == "success"
+
+
 @pytest.mark.parametrize(
     ("method", "path", "body", "status", "why"),
     [

@@ -35,7 +35,7 @@ def test_idle_runs_leave_memory_and_stored_ones_come_back() -> None:
             "/api/workflows/approvalWf/start-async", json={"inputData": {"item": "a"}}
         )
         assert suspended.json()["status"] == "suspended"
-        assert ("seqWf", never) not in runs.live  # never started, idle: forgotten
+        assert ("seqWf", never) not in runs.live  # never started, idle: out of memory
         done = client.post("/api/workflows/seqWf/start-async", json={"inputData": {"value": 1}})
         listed = client.get("/api/workflows/seqWf/runs").json()["runs"]
         ended = listed[0]["runId"]
@@ -50,7 +50,13 @@ def test_idle_runs_leave_memory_and_stored_ones_come_back() -> None:
             json={"step": "approve", "resumeData": {"approved": True, "approver": "x"}},
         )
         assert resumed.json()["status"] == "success"  # loaded again from storage
-        assert client.post(f"/api/workflows/seqWf/start?runId={never}", json={}).status_code == 404
+        listed = client.get("/api/workflows/seqWf/runs").json()["runs"]
+        # Stored pending by create-run: listed, loaded again, and started, when asked for.
+        assert {r["runId"]: r["snapshot"]["status"] for r in listed}[never] == "pending"
+        start = f"/api/workflows/seqWf/start?runId={never}"
+        assert client.post(start, json={"inputData": {"value": 1}}).status_code == 200
+        again = client.post(start, json={"inputData": {"value": 1}})
+        assert again.status_code == 409 and "already started" in again.json()["error"]
 
 
 def test_the_live_set_is_capped_and_runs_in_use_never_leave() -> None:
