@@ -4,10 +4,39 @@
   events at :data:`RATE` events/s; a subscriber in another process follows the run through
   the stored log (``Storage.follow``, woken by ``LISTEN/NOTIFY``) and takes, per event, the
   time from its write to its arrival (both processes read the same wall clock). Reported: p50,
-  p99 and max in ms (target: p99 within 20 ms at 5,000 events/s).
+  p99 and max in ms (target: p99 within 20 ms at 5,000 events/s), and the p99 of each half
+  of the delay, split at the commit that stored the event: write-to-commit (recording, the
+  emitter's group commit) and commit-to-follower (NOTIFY, the listener's wake-up, the page
+  read), with both processes' CPU seconds.
+
+  Where the time goes (December 2026, 2 cores shared with other test runs, 90% busy): the
+  p50 is 3-13 ms (a commit of ~20 events takes 2-3 ms, one in flight per run at a time; the
+  NOTIFY arrives 0.2 ms after it; a page read takes ~1 ms). The p99 went from 13 to 191 ms
+  between back-to-back runs, and at 500 events/s it was still ~50 ms: the tail is waiting
+  for a CPU, not work (hops that take under 1 ms at p50 take 50-150 ms at p99, in whichever
+  of the five processes involved was not scheduled), and our share of the CPU is small (the
+  emitter ~22 us an event, the follower under 10 us, beside ~1.5 s of start-up each). Writing
+  the checkpoint in pipeline mode (4 round trips to 2) measured no faster here (2.3 vs 2.1 ms
+  a commit, interleaved A/B), so it is not done.
+
+  Through the server instead (a probe, not part of the suite: the run executing in one
+  ``serve`` process, an SSE client of ``GET .../events`` on another) the delays were 0.3-2.5 s
+  at 5,000 events/s, p50 close to p99: the follower's instance spent ~80 us of CPU an event
+  (rebuilding each stored event as an ``Event``, ~17 us, then encoding its SSE frame) and the
+  Python client ~55 us, so with the machine 90% busy they fell behind the run and stayed
+  behind. Such a follower now sends each stored wire as it is read (no ``Event`` rebuilt):
+  its instance's CPU for 10,000 events went from 0.82-0.93 s to 0.71-0.78 s; the rest is the
+  page reads, the JSON encoding and the HTTP writes, and the client's parsing.
 - ``cluster-runs``: 1, 2 and 3 real ``stepstream serve`` processes on one database; a client
   sends :data:`SHORT_RUNS` ``start-async`` requests of a three-step workflow, spread over the
   instances, :data:`IN_FLIGHT` at a time. Reported: runs/s per instance count.
+
+  On this machine (2 cores) the curve is flat or falls (72, 49, 61 runs/s for 1, 2, 3): there
+  is no idle core for a second instance, and the work per run grows with the instances: the
+  servers' CPU was 4.1 ms a run with one and 6.5 ms with three, and PostgreSQL's commits 0.9
+  a run against 1.7 (each instance groups only its own checkpoints), while the load
+  generator itself spends ~6 ms of CPU a run. The 2x needs a core per instance beside
+  PostgreSQL and the client.
 
 ``python -m benchmarks --only cluster`` (it starts its own throwaway PostgreSQL server).
 """

@@ -23,6 +23,8 @@ from starlette.types import Receive, Scope, Send
 from ..events import Event
 from ..run import Run
 from ..status import FINAL
+from ..storage import StoredEvent
+from ._remote import RemoteSubscription
 from ._wire import dumps
 
 if TYPE_CHECKING:
@@ -132,10 +134,17 @@ class Frames:
 
     def of(self, event: Event) -> bytes:
         """The SSE frame of ``event``."""
-        key = (event.run_id, event.seq)
+        return self._frame(event.run_id, event.seq, event.type, event.to_wire)
+
+    def of_stored(self, run_id: str, event: StoredEvent) -> bytes:
+        """The SSE frame of ``run_id``'s ``event`` as stored."""
+        return self._frame(run_id, event.seq, event.type, lambda: event.wire)
+
+    def _frame(self, run_id: str, seq: int, kind: str, wire: Callable[[], Any]) -> bytes:
+        key = (run_id, seq)
         frame = self._frames.get(key)
         if frame is None:
-            frame = self._frames[key] = sse_frame(event.seq, event.type, event.to_wire())
+            frame = self._frames[key] = sse_frame(seq, kind, wire())
             if len(self._frames) > self.size:
                 self._frames.popitem(last=False)
         return frame
@@ -145,13 +154,25 @@ async def follow(
     run: Run | RemoteRun, after: int, keepalive: float, frames: Frames | None = None
 ) -> AsyncIterator[bytes]:
     """An SSE follower of ``run`` from after ``after`` to its ``finish`` (pinged while idle);
-    a run executing in another process is followed the same way, through its stored log."""
+    a run executing in another process is followed the same way, through its stored log, whose
+    events are sent as they are stored (not rebuilt as :class:`Event` objects first)."""
+    frames = frames or Frames(size=0)  # nothing kept: one follower encodes each event once
     async with run.subscribe(after) as subscription:
-        events = aiter(subscription)
+        if isinstance(subscription, RemoteSubscription):
+            remote, run_id = subscription, run.run_id
+
+            async def frame() -> bytes:
+                return frames.of_stored(run_id, await remote.next_stored())
+        else:
+            local = aiter(subscription)
+
+            async def frame() -> bytes:
+                return frames.of(await anext(local))
+
         while True:
             # One read at a time, waited for with a timeout that never cancels it (a canceled
             # read would end the subscription).
-            reading = asyncio.ensure_future(anext(events))
+            reading = asyncio.ensure_future(frame())
             try:
                 while True:
                     done, _ = await asyncio.wait([reading], timeout=keepalive)
@@ -164,13 +185,9 @@ async def follow(
                     with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
                         await reading
             try:
-                event = reading.result()
+                yield reading.result()
             except StopAsyncIteration:
                 return
-            if frames is None:
-                yield sse_frame(event.seq, event.type, event.to_wire())
-            else:
-                yield frames.of(event)
 
 
 async def watch_records(run: Run, record: Callable[[Event | None], bytes]) -> AsyncIterator[bytes]:

@@ -255,7 +255,7 @@ class PostgresStorage(StorageBase):
                 await pool.open()
                 self._pool = pool
                 self._pool_guard = loop.create_task(
-                    _close_at_the_end(pool), name="stepstream-storage-pool"
+                    self._close_at_the_end(pool), name="stepstream-storage-pool"
                 )
         return self._pool
 
@@ -283,6 +283,19 @@ class PostgresStorage(StorageBase):
             if task is not None and not task.done():
                 with contextlib.suppress(RuntimeError):  # "Event loop is closed"
                     task.get_coro().close()
+
+    async def _close_at_the_end(self, pool: AsyncConnectionPool) -> None:
+        """Wait until canceled, then close ``pool``: at the end of ``asyncio.run()``, which
+        cancels every task of its loop, the pool's own included. Left to that, under load a
+        pool worker outlived the cancellation (seen after an ``error connecting`` warning):
+        the end of the loop hung, or, once the loop was closed, the worker's coroutine failed
+        when collected. The workers the pool itself stops (``close()`` queues a stop for each)
+        end at once; a later call opens a new pool."""
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.get_running_loop().create_future()
+        if self._pool is pool:
+            self._pool = None
+        await pool.close()
 
     async def _create_schema(self, conn: psycopg.AsyncConnection[Any]) -> None:
         async with conn.transaction():
@@ -655,17 +668,6 @@ class PostgresStorage(StorageBase):
         await self._controls.close()
         await self._listener.close()
         await self._drop_pool()
-
-
-async def _close_at_the_end(pool: AsyncConnectionPool) -> None:
-    """Wait until canceled, then close ``pool``: at the end of ``asyncio.run()``, which
-    cancels every task of its loop, the pool's own included. Left to that, under load a pool
-    worker outlived the cancellation (seen after an ``error connecting`` warning): the end of
-    the loop hung, or, once the loop was closed, the worker's coroutine failed when collected.
-    The workers the pool itself stops (``close()`` queues a stop for each) end at once."""
-    with contextlib.suppress(asyncio.CancelledError):
-        await asyncio.get_running_loop().create_future()
-    await pool.close()
 
 
 def _creates(claims: Sequence[Claim]) -> list[list[Any]]:

@@ -427,6 +427,23 @@ def test_postgres_storage_outlives_its_event_loop(postgres_dsn: str) -> None:
     assert [e.seq for e in asyncio.run(read_and_close())] == list(range(10))
 
 
+def test_postgres_storage_closes_its_pool_as_its_loop_ends(postgres_dsn: str) -> None:
+    """``asyncio.run()`` cancels every task at its end: the pool is closed then, in its own
+    loop, rather than left to workers that may outlive the cancellation."""
+    store = PostgresStorage(postgres_dsn, schema="loop_end")
+    pools = []
+
+    async def use() -> None:
+        assert await store.load_run("nobody") is None
+        pools.append(store._pool)
+
+    asyncio.run(use())
+    assert pools[0] is not None and pools[0].closed and store._pool is None
+    asyncio.run(use())  # a new loop, a new pool
+    assert pools[1] is not pools[0] and pools[1] is not None and pools[1].closed
+    asyncio.run(store.close())
+
+
 @pytest.mark.asyncio
 async def test_postgres_schemas_are_kept_apart(postgres_dsn: str) -> None:
     first = PostgresStorage(postgres_dsn, schema="apart_one")
