@@ -360,7 +360,7 @@ class Run:
             dispatcher=self._dispatcher,
             runtime_context=self._runtime_context,
             resume=resume,
-            is_canceled=lambda: self._cancel_requested,
+            is_canceled=self._is_cancel_requested,
             events=self._events,
         )
         self._execution = execution
@@ -376,6 +376,10 @@ class Run:
             self._execute(execution, claim), name=f"stepstream-run-{self.run_id}"
         )
         return self._task
+
+    def _is_cancel_requested(self) -> bool:
+        # A method rather than a lambda per launch: a bound method is the smaller object.
+        return self._cancel_requested
 
     def _set_claimed(self) -> None:
         self._claimed = True
@@ -396,7 +400,7 @@ class Run:
                     raise
                 finally:
                     self._set_claimed()
-            result = await execution.execute(cancel_requested=lambda: self._cancel_requested)
+            result = await execution.execute(cancel_requested=execution.is_canceled)
         except BaseException as exc:
             # A cancel from outside still ended the run properly: keep its result.
             self._result = execution.result or self._result

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING
 
 from stepstream.hookspecs import hookimpl
@@ -166,7 +167,8 @@ class StreamPlugin:
         if previous is not None:
             previous.close()
         channel = BoundedChannel(buffer_size)
-        channel.on_release(lambda: self._forget(run_id, channel))
+        # A partial, smaller than a closure over its two cells, per streamed run.
+        channel.on_release(partial(self._forget, run_id, channel))
         self._channels[run_id] = channel
         return channel
 
