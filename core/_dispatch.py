@@ -28,6 +28,21 @@ EventT = TypeVar("EventT", bound=_EventBase)
 class Dispatcher:
     """Fans one run's events and lifecycle calls out to its plugin managers."""
 
+    __slots__ = (
+        "_flushing",
+        "_managers",
+        "_on_event",
+        "holding",
+        "hub",
+        "local",
+        "pending_errors",
+        "persist",
+        "plugin_errors",
+        "pm",
+        "run_id",
+        "seq",
+    )
+
     def __init__(self, run_id: str, pm: PluginManager, local: PluginManager | None) -> None:
         self.run_id = run_id
         self.pm = pm

@@ -114,7 +114,7 @@ class Persistence:
         :raises StorageError: if the record (its output, payload...) cannot be stored.
         """
         data = encode(
-            dict(vars(record)),
+            record.to_dict(),
             f"step {'.'.join(path)!r}",
             run_id=self.run_id,
             step_id=".".join(path),

@@ -29,7 +29,7 @@ StepRef = str | Step[Any, Any] | Sequence[str | Step[Any, Any]]
 """A step named for resuming: its id, the step itself, or its id path (nested steps)."""
 
 
-@dataclass
+@dataclass(slots=True)
 class Cursor:
     """The data flowing between nodes, with the schema of the step that produced it."""
 
@@ -45,7 +45,7 @@ class Cursor:
         )
 
 
-@dataclass
+@dataclass(slots=True)
 class Outcome:
     """How a node ended."""
 
@@ -79,7 +79,7 @@ class Engine(Protocol):
         ...
 
 
-@dataclass
+@dataclass(slots=True)
 class Scope:
     """One (possibly nested) workflow being executed: its state and its place in the stream.
 

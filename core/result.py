@@ -34,7 +34,7 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-@dataclass
+@dataclass(slots=True)
 class StepRecord:
     """What the state keeps of one step (the last execution of it, for loops).
 
@@ -58,6 +58,10 @@ class StepRecord:
     """The model usage of its last execution (:meth:`stepstream.usage.Usage.to_json`): an
     agent step's responses summed, a nested workflow's steps summed; ``None`` when it used no
     model. Never on the wire (Mastra's step records have no such field)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """Every field by name, shallowly (its stored form; the values are JSON data)."""
+        return {name: getattr(self, name) for name in self.__slots__}
 
     def to_wire(self) -> dict[str, Any]:
         """Mastra's step record: ``{payload, startedAt, status, ..., output|error, endedAt}``."""
@@ -150,7 +154,7 @@ class WorkflowResult:
         return wire
 
 
-@dataclass
+@dataclass(slots=True)
 class RunState:
     """The mutable state of one (possibly nested) workflow's execution, kept across resumes."""
 
@@ -170,7 +174,7 @@ class RunState:
             "input": self.input,
             # Shallow copies: the values are already JSON data (asdict would deep-copy them
             # at every checkpoint, a cost growing with the run's length).
-            "steps": {k: dict(vars(v)) for k, v in self.steps.items()},
+            "steps": {k: v.to_dict() for k, v in self.steps.items()},
             "nested": {k: v.to_json() for k, v in self.nested.items()},
             "meta": self.meta,
         }

@@ -69,13 +69,16 @@ class Run:
         self._held_by: str | None = None  # a loaded run that another process is executing
         self._events: dict[str, Any] = {}
         self._execution: Execution | None = None
-        self._followups: set[asyncio.Task[None]] = set()
+        self._followups: set[asyncio.Task[None]] | None = None  # made when first needed
         self._runtime_context = RuntimeContext()
         self._task: asyncio.Task[WorkflowResult] | None = None
         self._result: WorkflowResult | None = None
         self._started = False
         self._cancel_requested = False
-        self._claimed = asyncio.Event()  # set once the current execution holds the run
+        # Whether the current execution holds the run, and an event for whoever waits for it
+        # (made only then: an ``asyncio.Event`` costs ~900 bytes, per run).
+        self._claimed = False
+        self._claimed_event: asyncio.Event | None = None
         self._claim_error: BaseException | None = None
 
     # -- state ----------------------------------------------------------------------------------
@@ -294,7 +297,10 @@ class Run:
 
         :raises RunClaimedError: if its claim was refused.
         """
-        await self._claimed.wait()
+        if not self._claimed:
+            if self._claimed_event is None:
+                self._claimed_event = asyncio.Event()
+            await self._claimed_event.wait()
         if self._claim_error is not None and isinstance(self._claim_error, Exception):
             raise self._claim_error
 
@@ -356,20 +362,31 @@ class Run:
             dispatcher=self._dispatcher,
             runtime_context=self._runtime_context,
             resume=resume,
-            is_canceled=lambda: self._cancel_requested,
+            is_canceled=self._is_cancel_requested,
             events=self._events,
         )
         self._execution = execution
         self._claim_error = None
         self._hub.resumed()
         if claim is None:  # nothing to claim here (in memory, or claimed before the launch)
-            self._claimed.set()
+            self._set_claimed()
         else:
-            self._claimed.clear()
+            self._claimed = False
+            if self._claimed_event is not None:
+                self._claimed_event.clear()
         self._task = asyncio.get_running_loop().create_task(
             self._execute(execution, claim), name=f"stepstream-run-{self.run_id}"
         )
         return self._task
+
+    def _is_cancel_requested(self) -> bool:
+        # A method rather than a lambda per launch: a bound method is the smaller object.
+        return self._cancel_requested
+
+    def _set_claimed(self) -> None:
+        self._claimed = True
+        if self._claimed_event is not None:
+            self._claimed_event.set()
 
     async def _execute(
         self, execution: Execution, claim: Callable[[], Awaitable[None]] | None
@@ -384,8 +401,8 @@ class Run:
                     self._claim_error = exc
                     raise
                 finally:
-                    self._claimed.set()
-            result = await execution.execute(cancel_requested=lambda: self._cancel_requested)
+                    self._set_claimed()
+            result = await execution.execute(cancel_requested=execution.is_canceled)
         except BaseException as exc:
             # A cancel from outside still ended the run properly: keep its result.
             self._result = execution.result or self._result
@@ -405,6 +422,8 @@ class Run:
             if isinstance(payload, dict) and payload.get("event") in self._events:
                 data = self._events.pop(payload["event"])
                 task = asyncio.get_running_loop().create_task(self._resume_later(path, data))
+                if self._followups is None:
+                    self._followups = set()
                 self._followups.add(task)
                 task.add_done_callback(self._followups.discard)
                 return

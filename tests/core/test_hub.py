@@ -237,6 +237,22 @@ async def test_a_lagging_in_memory_stream_raises_a_clear_error(pm: PluginManager
 
 
 @pytest.mark.asyncio
+async def test_a_window_shrunk_after_the_run_keeps_its_latest_events(pm: PluginManager) -> None:
+    # The window is a list until it is full, then a bounded deque: both must keep the latest.
+    wf, gate = _gated(20)
+    gate.set()
+    run = await wf.create_run(plugin_manager=pm)
+    assert (await run.start({})).status == "success"
+    head = run._hub.head
+    assert _seqs(await _list(run.stream(after_seq=-1))) == list(range(head + 1))
+    run._hub.window = 5
+    assert run._hub.window == 5 and run._hub.oldest() == head - 4
+    assert _seqs(await _list(run.stream(after_seq=head - 5))) == list(range(head - 4, head + 1))
+    with pytest.raises(StreamError, match="fell behind"):
+        await _list(run.stream(after_seq=head - 6))
+
+
+@pytest.mark.asyncio
 async def test_subscribe_refuses_bad_arguments(pm: PluginManager) -> None:
     run = await Workflow(id="wf").then(echo).commit().create_run(plugin_manager=pm)
     with pytest.raises(ValueError, match="buffer must be at least 1"):

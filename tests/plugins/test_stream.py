@@ -43,6 +43,32 @@ async def test_channel_delivers_in_order_and_signals_full() -> None:
 
 
 @pytest.mark.asyncio
+async def test_channel_that_stays_behind_keeps_order_and_its_bound() -> None:
+    # The buffer is a list read from a head index, compacted once the consumer has read past
+    # the bound without emptying it: order, length and backpressure must survive that.
+    channel = BoundedChannel(2)
+    waiters = [channel.put(_event(seq)) for seq in range(6)]
+    assert waiters[0] is None and all(w is not None for w in waiters[1:]) and len(channel) == 6
+    got = [(await channel.receive()).seq for _ in range(3)]  # reads past the bound: compacted
+    assert got == [0, 1, 2] and len(channel) == 3
+    assert channel.put(_event(6)) is not None  # still over its bound
+    got += [(await channel.receive()).seq for _ in range(4)]
+    assert len(channel) == 0 and all(w is not None and w.done() for w in waiters[1:])
+    assert channel.put(_event(7)) is None  # under its bound again
+    channel.end()
+    got += [event.seq async for event in _drained(channel)]
+    assert got == list(range(8)) and len(channel) == 0
+
+
+async def _drained(channel: BoundedChannel) -> Any:
+    while True:
+        try:
+            yield await channel.receive()
+        except StopAsyncIteration:
+            return
+
+
+@pytest.mark.asyncio
 async def test_channel_close_drops_buffer_and_releases_producer() -> None:
     released: list[bool] = []
     channel = BoundedChannel(1)
