@@ -103,9 +103,19 @@ def _compile_build(cls: type[_EventBase]) -> Callable[..., Any]:
     itself, for every step of every run: this constructor fills the instance as pydantic's
     validating one would (the same ``__dict__`` in field order, the same fields set) without
     validating, at about half the cost. Keyword arguments only, as the validating one.
+
+    The fields-set is one set per combination of optional fields given, shared by the
+    events built with it (about 200 bytes less per event kept): a frozen event never adds to
+    it, and pydantic copies it for ``model_copy``.
     """
-    namespace: dict[str, Any] = {"cls": cls, "new": object.__new__, "put": object.__setattr__}
+    namespace: dict[str, Any] = {
+        "cls": cls,
+        "new": object.__new__,
+        "put": object.__setattr__,
+        "shared": {},
+    }
     params, entries, optional = [], [], []
+    bits: dict[str, int] = {}
     for name, field in cls.model_fields.items():
         if name == "type":
             entries.append(f"'type': {cls.wire_type!r}")
@@ -122,15 +132,24 @@ def _compile_build(cls: type[_EventBase]) -> Callable[..., Any]:
         else:
             namespace[f"default_{name}"] = field.default
             fallback = f"default_{name}"
+        bits[name] = 1 << len(bits)
         optional.append(
             f"    if {name} is UNSET:\n        {name} = {fallback}\n"
-            f"    else:\n        given.add({name!r})"
+            f"    else:\n        mask |= {bits[name]}"
         )
     required = {name for name, field in cls.model_fields.items() if field.is_required()}
+
+    def fields_set(mask: int) -> set[str]:
+        given = required | {name for name, bit in bits.items() if mask & bit}
+        namespace["shared"][mask] = given
+        return given
+
+    namespace["fields_set"] = fields_set
     lines = [
         f"def build(*, {', '.join(params)}):",
-        f"    given = {required!r}",
+        "    mask = 0",
         *optional,
+        "    given = shared.get(mask) or fields_set(mask)",
         "    self = new(cls)",
         f"    put(self, '__dict__', {{{', '.join(entries)}}})",
         "    put(self, '__pydantic_fields_set__', given)",

@@ -193,3 +193,8 @@ def test_events_from_steps_and_models_are_still_validated_on_the_engines_path() 
     one = ev.StepFinishEvent._build(run_id="r", seq=1, step_id="s")
     two = ev.StepFinishEvent._build(run_id="r", seq=2, step_id="s")
     assert one.metadata == {} and one.metadata is not two.metadata
+    # The fields set is shared by events given the same fields; a copy never changes it.
+    assert one.model_fields_set is two.model_fields_set
+    copied = one.model_copy(update={"metadata": {"k": 1}})
+    assert copied.model_fields_set == {"run_id", "seq", "step_id", "metadata"}
+    assert one.model_fields_set == {"run_id", "seq", "step_id"} == two.model_fields_set
