@@ -395,3 +395,34 @@ async def test_a_subscriber_following_a_suspension_gets_a_storage_error_when_sto
     await store.close()
     with pytest.raises(StorageError):
         await reader
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("durable", [False, True], ids=["in memory", "following the log"])
+async def test_a_subscription_closed_by_another_task_ends_its_waiting_reader_normally(
+    pm: PluginManager, tmp_path: Path, durable: bool
+) -> None:
+    # The reader waits at a suspension (a durable run's: reading the log); another task
+    # leaves the subscription. The reader's loop ends, neither canceled nor left waiting for
+    # the run's next change.
+    store = SQLiteStorage(tmp_path / "runs.db") if durable else None
+    wf = Workflow(id="ask").then(approve).then(echo).commit()
+    run = await wf.create_run(plugin_manager=pm, storage=store)
+    assert (await run.start({})).status == "suspended"
+    subscription = run.subscribe(run.last_seq)
+    hub, waits = run._hub, asyncio.Event()
+    changed = hub.changed
+
+    def watched() -> asyncio.Future[None]:
+        waits.set()  # asked while it waits: at the hub, or beside its read of the log
+        return changed()
+
+    hub.changed = watched  # type: ignore[method-assign]
+    reader = asyncio.create_task(_drain(subscription))
+    await waits.wait()
+    await subscription.aclose()
+    assert await reader == [] and not reader.cancelled()
+    assert subscription.end_reason == "closed"
+    assert (await run.resume(resume_data="yes")).status == "success"  # the run is unaffected
+    if store is not None:
+        await store.close()
