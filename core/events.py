@@ -104,7 +104,9 @@ def _compile_build(cls: type[_EventBase]) -> Callable[..., Any]:
     validating one would (the same ``__dict__`` in field order, the same fields set) without
     validating, at about half the cost. Keyword arguments only, as the validating one.
     """
-    namespace: dict[str, Any] = {"cls": cls, "new": object.__new__, "put": object.__setattr__}
+    # The generated names start with "_", as no field's can (pydantic keeps those private):
+    # a field named ``new`` or ``given`` cannot shadow them.
+    namespace: dict[str, Any] = {"_cls": cls, "_new": object.__new__, "_put": object.__setattr__}
     params, entries, optional = [], [], []
     for name, field in cls.model_fields.items():
         if name == "type":
@@ -114,29 +116,29 @@ def _compile_build(cls: type[_EventBase]) -> Callable[..., Any]:
         if field.is_required():
             params.append(name)
             continue
-        params.append(f"{name}=UNSET")
-        namespace["UNSET"] = _UNSET
+        params.append(f"{name}=_UNSET")
+        namespace["_UNSET"] = _UNSET
         if field.default_factory is not None:
-            namespace[f"make_{name}"] = field.default_factory
-            fallback = f"make_{name}()"
+            namespace[f"_make_{name}"] = field.default_factory
+            fallback = f"_make_{name}()"
         else:
-            namespace[f"default_{name}"] = field.default
-            fallback = f"default_{name}"
+            namespace[f"_default_{name}"] = field.default
+            fallback = f"_default_{name}"
         optional.append(
-            f"    if {name} is UNSET:\n        {name} = {fallback}\n"
-            f"    else:\n        given.add({name!r})"
+            f"    if {name} is _UNSET:\n        {name} = {fallback}\n"
+            f"    else:\n        _given.add({name!r})"
         )
     required = {name for name, field in cls.model_fields.items() if field.is_required()}
     lines = [
         f"def build(*, {', '.join(params)}):",
-        f"    given = {required!r}",
+        f"    _given = {required!r}",
         *optional,
-        "    self = new(cls)",
-        f"    put(self, '__dict__', {{{', '.join(entries)}}})",
-        "    put(self, '__pydantic_fields_set__', given)",
-        "    put(self, '__pydantic_extra__', None)",
-        "    put(self, '__pydantic_private__', None)",
-        "    return self",
+        "    _self = _new(_cls)",
+        f"    _put(_self, '__dict__', {{{', '.join(entries)}}})",
+        "    _put(_self, '__pydantic_fields_set__', _given)",
+        "    _put(_self, '__pydantic_extra__', None)",
+        "    _put(_self, '__pydantic_private__', None)",
+        "    return _self",
     ]
     exec("\n".join(lines), namespace)
     build: Callable[..., Any] = namespace["build"]
