@@ -292,7 +292,6 @@ class Workflow(Step[Any, Any]):
         arguments only apply to a run made or loaded here.
 
         :raises RunStateError: if the storage holds ``run_id`` for another workflow.
-        :raises TypeError: if ``run_id`` is not a string.
         """
         live = self._live_run(run_id)
         if live is not None:
