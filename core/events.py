@@ -108,11 +108,14 @@ def _compile_build(cls: type[_EventBase]) -> Callable[..., Any]:
     events built with it (about 200 bytes less per event kept): a frozen event never adds to
     it, and pydantic copies it for ``model_copy``.
     """
+    # The generated names start with "_", as no field's can (pydantic keeps those private):
+    # a field named ``new`` or ``given`` cannot shadow them.
     namespace: dict[str, Any] = {
-        "cls": cls,
-        "new": object.__new__,
-        "put": object.__setattr__,
-        "shared": {},
+        "_cls": cls,
+        "_new": object.__new__,
+        "_put": object.__setattr__,
+        "_shared": {},
+        "_UNSET": _UNSET,
     }
     params, entries, optional = [], [], []
     bits: dict[str, int] = {}
@@ -124,38 +127,37 @@ def _compile_build(cls: type[_EventBase]) -> Callable[..., Any]:
         if field.is_required():
             params.append(name)
             continue
-        params.append(f"{name}=UNSET")
-        namespace["UNSET"] = _UNSET
+        params.append(f"{name}=_UNSET")
         if field.default_factory is not None:
-            namespace[f"make_{name}"] = field.default_factory
-            fallback = f"make_{name}()"
+            namespace[f"_make_{name}"] = field.default_factory
+            fallback = f"_make_{name}()"
         else:
-            namespace[f"default_{name}"] = field.default
-            fallback = f"default_{name}"
+            namespace[f"_default_{name}"] = field.default
+            fallback = f"_default_{name}"
         bits[name] = 1 << len(bits)
         optional.append(
-            f"    if {name} is UNSET:\n        {name} = {fallback}\n"
-            f"    else:\n        mask |= {bits[name]}"
+            f"    if {name} is _UNSET:\n        {name} = {fallback}\n"
+            f"    else:\n        _mask |= {bits[name]}"
         )
     required = {name for name, field in cls.model_fields.items() if field.is_required()}
 
     def fields_set(mask: int) -> set[str]:
         given = required | {name for name, bit in bits.items() if mask & bit}
-        namespace["shared"][mask] = given
+        namespace["_shared"][mask] = given
         return given
 
-    namespace["fields_set"] = fields_set
+    namespace["_fields_set"] = fields_set
     lines = [
         f"def build(*, {', '.join(params)}):",
-        "    mask = 0",
+        "    _mask = 0",
         *optional,
-        "    given = shared.get(mask) or fields_set(mask)",
-        "    self = new(cls)",
-        f"    put(self, '__dict__', {{{', '.join(entries)}}})",
-        "    put(self, '__pydantic_fields_set__', given)",
-        "    put(self, '__pydantic_extra__', None)",
-        "    put(self, '__pydantic_private__', None)",
-        "    return self",
+        "    _given = _shared.get(_mask) or _fields_set(_mask)",
+        "    _self = _new(_cls)",
+        f"    _put(_self, '__dict__', {{{', '.join(entries)}}})",
+        "    _put(_self, '__pydantic_fields_set__', _given)",
+        "    _put(_self, '__pydantic_extra__', None)",
+        "    _put(_self, '__pydantic_private__', None)",
+        "    return _self",
     ]
     exec("\n".join(lines), namespace)
     build: Callable[..., Any] = namespace["build"]

@@ -371,6 +371,7 @@ class Subscription:
         """Leave: nothing more is kept for this subscriber; the run goes on."""
         if self.end_reason is None:
             self._end("closed")
+            self.hub._wake()  # a read waiting in another task ends now, not at the next event
         self._pending.clear()
         await self._unfollow()
 
@@ -450,6 +451,8 @@ class Subscription:
         if not reading.done():
             return []  # the read goes on: the next batch takes it, or `_unfollow` drops it
         self._reading = None
+        if reading.cancelled():  # dropped by `_unfollow`: the subscriber left meanwhile
+            return []
         try:
             stored = reading.result()
         except StopAsyncIteration:  # the run is final and its log read to the end

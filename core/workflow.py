@@ -352,7 +352,14 @@ class Workflow(Step[Any, Any]):
         )
 
     def _live_run(self, run_id: str | None) -> Run | None:
-        """The run ``run_id`` made here and not ended, if any (ended runs are let go)."""
+        """The run ``run_id`` made here and not ended, if any (ended runs are let go).
+
+        :raises TypeError: if ``run_id`` is not a string (the first check of every way to make
+            a run: the engine builds its own events, ``start``'s ``runId`` among them, with no
+            validation).
+        """
+        if run_id is not None and not isinstance(run_id, str):
+            raise TypeError(f"run_id must be a string, got {type(run_id).__name__}: {run_id!r}")
         for known, run in list(self._runs.items()):
             if is_final(run.status):
                 del self._runs[known]

@@ -198,3 +198,23 @@ def test_events_from_steps_and_models_are_still_validated_on_the_engines_path() 
     copied = one.model_copy(update={"metadata": {"k": 1}})
     assert copied.model_fields_set == {"run_id", "seq", "step_id", "metadata"}
     assert one.model_fields_set == {"run_id", "seq", "step_id"} == two.model_fields_set
+
+
+def test_the_engines_constructor_takes_fields_named_as_its_own_generated_names() -> None:
+    # The generated code's own names (the class, object.__new__, the fields set...) must not
+    # be shadowed by a field of the same name: an event's fields are its wire's keys.
+    class Probe(ev._EventBase):
+        wire_type: typing.ClassVar[str] = "probe"
+        type: typing.Literal["probe"] = "probe"
+        cls: str
+        new: str
+        given: int
+        put: int = 0
+        make_put: int = 1
+
+    fields: dict[str, typing.Any] = {"cls": "c", "new": "n", "given": 2, "make_put": 5}
+    built = Probe._build(run_id="r", seq=0, **fields)
+    validated = Probe(run_id="r", seq=0, **fields)
+    assert built == validated and list(built.__dict__) == list(validated.__dict__)
+    assert built.model_fields_set == validated.model_fields_set
+    assert built.to_wire() == validated.to_wire()

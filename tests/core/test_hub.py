@@ -12,6 +12,7 @@ from stepstream import (
     Event,
     PluginManager,
     StepContext,
+    StorageError,
     StreamError,
     Subscription,
     Workflow,
@@ -340,3 +341,104 @@ def test_a_subscriber_left_on_a_closed_loop_does_not_break_the_next_execution(
 
     resumed = asyncio.run(follow_the_resumption())
     assert resumed[0].type == "step-start" and resumed[-1].type == "finish"
+
+
+class _WatchedStorage(SQLiteStorage):
+    """An SQLite store that says when a subscriber starts following a run's log."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.following = asyncio.Event()
+
+    def follow(self, *args: Any, **kwargs: Any) -> Any:
+        self.following.set()
+        return super().follow(*args, **kwargs)
+
+
+async def _cancel_while_following(store: _WatchedStorage, subscription: Subscription) -> None:
+    waiting = asyncio.ensure_future(anext(subscription))
+    await store.following.wait()  # the read of the log is under way: cancel in its midst
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("where", ["the same run", "another copy of the run"])
+async def test_a_subscriber_canceled_while_following_a_suspension_goes_on_with_no_gap(
+    pm: PluginManager, tmp_path: Path, where: str
+) -> None:
+    # A consumer that waits with a timeout (asyncio.wait_for on anext) cancels the subscriber
+    # mid-read and asks again: the next events still come, each once.
+    store = _WatchedStorage(tmp_path / "runs.db")
+    wf = Workflow(id="ask").then(approve).then(echo).commit()
+    run = await wf.create_run(plugin_manager=pm, storage=store)
+    subscription = run.subscribe()
+    assert (await run.start({})).status == "suspended"
+    seen = [await anext(subscription) for _ in range(run.last_seq + 1)]
+    await _cancel_while_following(store, subscription)
+    reader = asyncio.create_task(_drain(subscription))
+    if where == "the same run":
+        resumed = await run.resume(resume_data="yes")
+    else:
+        copy = await wf.load_run(run.run_id, storage=store, plugin_manager=pm)
+        resumed = await copy.resume(resume_data="yes")
+    assert resumed.status == "success"
+    seen += await reader
+    stored = await store.read_events(run.run_id)
+    assert [e.to_wire() for e in seen] == [e.wire for e in stored]
+    assert _seqs(seen) == list(range(len(stored))) and subscription.end_reason == "finished"
+    await store.close()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="a closed SQLiteStorage raises a bare RuntimeError ('cannot schedule new futures "
+    "after shutdown') from its executor, not a StorageError; the hub's follow passes it on",
+)
+@pytest.mark.asyncio
+async def test_a_subscriber_following_a_suspension_gets_a_storage_error_when_storage_closes(
+    pm: PluginManager, tmp_path: Path
+) -> None:
+    store = _WatchedStorage(tmp_path / "runs.db")
+    run = (
+        await Workflow(id="ask").then(approve).commit().create_run(plugin_manager=pm, storage=store)
+    )
+    assert (await run.start({})).status == "suspended"
+    subscription = run.subscribe(run.last_seq)
+    reader = asyncio.create_task(_drain(subscription))
+    await store.following.wait()
+    await store.close()
+    with pytest.raises(StorageError):
+        await reader
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("durable", [False, True], ids=["in memory", "following the log"])
+async def test_a_subscription_closed_by_another_task_ends_its_waiting_reader_normally(
+    pm: PluginManager, tmp_path: Path, durable: bool
+) -> None:
+    # The reader waits at a suspension (a durable run's: reading the log); another task
+    # leaves the subscription. The reader's loop ends, neither canceled nor left waiting for
+    # the run's next change.
+    store = SQLiteStorage(tmp_path / "runs.db") if durable else None
+    wf = Workflow(id="ask").then(approve).then(echo).commit()
+    run = await wf.create_run(plugin_manager=pm, storage=store)
+    assert (await run.start({})).status == "suspended"
+    subscription = run.subscribe(run.last_seq)
+    hub, waits = run._hub, asyncio.Event()
+    changed = hub.changed
+
+    def watched() -> asyncio.Future[None]:
+        waits.set()  # asked while it waits: at the hub, or beside its read of the log
+        return changed()
+
+    hub.changed = watched  # type: ignore[method-assign]
+    reader = asyncio.create_task(_drain(subscription))
+    await waits.wait()
+    await subscription.aclose()
+    assert await reader == [] and not reader.cancelled()
+    assert subscription.end_reason == "closed"
+    assert (await run.resume(resume_data="yes")).status == "success"  # the run is unaffected
+    if store is not None:
+        await store.close()

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 from pydantic import BaseModel
 
 from stepstream import Step, StepContext, Workflow, WorkflowDefinitionError, step
+from stepstream.storage.sqlite import SQLiteStorage
 
 
 class A(BaseModel):
@@ -149,3 +151,34 @@ def test_unresolvable_annotation_is_a_clear_error() -> None:
         @step
         async def broken(ctx: StepContext[Undefined]) -> Any:  # type: ignore[name-defined]  # noqa: F821
             return None
+
+
+@pytest.mark.asyncio
+async def test_a_run_id_that_is_not_a_string_is_refused_before_any_event(
+    tmp_path: Path,
+) -> None:
+    # The engine builds its events with a trusted constructor: a run id that pydantic would
+    # have refused must be refused at the door, not reach the wire (`{"runId": 123}`).
+    wf = Workflow(id="wf").then(make_a).commit()
+    store = SQLiteStorage(tmp_path / "runs.db")
+    for bad in (123, b"id", ("id",)):
+        with pytest.raises(TypeError, match="run_id must be a string"):
+            await wf.create_run(bad)  # type: ignore[arg-type]
+        with pytest.raises(TypeError, match="run_id must be a string"):
+            await wf.create_run(bad, storage=store)  # type: ignore[arg-type]
+    assert await store.list_runs() == []
+    run = await wf.create_run("a-string")
+    events = await _events(run)
+    assert events[0].to_wire()["payload"] == {"runId": "a-string"}
+    await store.close()
+
+
+async def _events(run: Any) -> list[Any]:
+    return [event async for event in run.stream({})]
+
+
+def test_the_sync_twin_refuses_a_run_id_that_is_not_a_string() -> None:
+    wf = Workflow(id="wf").then(make_a).commit()
+    for bad in (123, b"id", ("id",)):
+        with pytest.raises(TypeError, match="run_id must be a string"):
+            wf.create_run_sync(bad)  # type: ignore[arg-type]

@@ -240,3 +240,71 @@ async def test_slow_consumer_pauses_the_run_at_the_bound_and_it_resumes() -> Non
     assert probe.max_buffered <= bound  # memory stays flat: the buffer never exceeded its bound
     assert (await stream.get_workflow_state()).status == "success"
     await assert_no_tasks_left()
+
+
+class _QueueChannel:
+    """A plugin's own channel with only the protocol's required methods (no
+    ``receive_nowait``): the hub must wait on ``receive()`` for each event."""
+
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[Event | None] = asyncio.Queue()
+        self.received = 0
+
+    async def receive(self) -> Event:
+        event = await self.queue.get()
+        if event is None:
+            self.queue.put_nowait(None)  # the end stays the end for a later receive
+            raise StopAsyncIteration
+        self.received += 1
+        return event
+
+    def end(self) -> None:
+        self.queue.put_nowait(None)
+
+    def close(self) -> None:
+        self.end()
+
+
+class _QueueProvider:
+    def __init__(self) -> None:
+        self.channels: dict[str, _QueueChannel] = {}
+
+    @hookimpl
+    def open_event_stream(self, run_id: str, buffer_size: int) -> Any:
+        self.channels[run_id] = _QueueChannel()
+        return self.channels[run_id]
+
+    @hookimpl
+    def on_event(self, event: Event) -> None:
+        channel = self.channels.get(event.run_id)
+        if channel is not None:
+            channel.queue.put_nowait(event)
+            if event.type == "finish":
+                channel.end()
+
+
+@pytest.mark.asyncio
+async def test_a_channel_without_receive_nowait_streams_every_event_through_its_receive(
+    recorder: Recorder,
+) -> None:
+    @step(id="talk")
+    async def talk(ctx: StepContext[Any]) -> Any:
+        for i in range(5):
+            await ctx.write({"i": i})
+        return {"done": True}
+
+    provider = _QueueProvider()
+    pm = get_plugin_manager(load_entrypoints=False, block=["stream"], plugins=[provider, recorder])
+    run = await Workflow(id="wf").then(one).parallel([talk]).commit().create_run(plugin_manager=pm)
+    stream = run.stream(input_data={})
+    beside = run.subscribe()
+    reader = asyncio.create_task(_collect(beside))
+    streamed = [e async for e in stream]
+    assert streamed == recorder.events == await reader
+    assert [e.seq for e in streamed] == list(range(len(streamed)))
+    assert provider.channels[run.run_id].received == len(streamed)  # all through receive()
+    assert stream.subscription.end_reason == beside.end_reason == "finished"
+
+
+async def _collect(subscription: Any) -> list[Event]:
+    return [event async for event in subscription]
