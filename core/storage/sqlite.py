@@ -22,6 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
+from ..errors import StorageError
 from . import FINAL_STATUSES, Checkpoint, Claim, RunSnapshot, RunSummary, StoredEvent
 from ._base import (
     Pending,
@@ -163,7 +164,11 @@ class SQLiteStorage(StorageBase):
         pool = (
             self._writer_thread if role == "w" or self.path == ":memory:" else self._reader_thread
         )
-        return await loop.run_in_executor(pool, lambda: fn(self._connect(role)))
+        try:
+            future = loop.run_in_executor(pool, lambda: fn(self._connect(role)))
+        except RuntimeError as exc:  # the thread pool is shut down: the storage was closed
+            raise StorageError(f"the SQLite storage {self.path} is closed") from exc
+        return await future
 
     def _transient(self, exc: BaseException) -> bool:
         return isinstance(exc, sqlite3.OperationalError) and (

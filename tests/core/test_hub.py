@@ -391,11 +391,6 @@ async def test_a_subscriber_canceled_while_following_a_suspension_goes_on_with_n
     await store.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a closed SQLiteStorage raises a bare RuntimeError ('cannot schedule new futures "
-    "after shutdown') from its executor, not a StorageError; the hub's follow passes it on",
-)
 @pytest.mark.asyncio
 async def test_a_subscriber_following_a_suspension_gets_a_storage_error_when_storage_closes(
     pm: PluginManager, tmp_path: Path
