@@ -11,7 +11,10 @@ The rule for a subscriber that falls behind (it never slows the run):
 
 - the run's *primary* stream (the first ``Run.stream()``) reads its live events from the
   bounded channel that ``open_event_stream`` gave it, and a full channel pauses the run: that
-  is the documented backpressure of ``Run.stream()``, and only it applies backpressure;
+  is the documented backpressure of ``Run.stream()``, and only it applies backpressure. A
+  durable run's primary stream that goes on through a suspension leaves its channel there
+  and reads on as any other subscriber (the window, the stored log), since the process that
+  executes the run next may be another one: past a suspension it no longer pauses the run;
 - any other subscriber of a durable run that falls out of the window reads on from storage,
   a page of :data:`PAGE` events at a time, then rejoins the window: it is never dropped;
 - any other subscriber of an in-memory run that falls more than its ``buffer`` events behind
@@ -156,7 +159,11 @@ class Hub:
         if result.status == "suspended":
             self.suspended = True
             primary = self.primary
-            if primary is not None and primary.close_on_suspend and primary.channel is not None:
+            # A durable run's primary stream that goes on through the suspension leaves its
+            # channel too: whoever executes the run next (maybe another process) is read from
+            # the window and the stored log, as any subscriber's is.
+            leaves = primary is not None and (primary.close_on_suspend or self.storage is not None)
+            if leaves and primary is not None and primary.channel is not None:
                 primary.channel.end()
         for listener in list(self._listeners):
             try:
@@ -318,6 +325,9 @@ class Subscription:
         self._pending_stored = False  # whether it came from the followed log (see `_follow`)
         # A channel may hand over what it holds without an await (the built-in one does).
         self._take: Callable[[], Event | None] | None = getattr(channel, "receive_nowait", None)
+        self._live = channel is not None
+        """Whether live events come from the channel (a primary stream, until a durable
+        run's suspension ends its channel)."""
         # While the run is suspended here: the stored log followed from `last`, its pending read
         # and whether the batch just taken came from it (stored already: no commit to wait for).
         self._log: AsyncIterator[StoredEvent] | None = None
@@ -358,6 +368,8 @@ class Subscription:
             self.last = event.seq
             if event.type == "finish":
                 self._end("finished")
+                if self._log is not None:  # read from the log: its follower goes too
+                    await self._unfollow()
             return event
         raise StopAsyncIteration
 
@@ -391,7 +403,7 @@ class Subscription:
     def _ready(self) -> Event | None:
         """The next event if it is at hand (the channel's buffer, the window), else None."""
         hub, last = self.hub, self.last
-        if self.channel is not None and last >= self._live_after:
+        if self._live and last >= self._live_after:
             return self._take() if self._take is not None else None
         if self._log is not None:  # following the log: the slow path decides when to stop
             return None
@@ -406,12 +418,16 @@ class Subscription:
         """The next events to deliver, in order; empty after waiting for the hub or ending
         (the caller loops)."""
         hub, last = self.hub, self.last
-        if self.channel is not None and last >= self._live_after:
+        if self._live and self.channel is not None and last >= self._live_after:
             try:
                 return [await self.channel.receive()]
             except StopAsyncIteration:
                 # The channel ended with the run's finish, its suspension or its failure.
-                self._end(self._settled_reason() or "finished")
+                reason = self._settled_reason()
+                if reason is None and hub.suspended and hub.storage is not None:
+                    self._live = False  # on through the suspension: the window, then the log
+                    return []
+                self._end(reason or "finished")
                 return []
         if self._log is not None and not hub.suspended:
             await self._unfollow()  # executed here again: the hub has what comes next
@@ -457,6 +473,7 @@ class Subscription:
             stored = reading.result()
         except StopAsyncIteration:  # the run is final and its log read to the end
             self._end("finished")
+            await self._unfollow()
             return []
         self._from_log = True
         return [event_from_wire(stored.wire, run_id=self.hub.run_id, seq=stored.seq)]

@@ -338,3 +338,44 @@ async def test_a_subscriber_following_the_log_hands_over_to_the_hub_when_the_run
     log = await storage.read_events(here.run_id)
     assert [(e.seq, e.to_wire()) for e in seen] == [(e.seq, e.wire) for e in log]
     assert subscription.end_reason == "finished" and not storage._followers
+
+
+@pytest.mark.asyncio
+async def test_the_primary_stream_through_suspensions_sees_the_run_executed_elsewhere(
+    storage: Storage, other: Storage
+) -> None:
+    # `async for event in run.stream()` (through suspensions by default) on a durable run that
+    # another process resumes: the stream gets that process's events, then the end, here.
+    pm = get_plugin_manager(load_entrypoints=False)
+    here = await twice.create_run(storage=storage, plugin_manager=pm)
+    stream = here.stream({})
+    assert stream.primary and not stream.close_on_suspend
+    streamed = asyncio.ensure_future(_list(stream))
+    assert (await stream.get_workflow_state()).status == "suspended"
+    there = await twice.load_run(here.run_id, storage=other, plugin_manager=pm)
+    assert (await there.resume(step="ask-1", resume_data=1)).status == "suspended"
+    assert (await there.resume(step="ask-2", resume_data=2)).status == "success"
+    seen = await asyncio.wait_for(streamed, LIMIT)
+    log = await storage.read_events(here.run_id)
+    assert [e.type for e in log].count("step-suspended") == 2 and log[-1].type == "finish"
+    assert [(e.seq, e.to_wire()) for e in seen] == [(e.seq, e.wire) for e in log]
+    assert stream.ended and not storage._followers
+
+
+@pytest.mark.asyncio
+async def test_the_primary_stream_goes_on_when_the_same_run_resumes_here(storage: Storage) -> None:
+    # Its channel ended at the suspension: the resumed execution reaches it through the hub.
+    pm = get_plugin_manager(load_entrypoints=False)
+    here = await twice.create_run(storage=storage, plugin_manager=pm)
+    stream = here.stream({})
+    streamed = asyncio.ensure_future(_list(stream))
+    assert (await stream.get_workflow_state()).status == "suspended"
+    assert (await here.resume(step="ask-1", resume_data=1)).status == "suspended"
+    assert (await here.resume(step="ask-2", resume_data=2)).status == "success"
+    seen = await asyncio.wait_for(streamed, LIMIT)
+    log = await storage.read_events(here.run_id)
+    assert [(e.seq, e.to_wire()) for e in seen] == [(e.seq, e.wire) for e in log]
+
+
+async def _list(stream: Any) -> list[Event]:
+    return [event async for event in stream]
