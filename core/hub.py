@@ -96,6 +96,9 @@ class Hub:
         """The seq of the latest event published (or stored, for a loaded run)."""
         self.finished = False
         self.suspended = False
+        self.idle = True
+        """Whether no execution of the run is under way here (not started, suspended, ended):
+        a durable run may then be executed by another process, which the log shows."""
         self.error: BaseException | None = None
         self.interrupted = False
         self.primary: Subscription | None = None
@@ -156,6 +159,7 @@ class Hub:
 
     def settle(self, result: WorkflowResult) -> None:
         """An execution ended or suspended with ``result``."""
+        self.idle = True
         if result.status == "suspended":
             self.suspended = True
             primary = self.primary
@@ -194,6 +198,7 @@ class Hub:
         self.error = None
         self.interrupted = False
         self.suspended = False
+        self.idle = False
 
     def _release(self) -> None:
         # Nothing more comes and the log holds it all: an ended durable run kept in memory (a
@@ -429,7 +434,7 @@ class Subscription:
                     return []
                 self._end(reason or "finished")
                 return []
-        if self._log is not None and not hub.suspended:
+        if self._log is not None and not hub.idle:
             await self._unfollow()  # executed here again: the hub has what comes next
         if last < hub.head:
             event = hub.held(last)
@@ -448,7 +453,9 @@ class Subscription:
         if reason is not None:
             self._end(reason)
             return []
-        if hub.suspended and hub.storage is not None and not self.close_on_suspend:
+        if hub.idle and hub.storage is not None and not hub.finished:
+            # Not executing here (created but not started, or suspended): another process
+            # may execute it, and its log shows what it does.
             return await self._follow(hub.storage)
         # asyncio.wait: a subscriber canceled while waiting must not cancel the shared future.
         await asyncio.wait([hub.changed()])
@@ -458,7 +465,8 @@ class Subscription:
         """The next stored event of a run suspended here, whoever executes it next (see the
         module docstring); empty when the hub changed first (the caller loops)."""
         if self._log is None:
-            self._log = storage.follow(self.hub.run_id, self.last, through_suspension=True)
+            through = not self.close_on_suspend
+            self._log = storage.follow(self.hub.run_id, self.last, through_suspension=through)
         if self._reading is None:
             self._reading = asyncio.ensure_future(anext(self._log))
         reading = self._reading
@@ -471,8 +479,8 @@ class Subscription:
             return []
         try:
             stored = reading.result()
-        except StopAsyncIteration:  # the run is final and its log read to the end
-            self._end("finished")
+        except StopAsyncIteration:  # the log read to the run's end (or to its suspension)
+            self._end("suspended" if self.close_on_suspend else "finished")
             await self._unfollow()
             return []
         self._from_log = True

@@ -379,3 +379,27 @@ async def test_the_primary_stream_goes_on_when_the_same_run_resumes_here(storage
 
 async def _list(stream: Any) -> list[Event]:
     return [event async for event in stream]
+
+
+@pytest.mark.asyncio
+async def test_subscribers_of_a_created_run_see_it_executed_elsewhere(
+    storage: Storage, other: Storage
+) -> None:
+    # Created here (stored pending), started by another process: this copy's subscribers
+    # follow the log, one to the suspension, one through it to the end.
+    pm = get_plugin_manager(load_entrypoints=False)
+    here = await twice.create_run(storage=storage, plugin_manager=pm)
+    through, until = here.subscribe(), here.subscribe(close_on_suspend=True)
+    watching = [asyncio.ensure_future(_events(s)) for s in (through, until)]
+    there = await twice.load_run(here.run_id, storage=other, plugin_manager=pm)
+    assert (await there.start({})).status == "suspended"
+    to_suspension = await asyncio.wait_for(watching[1], LIMIT)
+    assert (await there.resume(step="ask-1", resume_data=1)).status == "suspended"
+    assert (await there.resume(step="ask-2", resume_data=2)).status == "success"
+    seen = await asyncio.wait_for(watching[0], LIMIT)
+    log = await storage.read_events(here.run_id)
+    assert [(e.seq, e.to_wire()) for e in seen] == [(e.seq, e.wire) for e in log]
+    first = [e.seq for e in log].index(next(e.seq for e in log if e.type == "step-suspended"))
+    assert [e.seq for e in to_suspension] == [e.seq for e in log[: first + 1]]
+    assert (through.end_reason, until.end_reason) == ("finished", "suspended")
+    assert not storage._followers
