@@ -40,6 +40,9 @@ if TYPE_CHECKING:
 
 __all__ = ["Workflow", "clone_workflow"]
 
+_SWEEP_FLOOR = 64
+"""The fewest runs a workflow keeps before it looks for ended ones to let go."""
+
 
 class Workflow(Step[Any, Any]):
     """A workflow of typed steps; once committed it can run, and is itself a step (nesting).
@@ -92,6 +95,7 @@ class Workflow(Step[Any, Any]):
         self._plugin_manager = plugin_manager
         self.committed = False
         self._runs: dict[str, Run] = {}  # runs made here and not ended (Mastra's `#runs`)
+        self._sweep_at = _SWEEP_FLOOR  # the size of `_runs` at which ended runs are let go
 
     # -- building -----------------------------------------------------------------------------
 
@@ -262,6 +266,7 @@ class Workflow(Step[Any, Any]):
         clone.id = id
         clone.nodes = list(self.nodes)  # later additions to either stay its own
         clone._runs = {}
+        clone._sweep_at = _SWEEP_FLOOR
         return clone
 
     # -- running ------------------------------------------------------------------------------
@@ -360,13 +365,22 @@ class Workflow(Step[Any, Any]):
         """
         if run_id is not None and not isinstance(run_id, str):
             raise TypeError(f"run_id must be a string, got {type(run_id).__name__}: {run_id!r}")
-        for known, run in list(self._runs.items()):
-            if is_final(run.status):
-                del self._runs[known]
-        return self._runs.get(run_id) if run_id is not None else None
+        found = self._runs.get(run_id) if run_id is not None else None
+        if found is not None and is_final(found.status):
+            del self._runs[found.run_id]
+            return None
+        return found
 
     def _keep(self, run: Run) -> Run:
-        self._runs[run.run_id] = run
+        runs = self._runs
+        if len(runs) >= self._sweep_at:
+            # Ended runs are let go in a sweep each time the map doubles: a check per run
+            # made, not a pass over every live run (10,000 runs at once made that quadratic).
+            for known, kept in list(runs.items()):
+                if is_final(kept.status):
+                    del runs[known]
+            self._sweep_at = max(_SWEEP_FLOOR, 2 * len(runs))
+        runs[run.run_id] = run
         return run
 
     async def load_run(

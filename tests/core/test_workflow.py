@@ -8,7 +8,14 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from stepstream import Step, StepContext, Workflow, WorkflowDefinitionError, step
+from stepstream import (
+    Step,
+    StepContext,
+    Workflow,
+    WorkflowDefinitionError,
+    get_plugin_manager,
+    step,
+)
 from stepstream.storage.sqlite import SQLiteStorage
 
 
@@ -182,3 +189,26 @@ def test_the_sync_twin_refuses_a_run_id_that_is_not_a_string() -> None:
     for bad in (123, b"id", ("id",)):
         with pytest.raises(TypeError, match="run_id must be a string"):
             wf.create_run_sync(bad)  # type: ignore[arg-type]
+
+
+@pytest.mark.asyncio
+async def test_a_workflow_lets_its_ended_runs_go_without_a_pass_per_new_run() -> None:
+    # A pass over every live run at each create_run made 10,000 concurrent runs quadratic;
+    # ended runs now go in a sweep each time the workflow's map of runs doubles.
+    @step(id="one")
+    async def one(ctx: StepContext[Any]) -> int:
+        return 1
+
+    wf = Workflow(id="many").then(one).commit()
+    pm = get_plugin_manager(load_entrypoints=False)
+    ended = []
+    for _ in range(300):
+        run = await wf.create_run(plugin_manager=pm)
+        assert (await run.start({})).status == "success"
+        ended.append(run.run_id)
+        assert len(wf._runs) <= 128  # never more than twice what a sweep kept, or its floor
+    live = [await wf.create_run(plugin_manager=pm) for _ in range(100)]
+    assert all(wf._runs[r.run_id] is r for r in live)  # live runs are kept
+    # An ended run's id names a new run (or the stored one), never the ended copy.
+    again = await wf.create_run(ended[-1], plugin_manager=pm)
+    assert again.status == "pending" and again.run_id == ended[-1]
