@@ -21,11 +21,12 @@ The rule for a subscriber that falls behind (it never slows the run):
   the run (or out of the window) ends, with ``end_reason == "lagged"``: nothing else holds
   the events it missed.
 
-A durable run's subscriber that goes on through its suspensions (not ``close_on_suspend``)
-follows the stored log (:meth:`Storage.follow <stepstream.storage.Storage.follow>`) from its
-position while the run is suspended here: whatever executes the run next, this process or
-another one on the same storage, its events reach the subscriber, with no gap and no
-duplicate, and once this process executes the run again its hub takes over.
+A durable run's subscriber follows the stored log (:meth:`Storage.follow
+<stepstream.storage.Storage.follow>`) from its position while the run is not executing here
+(created and not started, or suspended: ``Hub.idle``): whatever executes the run next, this
+process or another one on the same storage, its events reach the subscriber (up to the
+suspension with ``close_on_suspend``), with no gap and no duplicate, and once this process
+executes the run again its hub takes over.
 
 A subscription ends (``end_reason``) when it delivered ``finish`` (``"finished"``), when the
 run suspended and it was opened with ``close_on_suspend`` (``"suspended"``), when its consumer
@@ -462,11 +463,17 @@ class Subscription:
         return []
 
     async def _follow(self, storage: Storage) -> list[Event]:
-        """The next stored event of a run suspended here, whoever executes it next (see the
+        """The next stored event of a run not executing here, whoever executes it (see the
         module docstring); empty when the hub changed first (the caller loops)."""
         if self._log is None:
-            through = not self.close_on_suspend
-            self._log = storage.follow(self.hub.run_id, self.last, through_suspension=through)
+            # A run that has published nothing may not be stored yet (about to start here):
+            # its log is awaited rather than taken for an unknown run's, which ends at once.
+            self._log = storage.follow(
+                self.hub.run_id,
+                self.last,
+                through_suspension=not self.close_on_suspend,
+                await_creation=self.hub.head < 0,
+            )
         if self._reading is None:
             self._reading = asyncio.ensure_future(anext(self._log))
         reading = self._reading

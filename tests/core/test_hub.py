@@ -437,3 +437,25 @@ async def test_a_subscription_closed_by_another_task_ends_its_waiting_reader_nor
     assert (await run.resume(resume_data="yes")).status == "success"  # the run is unaffected
     if store is not None:
         await store.close()
+
+
+@pytest.mark.asyncio
+async def test_a_subscriber_of_a_durable_run_not_stored_yet_waits_for_its_start(
+    pm: PluginManager, tmp_path: Path
+) -> None:
+    # A run made to be started at once (a server's start-async) is stored by its start's
+    # claim: a subscriber that comes first must wait for that, not end on an unknown run.
+    store = SQLiteStorage(tmp_path / "runs.db")
+    try:
+        wf = Workflow(id="wf").then(echo).commit()
+        run = wf._unstored_run(None, plugin_manager=pm, storage=store)
+        assert await store.load_run(run.run_id) is None
+        early = asyncio.ensure_future(_drain(run.subscribe()))
+        await asyncio.sleep(0)  # one turn of the loop: the subscriber reaches its wait first
+        assert not early.done()
+        assert (await run.start({"x": 1})).status == "success"
+        events = await asyncio.wait_for(early, 20)
+        log = await store.read_events(run.run_id)
+        assert [e.seq for e in events] == [e.seq for e in log] and events[-1].type == "finish"
+    finally:
+        await store.close()
